@@ -1,0 +1,1 @@
+"""gansweep: jobs."""

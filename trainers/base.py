@@ -1,0 +1,107 @@
+"""The trainer contract every model family follows (see ARCHITECTURE.md).
+
+A trainer is built from `(config, data, device, seed)` and offers `train(steps) -> losses`,
+`sample(n) -> tensor in data space`, and `state_dict()` / `load_state_dict()` covering
+networks, optimisers, the step counter and the training RNG, so a resumed run continues
+bit-for-bit on CPU.
+
+Randomness: weights are initialised under `torch.manual_seed(seed)`; everything drawn while
+training (batch indices, codes, interpolation weights) comes from `self.gen`, a CPU generator
+saved in the state. `sample()` draws from its own generator seeded by its `seed` argument, so
+scoring during training never changes the training trajectory and a fixed latent batch is
+one call away.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from trainers.data import Dataset
+from trainers.errors import ConfigError
+from trainers.hparams import HParam, resolve
+
+
+def pick_device(prefer: str | None = None) -> torch.device:
+    """CUDA when a GPU is visible (Ray sets CUDA_VISIBLE_DEVICES to the trial's GPUs), else CPU."""
+    if prefer:
+        return torch.device(prefer)
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+        return torch.device("cpu")
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Trainer:
+    name: ClassVar[str]
+    data_kinds: ClassVar[tuple[str, ...]]  # "vector", "image"
+    HPARAMS: ClassVar[dict[str, HParam]]
+
+    def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
+                 seed: int = 0):
+        if data.kind not in self.data_kinds:
+            raise ConfigError(
+                f"trainer {self.name} takes {' or '.join(self.data_kinds)} data; dataset "
+                f"{data.name} is {data.kind} data. Pick another dataset or trainer."
+            )
+        self.config = resolve(self.HPARAMS, config, f"trainer {self.name}")
+        self.data = data
+        self.device = torch.device(device)
+        self.seed = int(seed)
+        self.step = 0
+        torch.manual_seed(self.seed)
+        self.gen = torch.Generator().manual_seed(self.seed)
+        self.train_x = torch.as_tensor(data.train, dtype=torch.float32).to(self.device)
+
+    # ---- helpers the families share -------------------------------------------------------
+    def batch(self, n: int) -> torch.Tensor:
+        """A minibatch of real data drawn with replacement from the training split."""
+        idx = torch.randint(len(self.train_x), (n,), generator=self.gen)
+        return self.train_x[idx.to(self.device)]
+
+    def autocast(self):
+        """bf16 autocast on CUDA when `amp` is on; a no-op on CPU."""
+        if self.config.get("amp") and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def base_state(self) -> dict[str, Any]:
+        return {"step": self.step, "gen": self.gen.get_state(), "config": dict(self.config),
+                "seed": self.seed, "trainer": self.name}
+
+    def load_base_state(self, state: dict[str, Any]) -> None:
+        if state.get("trainer") != self.name:
+            raise ConfigError(
+                f"checkpoint is from trainer {state.get('trainer')!r}, not {self.name!r}"
+            )
+        if state["config"] != self.config:
+            diff = sorted(k for k in set(state["config"]) | set(self.config)
+                          if state["config"].get(k) != self.config.get(k))
+            raise ConfigError(
+                f"checkpoint was trained with other hyperparameters ({', '.join(diff)}); "
+                "resume with the same configuration or start a new run directory"
+            )
+        self.step = int(state["step"])
+        self.gen.set_state(state["gen"])
+
+    # ---- the contract ---------------------------------------------------------------------
+    def train(self, steps: int) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def mean_losses(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Average per-step loss dicts over the steps of one `train()` call."""
+    if not rows:
+        return {}
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}

@@ -1,0 +1,118 @@
+"""Data sources a user names (`ring8`, `digits`, a path, ...), all loaded into one `Dataset`.
+
+Every source reserves a fixed held-out real split for scoring; the split is drawn with a fixed
+seed that does not depend on the trial's seed, so every trial of a sweep is scored against the
+same real samples.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trainers.errors import ConfigError
+
+SPLIT_SEED = 20240611
+
+
+@dataclass
+class Dataset:
+    name: str
+    kind: str  # "vector" (N, D) or "image" (N, C, H, W) in [-1, 1]
+    train: np.ndarray
+    held_out: np.ndarray
+    train_labels: np.ndarray | None = None
+    held_out_labels: np.ndarray | None = None
+    modes: np.ndarray | None = None  # mixture means, for modes_captured / hq_fraction
+    mode_std: float | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one sample."""
+        return tuple(self.train.shape[1:])
+
+    @property
+    def has_labels(self) -> bool:
+        return self.train_labels is not None
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the data exactly (evaluator cache key, run records)."""
+        h = hashlib.sha1()
+        for arr in (self.train, self.held_out):
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> str:
+        labels = "labelled" if self.has_labels else "unlabelled"
+        return (f"{self.name}: {self.kind} data, sample shape {self.shape}, {labels}, "
+                f"{len(self.train)} train / {len(self.held_out)} held-out")
+
+
+def split(x: np.ndarray, y: np.ndarray | None, held_out: int | float, name: str, kind: str,
+          **extra) -> Dataset:
+    """Reserve a fixed held-out split (a count, or a fraction of the data)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    check_finite(x, name)
+    n_hold = int(round(len(x) * held_out)) if isinstance(held_out, float) else int(held_out)
+    if not 0 < n_hold < len(x):
+        raise ConfigError(f"dataset {name} has {len(x)} samples: too few to hold out {n_hold}")
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(x))
+    hold, keep = perm[:n_hold], perm[n_hold:]
+    return Dataset(name, kind, x[keep], x[hold],
+                   None if y is None else y[keep], None if y is None else y[hold], **extra)
+
+
+def check_finite(x: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise ConfigError(
+            f"dataset {name} has {int(bad.sum())} NaN or infinite values (first at index "
+            f"{np.argwhere(bad)[0].tolist()}); clean or drop those samples"
+        )
+
+
+def load_dataset(spec: str | dict, image_size: int | None = None) -> Dataset:
+    """Load a dataset by name, path, or `{name: ..., image_size: ..., subset: ...}`.
+
+    `image_size` resizes image data to the trainer's size (None keeps the native size).
+    """
+    from trainers.data import files, images, mixtures
+
+    options: dict[str, Any] = {}
+    if isinstance(spec, dict):
+        options = dict(spec)
+        if "name" not in options:
+            raise ConfigError("dataset: give a name, e.g. {name: digits, image_size: 16}")
+        spec = options.pop("name")
+        if image_size is None:
+            image_size = options.pop("image_size", None)
+        else:
+            options.pop("image_size", None)
+    if not isinstance(spec, str) or not spec:
+        raise ConfigError(f"dataset {spec!r}: give a name ({', '.join(NAMES)}) or a file path")
+    if spec in mixtures.SOURCES:
+        _no_options(spec, options, allowed=set())
+        return mixtures.SOURCES[spec]()
+    if spec in images.SOURCES:
+        return images.SOURCES[spec](image_size=image_size, **options)
+    if "/" in spec or "." in spec or Path(spec).exists():
+        return files.load_path(Path(spec).expanduser(), image_size=image_size, **options)
+    raise ConfigError(
+        f"unknown dataset {spec!r}: use one of {', '.join(NAMES)}, or a path to a .npy/.npz "
+        "array or a folder of PNG images"
+    )
+
+
+def _no_options(name: str, options: dict, allowed: set[str]) -> None:
+    extra = sorted(set(options) - allowed)
+    if extra:
+        raise ConfigError(f"dataset {name} takes no option {', '.join(extra)}")
+
+
+NAMES = ("ring8", "grid25", "gauss1d", "digits", "olivetti", "fashion-mnist")

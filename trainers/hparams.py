@@ -1,0 +1,150 @@
+"""Hyperparameter schema shared by trainers, `--set`, sweep specs and search spaces.
+
+One catalogue of names (`COMMON`) so every family speaks the same language; a trainer picks the
+entries it honours and may change their defaults with `HParam.but(...)`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from trainers.errors import ConfigError
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+@dataclass(frozen=True)
+class HParam:
+    name: str
+    kind: type  # int, float, str or bool
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    choices: tuple | None = None
+    optional: bool = False  # None allowed (the trainer derives the value)
+    help: str = ""
+
+    def but(self, **changes) -> "HParam":
+        return replace(self, **changes)
+
+    def allowed(self) -> str:
+        if self.choices is not None:
+            return "one of " + ", ".join(str(c) for c in self.choices)
+        if self.kind is bool:
+            return "true or false"
+        lo = "-inf" if self.low is None else f"{self.low:g}"
+        hi = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'an integer' if self.kind is int else 'a number'} in [{lo}, {hi}]"
+
+    def parse(self, text: str) -> Any:
+        """Convert a command-line string (`--set key=value`) and check it."""
+        t = text.strip()
+        if self.optional and t.lower() in {"none", "null", ""}:
+            return None
+        try:
+            if self.kind is bool:
+                if t.lower() in _TRUE:
+                    return True
+                if t.lower() in _FALSE:
+                    return False
+                raise ValueError
+            value = self.kind(float(t)) if self.kind is int and "e" in t.lower() else self.kind(t)
+        except ValueError:
+            raise ConfigError(f"{self.name}={text!r} is not valid: use {self.allowed()}") from None
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        """Validate a typed value (from JSON/YAML/Optuna); return it normalised."""
+        if value is None and self.optional:
+            return None
+        if self.kind is bool:
+            if not isinstance(value, bool):
+                raise ConfigError(f"{self.name}={value!r} is not valid: use {self.allowed()}")
+            return value
+        if self.kind is int:
+            if isinstance(value, bool) or not (
+                isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+            ):
+                raise ConfigError(f"{self.name}={value!r} is not valid: use {self.allowed()}")
+            value = int(value)
+        elif self.kind is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{self.name}={value!r} is not valid: use {self.allowed()}")
+            value = float(value)
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{self.name}={value!r} is not valid: use {self.allowed()}")
+        if self.low is not None and value < self.low or self.high is not None and value > self.high:
+            raise ConfigError(f"{self.name}={value!r} is out of range: use {self.allowed()}")
+        return value
+
+
+COMMON: dict[str, HParam] = {
+    h.name: h
+    for h in [
+        HParam("batch_size", int, 64, low=1, high=65536, help="samples per step"),
+        HParam("code_length", int, 100, low=1, high=4096, help="latent code dimension"),
+        HParam("lr_g", float, 5e-4, low=0.0, high=1.0, help="generator learning rate"),
+        HParam("lr_d", float, 1e-4, low=0.0, high=1.0,
+               help="discriminator (critic) learning rate"),
+        HParam("beta1", float, 0.5, low=0.0, high=0.9999, help="Adam beta1"),
+        HParam("beta2", float, 0.999, low=0.0, high=0.9999, help="Adam beta2"),
+        HParam("n_critic", int, 5, low=1, high=100, help="critic steps per generator step"),
+        HParam("clip_value", float, 0.01, low=1e-6, high=10.0, help="WGAN weight clip"),
+        HParam("gp_lambda", float, 10.0, low=0.0, high=1000.0, help="gradient-penalty weight"),
+        HParam("loss", str, "nonsaturating", choices=("minimax", "nonsaturating"),
+               help="generator loss"),
+        HParam("image_size", int, 32, choices=(16, 32, 64), help="side of generated images"),
+        HParam("width", int, 64, low=1, high=4096,
+               help="network width (conv: channels of the widest layer / 8; mlp: hidden units)"),
+        HParam("minibatch_disc", bool, False, help="minibatch-discrimination layer in D"),
+        HParam("amp", bool, False, help="bf16 autocast on CUDA (ignored on CPU)"),
+        HParam("rows", int, 8, low=1, high=512, help="SOM rows"),
+        HParam("cols", int, 8, low=1, high=512, help="SOM columns"),
+        HParam("sigma0", float, None, low=1e-3, high=1e3, optional=True,
+               help="initial neighbourhood radius (default max(rows, cols) / 2)"),
+        HParam("eta0", float, 1.0, low=1e-6, high=10.0, help="initial SOM learning rate"),
+        HParam("tau", float, None, low=1e-3, high=1e9, optional=True,
+               help="decay constant in epochs (default 0.25 of the adjustment epochs)"),
+        HParam("adjust_fraction", float, 0.75, low=0.0, high=1.0,
+               help="fraction of epochs in the adjustment phase; the rest converge"),
+        HParam("rule", str, "batch", choices=("batch", "online"), help="SOM update rule"),
+    ]
+}
+
+
+def pick(*names: str, **defaults: Any) -> dict[str, HParam]:
+    """Select catalogue entries, overriding defaults: pick("lr_g", lr_g=1e-4)."""
+    unknown = set(defaults) - set(names)
+    if unknown:
+        raise KeyError(f"defaults for unpicked hyperparameters: {sorted(unknown)}")
+    return {n: COMMON[n].but(default=defaults[n]) if n in defaults else COMMON[n] for n in names}
+
+
+def resolve(schema: dict[str, HParam], overrides: dict[str, Any], who: str) -> dict[str, Any]:
+    """Defaults of `schema` with `overrides` applied and checked; unknown keys are refused."""
+    unknown = sorted(set(overrides) - set(schema))
+    if unknown:
+        raise ConfigError(
+            f"{who} does not take {', '.join(unknown)}; it takes: {', '.join(sorted(schema))}"
+        )
+    config = {name: h.default for name, h in schema.items()}
+    for key, value in overrides.items():
+        config[key] = schema[key].check(value)
+    return config
+
+
+def parse_sets(schema: dict[str, HParam], items: list[str], who: str) -> dict[str, Any]:
+    """Parse `key=value` strings from the command line against `schema`."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep:
+            raise ConfigError(f"--set {item!r}: write key=value, e.g. --set lr_g=2e-4")
+        if key not in schema:
+            raise ConfigError(
+                f"{who} does not take {key}; it takes: {', '.join(sorted(schema))}"
+            )
+        out[key] = schema[key].parse(text)
+    return out
