@@ -18,6 +18,16 @@ from trainers.errors import ConfigError
 SPLIT_SEED = 20240611
 
 
+def cache_dir(*parts: str) -> Path:
+    """Where downloads and trained evaluators are cached: $GANSWEEP_CACHE or ~/.cache/gansweep."""
+    import os
+
+    root = Path(os.environ.get("GANSWEEP_CACHE", Path.home() / ".cache" / "gansweep"))
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @dataclass
 class Dataset:
     name: str
