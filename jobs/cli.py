@@ -23,6 +23,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from jobs.spec import load_spec
+    from jobs.submit import submit
+
+    submit(load_spec(args.spec), address=args.address)
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from jobs.submit import resume
+
+    resume(args.sweep_dir, address=args.address, trials=args.trials)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from jobs.status import as_json, collect, format_status
+
+    s = collect(args.sweep_dir)
+    print(as_json(s) if args.json else format_status(s))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from jobs.demo import run_demo
+
+    run_demo(Path(args.out), address=args.address)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gansweep", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -42,6 +72,33 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--device", default=None, help="cpu or cuda (default: cuda if visible)")
     t.set_defaults(func=cmd_train)
+
+    address_help = "Ray cluster address (default: $RAY_ADDRESS, else a local Ray)"
+    s = sub.add_parser("submit", help="start a sweep from a spec")
+    s.add_argument("spec", help="sweep spec (YAML); see jobs/specs/")
+    s.add_argument("--address", default=None, help=address_help)
+    s.set_defaults(func=cmd_submit)
+
+    r = sub.add_parser("resume", help="continue an interrupted sweep, or extend a finished one")
+    r.add_argument("sweep_dir")
+    r.add_argument("--trials", type=int, default=None,
+                   help="raise the number of configurations to N")
+    r.add_argument("--address", default=None, help=address_help)
+    r.set_defaults(func=cmd_resume)
+
+    st = sub.add_parser("status", help="trials by state and the best configuration so far")
+    st.add_argument("sweep_dir")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=cmd_status)
+
+    d = sub.add_parser("demo", help="run the demo sweeps on a local Ray and write the report")
+    d.add_argument("--out", default="demo-output")
+    d.add_argument("--address", default=None, help=address_help)
+    d.set_defaults(func=cmd_demo)
+
+    from jobs.eval_cmd import add_parser as add_eval_parser  # `gansweep eval`
+
+    add_eval_parser(sub)
     return p
 
 

@@ -54,11 +54,13 @@ def is_diverged(row: dict[str, Any]) -> bool:
 
 
 def train_loop(trainer: Trainer, steps: int, report_every: int, score_every: int | None,
-               history: list[dict], on_report: Callable[[dict], bool | None]) -> list[dict]:
+               history: list[dict], on_report: Callable[[dict], bool | None],
+               required: tuple[str, ...] = ()) -> list[dict]:
     """Train to `steps`, appending one row per report to `history`.
 
     `on_report(row)` persists the row and returns True to stop early. A NaN or infinite loss
-    or metric stops the run at once with `diverged` set.
+    or metric stops the run at once with `diverged` set. Metrics named in `required` (a
+    sweep's objective) are in every row, scored fully when the cheap pass lacks them.
     """
     if report_every < 1:
         raise ConfigError("report_every must be at least 1")
@@ -71,6 +73,8 @@ def train_loop(trainer: Trainer, steps: int, report_every: int, score_every: int
             last = trainer.step >= steps
             full = last or bool(score_every and trainer.step % score_every == 0)
             row.update(evaluate(trainer, full))
+            if not full and any(k not in row for k in required):
+                row.update(evaluate(trainer, True))
             diverged = is_diverged(row)
         row["diverged"] = diverged
         prev = history[-1]["time_s"] if history else 0.0
@@ -101,7 +105,8 @@ def load_checkpoint(ckpt_dir: Path) -> dict[str, Any]:
         raise ConfigError(f"checkpoint {path} is unreadable ({exc}); start a new run") from exc
 
 
-def write_metrics_csv(history: list[dict], path: Path) -> None:
+def metrics_csv(history: list[dict]) -> str:
+    """One row per report; columns are the union of keys in first-seen order."""
     keys: list[str] = []
     for row in history:
         keys += [k for k in row if k not in keys]
@@ -109,8 +114,12 @@ def write_metrics_csv(history: list[dict], path: Path) -> None:
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     writer.writerows(history)
+    return buf.getvalue()
+
+
+def write_metrics_csv(history: list[dict], path: Path) -> None:
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(buf.getvalue())
+    tmp.write_text(metrics_csv(history))
     os.replace(tmp, path)
 
 

@@ -1,0 +1,38 @@
+"""`make demo`: two small real sweeps (MLP GAN on ring8, SOM on digits) on the embedded local
+Ray, then their status; a few minutes on 2 CPU cores."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from jobs.spec import parse_spec
+
+SPECS = ("demo-gan-ring8.yaml", "demo-som-digits.yaml")
+
+
+def demo_specs(out: Path):
+    here = Path(__file__).parent / "specs"
+    for name in SPECS:
+        raw = yaml.safe_load((here / name).read_text())
+        raw["storage"] = str(out / "sweeps")
+        yield parse_spec(raw, str(here / name))
+
+
+def run_demo(out: Path, address: str | None = None, log=print) -> list[Path]:
+    from jobs.status import collect, format_status
+    from jobs.submit import resume, submit
+
+    dirs = []
+    for spec in demo_specs(out):
+        root = Path(spec.sweep_dir)
+        if root.exists():
+            log(f"[gansweep] {root} exists: resuming it (a finished sweep returns at once)")
+            resume(root, address=address, log=log)
+        else:
+            submit(spec, address=address, log=log)
+        dirs.append(root)
+    for root in dirs:
+        log(format_status(collect(root)))
+    log("[gansweep] demo sweeps are in " + ", ".join(str(d) for d in dirs))
+    return dirs

@@ -1,0 +1,36 @@
+"""Records, in the trial store, how trials ended when the trial itself could not say so:
+stopped by ASHA mid-run, or failed beyond its retries."""
+from __future__ import annotations
+
+import time
+
+from ray.tune import Callback
+
+from trainers.store import TrialStore
+from trainers.tune_entry import SWEEP_KEY, key_for, split_config
+
+
+class RecordOutcomes(Callback):
+    def _record(self, trial, reason: str) -> None:
+        if SWEEP_KEY not in (trial.config or {}):
+            return
+        ctl, hp = split_config(trial.config)
+        store = TrialStore(ctl["store"])
+        key = key_for(ctl, hp)
+        if store.exists(key, "result.json"):
+            return
+        last = {k: v for k, v in (trial.last_result or {}).items()
+                if k in ("step", "objective", "loss_g", "loss_d", "time_s")
+                or k.startswith(("mode_", "modes_", "fid", "precision", "recall", "density",
+                                 "coverage", "hq_", "reverse_", "quantization", "topographic",
+                                 "unit_"))}
+        store.write_json(key, "result.json", {
+            "key": key, "stop_reason": reason, "stop_step": last.get("step", 0),
+            "objective": last.get("objective"), "final": last, "trial_id": trial.trial_id,
+            "time_s": last.get("time_s"), "finished": time.time()})
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._record(trial, "asha")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._record(trial, "failed")

@@ -1,0 +1,242 @@
+"""Sweep specs: YAML in, one validated and frozen `SweepSpec` out, before any Ray process starts.
+
+Every refusal is a `ConfigError` naming the key and what to write instead.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from trainers.errors import ConfigError
+from trainers.registry import TRAINERS, get_trainer
+
+# Objective metrics and their direction; `gansweep status` and reports follow the same table.
+DIRECTIONS = {
+    "fid": "min", "precision": "max", "recall": "max", "density": "max", "coverage": "max",
+    "mode_diversity": "max", "modes_captured": "max", "hq_fraction": "max",
+    "reverse_kl": "min", "quantization_error": "min", "topographic_error": "min",
+    "unit_utilization": "max",
+}
+SOM_METRICS = {"quantization_error", "topographic_error", "unit_utilization"}
+MIXTURE_METRICS = {"modes_captured", "hq_fraction", "reverse_kl"}
+MIXTURES = {"ring8", "grid25"}
+
+KEYS = {
+    "name": "the sweep's directory under storage",
+    "trainer": "dcgan | wgan | wgan-gp | gan | som",
+    "dataset": "a name or {name: digits, image_size: 16}",
+    "trials": "configurations Optuna proposes",
+    "steps": "training steps per trial (som: epochs)",
+    "report_every": "steps between reports (and checkpoints)",
+    "score_every": "steps between full quality scores (default: every report)",
+    "metric": "the objective: " + ", ".join(DIRECTIONS),
+    "seed": "seed of the search and of every trial",
+    "space": "overrides and extensions of the trainer's default search space",
+    "fixed": "hyperparameters held constant",
+    "early_stop": "collapse / divergence / asha stopping rules",
+    "resources": "per trial: {cpu: 1, gpu: 0.25}",
+    "max_concurrent": "trials running at once",
+    "max_failures": "retries of a trial whose process dies",
+    "storage": "a local directory, a shared filesystem path or s3://...",
+}
+REQUIRED = ("name", "trainer", "dataset", "trials", "steps")
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    name: str
+    trainer: str
+    dataset: Any
+    trials: int
+    steps: int
+    report_every: int
+    metric: str
+    seed: int = 0
+    space: dict = field(default_factory=dict)
+    fixed: dict = field(default_factory=dict)
+    early_stop: dict = field(default_factory=dict)
+    resources: dict = field(default_factory=lambda: {"cpu": 1, "gpu": 0})
+    max_concurrent: int = 2
+    max_failures: int = 2
+    score_every: int | None = None
+    storage: str = "sweeps"
+
+    @property
+    def mode(self) -> str:
+        return DIRECTIONS[self.metric]
+
+    @property
+    def sweep_dir(self) -> str:
+        return self.storage.rstrip("/") + "/" + self.name
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def fingerprint(self) -> str:
+        """What a sweep directory is bound to: everything that changes what trials mean."""
+        keep = {k: v for k, v in self.to_dict().items()
+                if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures")}
+        return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _int(raw: dict, key: str, low: int, default: Any = None) -> Any:
+    value = raw.get(key, default)
+    if value is None and default is None and key not in REQUIRED:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ConfigError(f"{key}: {value!r} is not valid; write a whole number >= {low}")
+    return value
+
+
+def _name(value: Any) -> str:
+    if not isinstance(value, str) or not value or "/" in value or value.startswith("."):
+        raise ConfigError(f"name: {value!r} is not valid; write a plain directory name "
+                          "such as ring8-gan")
+    return value
+
+
+def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
+    """Validate a spec mapping (from YAML) and return it frozen."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: a sweep spec is a YAML mapping of keys such as "
+                          f"{', '.join(REQUIRED)}")
+    raw = copy.deepcopy(raw)
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {', '.join(unknown)}; valid keys are "
+                          f"{', '.join(KEYS)}")
+    missing = [k for k in REQUIRED if k not in raw]
+    if missing:
+        raise ConfigError(f"{source}: missing key {', '.join(missing)} ({KEYS[missing[0]]})")
+    trainer = raw["trainer"]
+    if trainer not in TRAINERS:
+        raise ConfigError(f"trainer: unknown trainer {trainer!r}; use one of "
+                          f"{', '.join(TRAINERS)}")
+    cls = get_trainer(trainer)
+    dataset = _dataset(raw["dataset"])
+    metric = raw.get("metric", _default_metric(trainer, dataset))
+    _check_metric(metric, trainer, dataset)
+
+    from search_spaces import validate_space
+
+    fixed = raw.get("fixed") or {}
+    if not isinstance(fixed, dict):
+        raise ConfigError("fixed: write a mapping such as {code_length: 8}")
+    for key, value in fixed.items():
+        if key not in cls.HPARAMS:
+            raise ConfigError(f"fixed.{key}: trainer {trainer} does not take {key}; it takes "
+                              f"{', '.join(sorted(cls.HPARAMS))}")
+        fixed[key] = _checked(cls.HPARAMS[key], value, f"fixed.{key}")
+    space = validate_space(trainer, raw.get("space") or {}, fixed)
+
+    steps = _int(raw, "steps", 1)
+    report_every = _int(raw, "report_every", 1, default=max(1, steps // 10))
+    score_every = _int(raw, "score_every", 1)
+    if score_every is not None and score_every % report_every:
+        raise ConfigError(f"score_every: {score_every} is not a multiple of report_every "
+                          f"({report_every}); scores are taken at reports")
+    from jobs.stopping import validate_early_stop
+
+    return SweepSpec(
+        name=_name(raw["name"]), trainer=trainer, dataset=dataset,
+        trials=_int(raw, "trials", 1), steps=steps, report_every=report_every,
+        metric=metric, seed=_int(raw, "seed", 0, default=0), space=space, fixed=fixed,
+        early_stop=validate_early_stop(raw.get("early_stop"), trainer),
+        resources=_resources(raw.get("resources", {"cpu": 1, "gpu": 0})),
+        max_concurrent=_int(raw, "max_concurrent", 1, default=2),
+        max_failures=_int(raw, "max_failures", 0, default=2),
+        score_every=score_every,
+        storage=_storage(raw.get("storage", "sweeps")),
+    )
+
+
+def load_spec(path: str | Path) -> SweepSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"spec file {path} does not exist; see jobs/specs/ for examples")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    return parse_spec(raw, str(path))
+
+
+def _checked(hparam, value, where: str):
+    try:
+        return hparam.check(value)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _dataset(value: Any) -> Any:
+    from trainers.data import NAMES
+
+    name = value.get("name") if isinstance(value, dict) else value
+    if not isinstance(name, str) or not name:
+        raise ConfigError("dataset: write a name (" + ", ".join(NAMES) + "), a path, or "
+                          "{name: digits, image_size: 16}")
+    if name not in NAMES and not Path(name).expanduser().exists():
+        raise ConfigError(f"dataset: unknown dataset {name!r}; use one of {', '.join(NAMES)} "
+                          "or a path to a .npy/.npz file or a folder of PNG images")
+    if isinstance(value, dict):
+        extra = sorted(set(value) - {"name", "image_size", "subset"})
+        if extra:
+            raise ConfigError(f"dataset: unknown option {', '.join(extra)}; use name, "
+                              "image_size, subset")
+    if name not in NAMES:  # a path: keep it absolute so trials on other machines agree
+        path = str(Path(name).expanduser().resolve())
+        value = {**value, "name": path} if isinstance(value, dict) else path
+    return value
+
+
+def _dataset_name(dataset: Any) -> str:
+    return dataset["name"] if isinstance(dataset, dict) else dataset
+
+
+def _default_metric(trainer: str, dataset: Any) -> str:
+    if trainer == "som":
+        return "quantization_error"
+    return "modes_captured" if _dataset_name(dataset) in MIXTURES else "fid"
+
+
+def _check_metric(metric: Any, trainer: str, dataset: Any) -> None:
+    if metric not in DIRECTIONS:
+        raise ConfigError(f"metric: unknown metric {metric!r}; use one of {', '.join(DIRECTIONS)}")
+    if trainer == "som" and metric not in SOM_METRICS:
+        raise ConfigError(f"metric: {metric} does not apply to a SOM; use one of "
+                          f"{', '.join(sorted(SOM_METRICS))}")
+    if trainer != "som" and metric in SOM_METRICS:
+        raise ConfigError(f"metric: {metric} is a SOM metric; for trainer {trainer} use e.g. "
+                          "fid, coverage or mode_diversity")
+    if metric in MIXTURE_METRICS and _dataset_name(dataset) not in MIXTURES:
+        raise ConfigError(f"metric: {metric} needs a mixture dataset with known modes "
+                          f"({', '.join(sorted(MIXTURES))}); use fid or coverage")
+
+
+def _resources(value: Any) -> dict:
+    if not isinstance(value, dict) or set(value) - {"cpu", "gpu"}:
+        raise ConfigError("resources: write {cpu: 1, gpu: 0}; gpu may be fractional (0.25 "
+                          "runs four trials per GPU)")
+    cpu, gpu = value.get("cpu", 1), value.get("gpu", 0)
+    for key, v in (("cpu", cpu), ("gpu", gpu)):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+            raise ConfigError(f"resources.{key}: {v!r} is not valid; write a number >= 0")
+    if gpu > 1 and gpu != int(gpu):
+        raise ConfigError(f"resources.gpu: {gpu} is not valid; above 1 use whole GPUs")
+    if cpu == 0 and gpu == 0:
+        raise ConfigError("resources: a trial needs some cpu or gpu")
+    return {"cpu": cpu, "gpu": gpu}
+
+
+def _storage(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigError("storage: write a directory path or s3://bucket/prefix")
+    if "://" in value:
+        return value
+    return str(Path(value).expanduser().resolve())

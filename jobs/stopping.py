@@ -1,0 +1,98 @@
+"""Stopping rules: the spec's `early_stop` section, the stateless flag stopper, and ASHA.
+
+The collapse window lives in the trial (trainers/collapse.py) and in its checkpoint; the
+stopper here only reads the `collapsed` / `diverged` flags a trial reports, so it carries no
+state that a resumed sweep could lose.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ray.tune.stopper import Stopper
+
+from trainers.errors import ConfigError
+
+DEFAULTS = {
+    # mode_diversity is modes_captured / K on mixtures and coverage otherwise: under 0.25
+    # a GAN has dropped most modes. A SOM whose units mostly win nothing has collapsed too.
+    "gan": {"signal": "mode_diversity", "threshold": 0.25, "patience": 3, "grace_fraction": 0.25},
+    "som": {"signal": "unit_utilization", "threshold": 0.2, "patience": 3, "grace_fraction": 0.25},
+}
+
+
+def validate_early_stop(raw: Any, trainer: str) -> dict:
+    """Normalise `early_stop: {collapse: {...} | false, asha: {...} | absent}`.
+
+    The result parses back to itself (it is what the frozen spec stores)."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict) or set(raw) - {"collapse", "asha"}:
+        raise ConfigError("early_stop: write {collapse: {threshold: 0.3, patience: 3, "
+                          "grace_steps: 500}, asha: {grace_steps: 200, reduction_factor: 3}}; "
+                          "divergence (NaN/inf) always stops a trial")
+    base = DEFAULTS["som" if trainer == "som" else "gan"]
+    collapse = raw.get("collapse", {})
+    if collapse is False:
+        out_collapse: dict | bool = False
+    elif isinstance(collapse, dict):
+        extra = sorted(set(collapse) - {"threshold", "patience", "grace_steps"})
+        if extra:
+            raise ConfigError(f"early_stop.collapse: unknown key {', '.join(extra)}; use "
+                              "threshold, patience, grace_steps (or collapse: false)")
+        t = collapse.get("threshold", base["threshold"])
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
+            raise ConfigError(f"early_stop.collapse.threshold: {t!r}; write a number in [0, 1]")
+        out_collapse = {"threshold": float(t)}
+        for key, low, default in (("patience", 1, base["patience"]), ("grace_steps", 0, None)):
+            v = collapse.get(key, default)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
+                raise ConfigError(f"early_stop.collapse.{key}: {v!r}; write a whole number "
+                                  f">= {low}")
+            out_collapse[key] = v
+    else:
+        raise ConfigError("early_stop.collapse: write a mapping or false")
+    out = {"collapse": out_collapse, "asha": None}
+    asha = raw.get("asha")
+    if asha is not None:
+        if not isinstance(asha, dict) or set(asha) - {"grace_steps", "reduction_factor"}:
+            raise ConfigError("early_stop.asha: write {grace_steps: 200, reduction_factor: 3}")
+        g, rf = asha.get("grace_steps", 1), asha.get("reduction_factor", 3)
+        if isinstance(g, bool) or not isinstance(g, int) or g < 1:
+            raise ConfigError(f"early_stop.asha.grace_steps: {g!r}; write a whole number >= 1")
+        if isinstance(rf, bool) or not isinstance(rf, (int, float)) or rf <= 1:
+            raise ConfigError(f"early_stop.asha.reduction_factor: {rf!r}; write a number > 1")
+        out["asha"] = {"grace_steps": g, "reduction_factor": rf}
+    return out
+
+
+def collapse_settings(early_stop: dict, trainer: str, steps: int) -> dict:
+    """The in-trial detector's arguments: signal per family, grace resolved against steps."""
+    base = DEFAULTS["som" if trainer == "som" else "gan"]
+    c = early_stop["collapse"]
+    if c is False:
+        return {"signal": base["signal"], "enabled": False}
+    grace = c["grace_steps"]
+    if grace is None:
+        grace = int(base["grace_fraction"] * steps)
+    return {"signal": base["signal"], "threshold": c["threshold"], "patience": c["patience"],
+            "grace_steps": grace}
+
+
+class FlagStopper(Stopper):
+    """Stops a trial that reported `collapsed` or `diverged`; holds no state."""
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        return bool(result.get("collapsed") or result.get("diverged"))
+
+    def stop_all(self) -> bool:
+        return False
+
+
+def make_scheduler(early_stop: dict, max_steps: int):
+    """ASHA on the objective, in training steps, when the spec asks for it; else FIFO."""
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+    asha = early_stop.get("asha")
+    if not asha:
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="step", max_t=max_steps, grace_period=asha["grace_steps"],
+                         reduction_factor=asha["reduction_factor"])

@@ -1,0 +1,186 @@
+"""Submit or resume a sweep: Optuna chooses configurations, Ray Tune places the trials.
+
+Nothing here runs before the spec, the data and the sweep directory have been checked.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+from jobs import sweep_dir as sd
+from jobs.spec import SweepSpec
+from jobs.stopping import collapse_settings
+from trainers.errors import ConfigError
+
+
+def control(spec: SweepSpec, root: Path) -> dict:
+    """The sweep's settings every trial needs; kept out of the configuration hash."""
+    return {"trainer": spec.trainer, "dataset": spec.dataset, "seed": spec.seed,
+            "steps": spec.steps, "report_every": spec.report_every,
+            "score_every": spec.score_every or spec.report_every, "metric": spec.metric,
+            "mode": spec.mode, "collapse": collapse_settings(spec.early_stop, spec.trainer, spec.steps),
+            "store": str(root / sd.TRIALS),
+            "threads": max(1, int(spec.resources["cpu"]))}
+
+
+def check_data(spec: SweepSpec) -> None:
+    """Load the dataset once in the driver, so a missing file or an offline-only source is
+    reported before Ray starts, not in every trial."""
+    from trainers.run import build
+
+    build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu")
+
+
+def init_ray(address: str | None, log=print) -> None:
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return
+    if address:
+        log(f"[gansweep] joining the Ray cluster at {address}")
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    else:
+        log(f"[gansweep] starting a local Ray on this machine ({os.cpu_count()} CPUs)")
+        ray.init(include_dashboard=False, log_to_driver=False)
+
+
+def study_storage(root: Path):
+    import optuna
+
+    return optuna.storages.RDBStorage(f"sqlite:///{root / sd.OPTUNA_DB}",
+                                      engine_kwargs={"connect_args": {"timeout": 60}})
+
+
+def searcher(spec: SweepSpec, root: Path, study_name: str):
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from search_spaces import make_space
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    fixed = dict(spec.fixed)
+    return OptunaSearch(space=make_space(spec.trainer, spec.space, fixed, spec.steps),
+                        metric="objective", mode=spec.mode,
+                        sampler=optuna.samplers.TPESampler(seed=spec.seed),
+                        study_name=study_name, storage=study_storage(root))
+
+
+def trial_dirname(trial) -> str:
+    return f"trial_{trial.trial_id}"
+
+
+def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_samples: int,
+                name: str, log=print):
+    from ray import tune
+
+    from jobs.outcomes import RecordOutcomes
+    from jobs.progress import Progress, tensorboard_logger
+    from jobs.stopping import FlagStopper, make_scheduler
+    from trainers.tune_entry import SWEEP_KEY, make_trainable
+
+    scheduler = make_scheduler(spec.early_stop, spec.steps)
+    if spec.early_stop.get("asha"):
+        scheduler.set_search_properties("objective", spec.mode)
+    trainable = tune.with_resources(make_trainable(run_id), spec.resources)
+    run_config = tune.RunConfig(
+        name=name, storage_path=str(root / sd.TUNE_NAME), stop=FlagStopper(),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        # Tune checkpoints are pointers into the trial store (a few bytes): keep them all rather
+        # than force an experiment snapshot each time one is deleted.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        callbacks=[Progress(spec.metric, spec.mode, num_samples, log=log), RecordOutcomes(),
+                   tensorboard_logger()],
+        verbose=0)
+    tune_config = tune.TuneConfig(
+        search_alg=searcher(spec, root, meta["study_name"]), scheduler=scheduler,
+        num_samples=num_samples, max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
+        trial_dirname_creator=trial_dirname)
+    return tune.Tuner(trainable, param_space={SWEEP_KEY: control(spec, root)},
+                      tune_config=tune_config, run_config=run_config)
+
+
+def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
+    check_data(spec)
+    meta = sd.create(spec)
+    return _run(spec, Path(spec.sweep_dir), meta, address, log)
+
+
+def resume(root: str | Path, address: str | None = None, trials: int | None = None,
+           log=print) -> Path:
+    root = Path(root)
+    spec, meta = sd.open_existing(root)
+    if trials is not None:
+        done = len(finished_keys(root))
+        if trials < done:
+            raise ConfigError(f"--trials {trials}: {done} configurations have already "
+                              f"finished; give at least {done}")
+        meta["trials"] = trials
+    check_data(spec)
+    return _run(spec, root, meta, address, log)
+
+
+def finished_keys(root: Path) -> list[str]:
+    from trainers.store import TrialStore
+
+    store = TrialStore(str(root / sd.TRIALS))
+    return [k for k in store.keys() if store.exists(k, "result.json")]
+
+
+def requeue_unfinished(spec: SweepSpec, root: Path, study_name: str, log=print) -> int:
+    """After an interruption: trials a dead driver left RUNNING in Optuna are marked failed,
+    and every configuration with a checkpoint but no result is queued again, so the next
+    trials Optuna hands out are exactly those, and each resumes from its own checkpoint."""
+    import optuna
+
+    from trainers.store import TrialStore
+
+    study = optuna.load_study(study_name=study_name, storage=study_storage(root))
+    expected = optuna.study.StudyDirection.MINIMIZE if spec.mode == "min" else \
+        optuna.study.StudyDirection.MAXIMIZE
+    if study.direction != expected:
+        raise ConfigError(f"optuna study {study_name} in {root} optimises in the other "
+                          "direction; this directory was not made from this spec")
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
+    store = TrialStore(str(root / sd.TRIALS))
+    queued = 0
+    for key in store.keys():
+        record = store.read_json(key, "config.json")
+        if record is None or store.exists(key, "result.json"):
+            continue
+        if not any(w.system_attrs.get("fixed_params") == record["config"] for w in waiting):
+            study.enqueue_trial(record["config"], skip_if_exists=False)
+        queued += 1
+    if queued:
+        log(f"[gansweep] {queued} interrupted configuration(s) resume from their checkpoints")
+    return queued
+
+
+def _run(spec: SweepSpec, root: Path, meta: dict, address, log) -> Path:
+    """One driver run: as many Tune trials as configurations are still missing."""
+    import time
+
+    target = meta.get("trials", spec.trials)
+    run_id = uuid.uuid4().hex[:12]
+    meta["runs"].append({"run_id": run_id, "started": time.time(),
+                         "name": f"run-{len(meta['runs']) + 1:03d}"})
+    sd.write_meta(root, meta)
+    if len(meta["runs"]) > 1:
+        requeue_unfinished(spec, root, meta["study_name"], log)
+    init_ray(address, log)
+    log(f"[gansweep] sweep {spec.name}: {target} configurations of {spec.trainer} on "
+        f"{spec.dataset}, objective {spec.metric} ({spec.mode}); directory {root}")
+    # Optuna may, rarely, suggest a configuration that already finished: it returns its stored
+    # result at once, and another round tops the sweep up to its number of configurations.
+    for round_ in range(3):
+        missing = target - len(finished_keys(root))
+        if missing <= 0:
+            break
+        tuner = build_tuner(spec, root, meta, run_id, missing, f"{meta['runs'][-1]['name']}"
+                            + (f"-{round_}" if round_ else ""), log)
+        tuner.fit()
+    log(f"[gansweep] done. Status: gansweep status {root}")
+    return root

@@ -1,0 +1,77 @@
+"""The layout of a sweep directory and the rules that protect it.
+
+    SWEEP_DIR/spec.yaml    the validated spec, frozen at submission
+    SWEEP_DIR/sweep.json   study name, spec fingerprint, driver runs
+    SWEEP_DIR/optuna.db    the Optuna study (RDBStorage on sqlite), readable live
+    SWEEP_DIR/tune/        the Ray Tune experiment (ray.tune.ExperimentAnalysis reads it)
+    SWEEP_DIR/trials/KEY/  per configuration: config.json, state.pt, metrics.csv,
+                           result.json, samples.npy or weights.npy
+"""
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+from jobs.spec import SweepSpec, parse_spec
+from trainers.errors import ConfigError
+
+SPEC, META, OPTUNA_DB, TUNE_NAME, TRIALS = "spec.yaml", "sweep.json", "optuna.db", "tune", "trials"
+
+
+def is_local(uri: str) -> bool:
+    return "://" not in uri
+
+
+def create(spec: SweepSpec) -> dict:
+    """Make a new sweep directory; refuse one that exists (never overwrite or mix sweeps)."""
+    if not is_local(spec.storage):
+        raise ConfigError(f"storage: {spec.storage} — this version keeps the Optuna study in "
+                          "sqlite inside the sweep directory, so storage must be a local or "
+                          "shared filesystem path (e.g. /mnt/shared/sweeps)")
+    root = Path(spec.sweep_dir)
+    if root.exists() and any(root.iterdir()):
+        raise ConfigError(f"sweep directory {root} already exists; continue it with "
+                          f"`gansweep resume {root}`, or change `name` in the spec to start a "
+                          "new sweep")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / SPEC).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    meta = {"study_name": f"{spec.name}-{uuid.uuid4().hex[:8]}",
+            "spec_fingerprint": spec.fingerprint(), "created": time.time(), "runs": []}
+    write_meta(root, meta)
+    return meta
+
+
+def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[SweepSpec, dict]:
+    """Load a sweep's frozen spec and metadata; refuse a directory that is not a sweep or
+    whose spec was edited after submission."""
+    root = Path(sweep_dir)
+    if not (root / SPEC).is_file() or not (root / META).is_file():
+        raise ConfigError(f"{root} is not a gansweep sweep directory (no {SPEC} / {META}); "
+                          "start a sweep with `gansweep submit SPEC`")
+    try:
+        spec = parse_spec(yaml.safe_load((root / SPEC).read_text()), str(root / SPEC))
+        meta = json.loads((root / META).read_text())
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{root}: sweep files are unreadable ({exc})") from None
+    if spec.fingerprint() != meta.get("spec_fingerprint"):
+        raise ConfigError(f"{root / SPEC} was edited after submission; restore it (the "
+                          "trials already stored were trained under the original), or "
+                          "submit the new spec as a new sweep with another name")
+    if spec_path is not None:
+        from jobs.spec import load_spec
+
+        other = load_spec(spec_path)
+        if other.fingerprint() != spec.fingerprint():
+            raise ConfigError(f"{spec_path} differs from the spec {root} was submitted with; "
+                              "submit it under another name to start a new sweep")
+    return spec, meta
+
+
+def write_meta(root: Path, meta: dict) -> None:
+    tmp = root / (META + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1))
+    tmp.replace(root / META)

@@ -1,0 +1,38 @@
+"""Collapse detection, kept inside the trial so its window survives in the checkpoint.
+
+Ray Tune saves no scheduler or stopper state on resume; a detector whose count lived there
+would forget, after an interruption, that a run had been collapsing for two reports.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class CollapseDetector:
+    signal: str = "mode_diversity"  # unit_utilization for SOMs
+    threshold: float = 0.25
+    patience: int = 3
+    grace_steps: int = 0
+    enabled: bool = True
+    below: int = 0  # consecutive reports under the threshold, after the grace period
+    window: list[float] = field(default_factory=list)  # recent values, for reports
+
+    def update(self, row: dict) -> bool:
+        """Record a report; True when the run has collapsed."""
+        value = row.get(self.signal)
+        if value is None or not self.enabled:
+            return False
+        self.window = (self.window + [float(value)])[-max(self.patience, 1):]
+        if row["step"] < self.grace_steps:
+            self.below = 0
+            return False
+        self.below = self.below + 1 if value < self.threshold else 0
+        return self.below >= self.patience
+
+    def state_dict(self) -> dict:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict) -> None:
+        for key in ("below", "window"):
+            setattr(self, key, state[key])

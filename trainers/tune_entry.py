@@ -1,0 +1,162 @@
+"""The Ray Tune entry point: the only place trainers meet Ray (`tune.report`,
+`tune.get_context`). Everything it persists goes to the sweep's trial store, keyed by
+configuration, so a trial resumes from its own checkpoint under whatever trial id Tune gives it.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import tempfile
+import time
+from typing import Any
+
+import numpy as np
+
+from trainers.collapse import CollapseDetector
+from trainers.registry import get_trainer
+from trainers.hparams import resolve
+from trainers.store import TrialStore, trial_key
+
+SWEEP_KEY = "_sweep"  # the sweep's control settings inside a trial's config, never hashed
+
+
+def split_config(config: dict) -> tuple[dict, dict]:
+    ctl = config[SWEEP_KEY]
+    hp = {k: v for k, v in config.items() if k != SWEEP_KEY}
+    return ctl, hp
+
+
+def key_for(ctl: dict, hp: dict) -> str:
+    cls = get_trainer(ctl["trainer"])
+    return trial_key(ctl["trainer"], ctl["dataset"], resolve(cls.HPARAMS, hp, ctl["trainer"]),
+                     ctl["seed"], ctl["steps"])
+
+
+def objective(row: dict, ctl: dict) -> float:
+    """The value the searcher sees: the metric, or a deliberate worst value for runs that
+    collapsed or diverged so TPE learns to avoid that region (the metric column stays honest)."""
+    worst = math.inf if ctl["mode"] == "min" else -math.inf
+    if row.get("collapsed") or row.get("diverged"):
+        return worst
+    value = row.get(ctl["metric"])
+    return worst if value is None or not math.isfinite(value) else float(value)
+
+
+@functools.lru_cache(maxsize=4)
+def _dataset(dataset_json: str, image_size: int | None):
+    """Datasets are loaded once per worker process; reused actors skip the reload."""
+    import json
+
+    from trainers.data import load_dataset
+
+    return load_dataset(json.loads(dataset_json), image_size=image_size)
+
+
+def _build(ctl: dict, hp: dict):
+    import json
+
+    import torch
+
+    from trainers.base import pick_device
+
+    cls = get_trainer(ctl["trainer"])
+    overrides = dict(hp)
+    dataset = ctl["dataset"]
+    if isinstance(dataset, dict) and "image_size" in dataset and "image_size" in cls.HPARAMS:
+        overrides.setdefault("image_size", dataset["image_size"])
+    config = resolve(cls.HPARAMS, overrides, ctl["trainer"])
+    data = _dataset(json.dumps(dataset, sort_keys=True), config.get("image_size"))
+    torch.set_num_threads(max(1, int(ctl.get("threads", 1))))
+    return cls(config, data, pick_device(), ctl["seed"])
+
+
+def make_trainable(run_id: str):
+    """The function Tune runs, bound to this driver run (a restored sweep gets a new run id,
+    which is how a lease left by a killed driver is recognised as stale)."""
+
+    def gansweep_trial(config: dict) -> None:
+        return trainable(config, run_id)
+
+    return gansweep_trial
+
+
+def trainable(config: dict, run_id: str) -> None:
+    from ray import tune
+
+    ctl, hp = split_config(config)
+    store = TrialStore(ctl["store"])
+    key = key_for(ctl, hp)
+    trial_id = tune.get_context().get_trial_id() or f"local-{os.getpid()}"
+
+    done = store.read_json(key, "result.json")
+    if done is None and not store.claim(key, run_id, trial_id):
+        done = store.read_json(key, "result.json")
+    if done is not None:  # this configuration already ran to its end: nothing runs twice
+        final = {k: v for k, v in done["final"].items() if not isinstance(v, str)}
+        tune.report({**final, "objective": done["objective"], "key": key, "reused": True,
+                     "stop_reason": done["stop_reason"]})
+        return
+
+    trainer = _build(ctl, hp)
+    detector = CollapseDetector(**ctl["collapse"])
+    history: list[dict] = []
+    saved = store.read_torch(key, "state.pt")
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
+        history = [r for r in saved["history"] if r["step"] <= trainer.step]
+        detector.load_state_dict(saved["detector"])
+    else:
+        store.write_json(key, "config.json", {
+            "key": key, "trainer": ctl["trainer"], "dataset": ctl["dataset"],
+            "seed": ctl["seed"], "steps": ctl["steps"], "config": trainer.config,
+            "first_trial_id": trial_id, "created": time.time()})
+    resumed_from = trainer.step
+
+    def on_report(row: dict) -> bool:
+        row["collapsed"] = detector.update(row)
+        store.write_torch(key, "state.pt", {"trainer": trainer.state_dict(), "history": history,
+                                            "detector": detector.state_dict()})
+        store.write(key, "metrics.csv", metrics_csv(history).encode())
+        with tempfile.TemporaryDirectory() as tmp:
+            stop = bool(row["collapsed"] or row["diverged"])
+            if stop or trainer.step >= ctl["steps"]:
+                _finish(store, key, trainer, ctl, row, trial_id, resumed_from)
+            with open(os.path.join(tmp, "pointer.txt"), "w") as f:
+                f.write(f"{store.path(key)} step={trainer.step}\n")
+            report = {k: v for k, v in row.items() if not isinstance(v, str)}
+            report.update(objective=objective(row, ctl), key=key,
+                          stop_reason=_reason(row) or "running")
+            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+        return stop
+
+    from trainers.run import metrics_csv, train_loop
+
+    required = (ctl["metric"],)
+    train_loop(trainer, ctl["steps"], ctl["report_every"], ctl.get("score_every"), history,
+               on_report, required=required)
+
+
+def _reason(row: dict) -> str | None:
+    return "diverged" if row.get("diverged") else "collapsed" if row.get("collapsed") else None
+
+
+def _finish(store: TrialStore, key: str, trainer, ctl: dict, row: dict, trial_id: str,
+            resumed_from: int) -> None:
+    """Write the configuration's final outputs: samples (or SOM weights) and its result."""
+    import io
+
+    from analysis import metrics
+
+    buf = io.BytesIO()
+    if trainer.name == "som":
+        np.save(buf, trainer.weights())
+        store.write(key, "weights.npy", buf.getvalue())
+    elif not row.get("diverged"):
+        np.save(buf, trainer.sample(metrics.default_n(trainer.data)).float().cpu().numpy())
+        store.write(key, "samples.npy", buf.getvalue())
+    store.write_json(key, "result.json", {
+        "key": key, "stop_reason": _reason(row) or "completed", "stop_step": trainer.step,
+        "objective": objective(row, ctl), "final": row, "trial_id": trial_id,
+        "resumed_from_step": resumed_from, "time_s": row.get("time_s"),
+        "finished": time.time()})
