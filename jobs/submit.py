@@ -29,7 +29,8 @@ def check_data(spec: SweepSpec) -> None:
     reported before Ray starts, not in every trial."""
     from trainers.run import build
 
-    build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu")
+    build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu",
+          steps=spec.steps)
 
 
 def init_ray(address: str | None, log=print) -> None:
@@ -53,7 +54,7 @@ def study_storage(root: Path):
                                       engine_kwargs={"connect_args": {"timeout": 60}})
 
 
-def searcher(spec: SweepSpec, root: Path, study_name: str):
+def searcher(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -63,7 +64,7 @@ def searcher(spec: SweepSpec, root: Path, study_name: str):
     fixed = dict(spec.fixed)
     return OptunaSearch(space=make_space(spec.trainer, spec.space, fixed, spec.steps),
                         metric="objective", mode=spec.mode,
-                        sampler=optuna.samplers.TPESampler(seed=spec.seed),
+                        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
                         study_name=study_name, storage=study_storage(root))
 
 
@@ -72,7 +73,7 @@ def trial_dirname(trial) -> str:
 
 
 def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_samples: int,
-                name: str, log=print):
+                name: str, sampler_seed: int, log=print):
     from ray import tune
 
     from jobs.outcomes import RecordOutcomes
@@ -94,7 +95,7 @@ def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_sample
                    tensorboard_logger()],
         verbose=0)
     tune_config = tune.TuneConfig(
-        search_alg=searcher(spec, root, meta["study_name"]), scheduler=scheduler,
+        search_alg=searcher(spec, root, meta["study_name"], sampler_seed), scheduler=scheduler,
         num_samples=num_samples, max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
         trial_dirname_creator=trial_dirname)
     return tune.Tuner(trainable, param_space={SWEEP_KEY: control(spec, root)},
@@ -179,8 +180,11 @@ def _run(spec: SweepSpec, root: Path, meta: dict, address, log) -> Path:
         missing = target - len(finished_keys(root))
         if missing <= 0:
             break
-        tuner = build_tuner(spec, root, meta, run_id, missing, f"{meta['runs'][-1]['name']}"
-                            + (f"-{round_}" if round_ else ""), log)
+        # A sampler seeded as in the last run would replay its random start-up suggestions,
+        # which have all run already: each driver run and round draws from its own seed.
+        seed = spec.seed + 1000 * (len(meta["runs"]) - 1) + round_
+        name = meta["runs"][-1]["name"] + (f"-{round_}" if round_ else "")
+        tuner = build_tuner(spec, root, meta, run_id, missing, name, seed, log)
         tuner.fit()
     log(f"[gansweep] done. Status: gansweep status {root}")
     return root

@@ -28,3 +28,23 @@ def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: fl
         raise AssertionError(f"gansweep {' '.join(args)} failed ({proc.returncode}):\n"
                              f"{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One real local Ray for the whole session (starting one costs seconds)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def tiny_spec(storage, **changes) -> dict:
+    """A sweep small enough for CI: the MLP GAN on ring8, a few reports per trial."""
+    raw = {"name": "tiny", "trainer": "gan", "dataset": "ring8", "trials": 3, "steps": 40,
+           "report_every": 20, "metric": "modes_captured", "seed": 0,
+           "fixed": {"width": 16, "batch_size": 64}, "max_concurrent": 2,
+           "storage": str(storage)}
+    raw.update(changes)
+    return raw

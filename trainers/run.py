@@ -8,8 +8,9 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,15 +26,28 @@ STATE_FILE = "state.pt"
 
 
 def build(trainer_name: str, dataset: str | dict, overrides: dict[str, Any], seed: int = 0,
-          device: str | None = None) -> Trainer:
-    """Resolve the configuration, load the data at the trainer's image size, build the trainer."""
+          device: str | None = None, steps: int | None = None,
+          loader: Callable[..., Dataset] = load_dataset) -> Trainer:
+    """Resolve the configuration, load the data at the trainer's image size, build the trainer.
+
+    A trainer whose schedule needs the run's length (the SOM's `epochs`) gets `steps` unless
+    the configuration sets it.
+    """
+    config = resolve_config(trainer_name, dataset, overrides, steps)
+    data = loader(dataset, image_size=config.get("image_size"))
+    return get_trainer(trainer_name)(config, data, pick_device(device), seed)
+
+
+def resolve_config(trainer_name: str, dataset: str | dict, overrides: dict[str, Any],
+                   steps: int | None = None) -> dict[str, Any]:
+    """The full configuration a run trains with (what a trial's key is computed from)."""
     cls = get_trainer(trainer_name)
     overrides = dict(overrides)
     if isinstance(dataset, dict) and "image_size" in dataset and "image_size" in cls.HPARAMS:
         overrides.setdefault("image_size", dataset["image_size"])
-    config = resolve(cls.HPARAMS, overrides, f"trainer {trainer_name}")
-    data = load_dataset(dataset, image_size=config.get("image_size"))
-    return cls(config, data, pick_device(device), seed)
+    if steps is not None and "epochs" in cls.HPARAMS:
+        overrides.setdefault("epochs", steps)
+    return resolve(cls.HPARAMS, overrides, f"trainer {trainer_name}")
 
 
 def evaluate(trainer: Trainer, full: bool) -> dict[str, float]:
@@ -150,7 +164,7 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
             record = json.loads(config_path.read_text())
             trainer_name, dataset, seed = record["trainer"], record["dataset"], record["seed"]
             overrides = {**record["config"], **overrides}
-    trainer = build(trainer_name, dataset, overrides, seed, device)
+    trainer = build(trainer_name, dataset, overrides, seed, device, steps=steps)
     history: list[dict] = []
     if resume:
         trainer.load_state_dict(saved["trainer"])

@@ -9,13 +9,10 @@ import math
 import os
 import tempfile
 import time
-from typing import Any
 
 import numpy as np
 
 from trainers.collapse import CollapseDetector
-from trainers.registry import get_trainer
-from trainers.hparams import resolve
 from trainers.store import TrialStore, trial_key
 
 SWEEP_KEY = "_sweep"  # the sweep's control settings inside a trial's config, never hashed
@@ -28,9 +25,10 @@ def split_config(config: dict) -> tuple[dict, dict]:
 
 
 def key_for(ctl: dict, hp: dict) -> str:
-    cls = get_trainer(ctl["trainer"])
-    return trial_key(ctl["trainer"], ctl["dataset"], resolve(cls.HPARAMS, hp, ctl["trainer"]),
-                     ctl["seed"], ctl["steps"])
+    from trainers.run import resolve_config
+
+    config = resolve_config(ctl["trainer"], ctl["dataset"], hp, ctl["steps"])
+    return trial_key(ctl["trainer"], ctl["dataset"], config, ctl["seed"], ctl["steps"])
 
 
 def objective(row: dict, ctl: dict) -> float:
@@ -44,8 +42,7 @@ def objective(row: dict, ctl: dict) -> float:
 
 
 @functools.lru_cache(maxsize=4)
-def _dataset(dataset_json: str, image_size: int | None):
-    """Datasets are loaded once per worker process; reused actors skip the reload."""
+def _cached_dataset(dataset_json: str, image_size: int | None):
     import json
 
     from trainers.data import load_dataset
@@ -53,22 +50,21 @@ def _dataset(dataset_json: str, image_size: int | None):
     return load_dataset(json.loads(dataset_json), image_size=image_size)
 
 
-def _build(ctl: dict, hp: dict):
+def _load(dataset, image_size=None):
+    """Datasets are loaded once per worker process; reused actors skip the reload."""
     import json
 
+    return _cached_dataset(json.dumps(dataset, sort_keys=True), image_size)
+
+
+def _build(ctl: dict, hp: dict):
     import torch
 
-    from trainers.base import pick_device
+    from trainers.run import build
 
-    cls = get_trainer(ctl["trainer"])
-    overrides = dict(hp)
-    dataset = ctl["dataset"]
-    if isinstance(dataset, dict) and "image_size" in dataset and "image_size" in cls.HPARAMS:
-        overrides.setdefault("image_size", dataset["image_size"])
-    config = resolve(cls.HPARAMS, overrides, ctl["trainer"])
-    data = _dataset(json.dumps(dataset, sort_keys=True), config.get("image_size"))
     torch.set_num_threads(max(1, int(ctl.get("threads", 1))))
-    return cls(config, data, pick_device(), ctl["seed"])
+    return build(ctl["trainer"], ctl["dataset"], hp, ctl["seed"], steps=ctl["steps"],
+                 loader=_load)
 
 
 def make_trainable(run_id: str):

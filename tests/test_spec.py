@@ -1,0 +1,120 @@
+"""Sweep spec validation: every bad spec gets one message naming the key, before Ray starts."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import yaml
+
+from jobs.spec import load_spec, parse_spec
+from search_spaces import make_space
+from tests.conftest import ROOT, run_cli
+from trainers.errors import ConfigError
+
+GOOD = {"name": "t", "trainer": "gan", "dataset": "ring8", "trials": 2, "steps": 20,
+        "report_every": 10, "metric": "modes_captured"}
+
+
+def spec_with(**changes):
+    raw = {**GOOD, **changes}
+    return {k: v for k, v in raw.items() if v is not None}
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"colour": "red"}, "unknown key colour"),
+    ({"trainer": "vae"}, "trainer: unknown trainer 'vae'"),
+    ({"metric": "accuracy"}, "metric: unknown metric 'accuracy'"),
+    ({"metric": "quantization_error"}, "metric: quantization_error is a SOM metric"),
+    ({"dataset": "cifar"}, "dataset: unknown dataset 'cifar'"),
+    ({"dataset": "digits", "trainer": "dcgan", "metric": "modes_captured"},
+     "needs a mixture dataset"),
+    ({"space": {"n_critic": {"low": 1, "high": 5}}}, "space.n_critic: trainer gan does not "
+                                                     "take n_critic"),
+    ({"space": {"lr_g": {"low": 1e-2, "high": 1e-4}}}, "space.lr_g: low (0.01) is greater"),
+    ({"space": {"lr_g": {"low": 0.0, "high": 1e-3, "log": True}}}, "log scale needs low > 0"),
+    ({"space": {"batch_size": {"choices": []}}}, "space.batch_size.choices: give a non-empty"),
+    ({"space": {"loss": {"low": 1, "high": 2}}}, "search it with choices"),
+    ({"space": {"loss": {"choices": ["hinge"]}}}, "space.loss: loss='hinge' is not valid"),
+    ({"fixed": {"clip_value": 0.1}}, "fixed.clip_value: trainer gan does not take clip_value"),
+    ({"fixed": {"lr_g": 1e-3}, "space": {"lr_g": {"low": 1e-4, "high": 1e-3}}},
+     "also in fixed"),
+    ({"trials": 0}, "trials: 0 is not valid"),
+    ({"steps": "many"}, "steps: 'many' is not valid"),
+    ({"score_every": 15}, "score_every: 15 is not a multiple of report_every"),
+    ({"resources": {"gpu": -1}}, "resources.gpu"),
+    ({"resources": {"tpu": 1}}, "resources: write {cpu: 1, gpu: 0}"),
+    ({"early_stop": {"collapse": {"threshold": 3}}}, "early_stop.collapse.threshold"),
+    ({"early_stop": {"asha": {"reduction_factor": 1}}}, "early_stop.asha.reduction_factor"),
+    ({"name": "../escape"}, "name: '../escape' is not valid"),
+    ({"trials": None}, "missing key trials"),
+])
+def test_bad_spec_is_refused_with_the_key(changes, fragment):
+    with pytest.raises(ConfigError) as err:
+        parse_spec(spec_with(**changes))
+    assert fragment in str(err.value)
+
+
+def test_frozen_spec_parses_back_to_itself(tmp_path):
+    spec = parse_spec(spec_with(space={"lr_g": {"low": 1e-5, "high": 1e-3, "log": True}},
+                                early_stop={"collapse": {"threshold": 0.3, "patience": 2},
+                                            "asha": {"grace_steps": 10}},
+                                storage=str(tmp_path)))
+    again = parse_spec(yaml.safe_load(yaml.safe_dump(spec.to_dict())))
+    assert again == spec and again.fingerprint() == spec.fingerprint()
+
+
+def test_every_shipped_spec_is_valid():
+    specs = sorted((ROOT / "jobs" / "specs").glob("*.yaml"))
+    trainers = {load_spec(p).trainer for p in specs}
+    assert trainers == {"dcgan", "wgan", "wgan-gp", "gan", "som"}
+
+
+@pytest.mark.parametrize("trainer", ["dcgan", "wgan", "wgan-gp", "gan", "som"])
+def test_default_space_suggests_valid_configs(trainer):
+    """Each family's define-by-run space yields configurations its trainer accepts;
+    conditional parameters appear only when their condition holds."""
+    import optuna
+
+    from trainers.hparams import resolve
+    from trainers.registry import get_trainer
+
+    cls = get_trainer(trainer)
+    space = make_space(trainer, {}, {}, 100)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(12):
+        params = space(study.ask())
+        resolve(cls.HPARAMS, params, trainer)
+        if trainer == "dcgan":
+            assert "n_critic" not in params
+        if trainer == "gan" and not params["minibatch_disc"]:
+            assert "kernels" not in params
+
+
+def test_overrides_and_fixed_apply_on_top():
+    import optuna
+
+    space = make_space("gan", {"lr_g": {"low": 1e-3, "high": 2e-3, "log": False},
+                               "width": {"choices": [16]}}, {"code_length": 8}, 100)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for _ in range(5):
+        params = space(study.ask())
+        assert 1e-3 <= params["lr_g"] <= 2e-3
+        assert params["width"] == 16 and params["code_length"] == 8
+
+
+def test_cli_refuses_bad_spec_before_ray_starts(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(spec_with(storage=str(tmp_path / "sw"),
+                                            space={"lr_g": {"low": 1, "high": 0}})))
+    t0 = time.monotonic()
+    proc = run_cli("submit", str(bad), check=False)
+    assert proc.returncode == 2
+    assert "space.lr_g" in proc.stderr and "greater" in proc.stderr
+    assert "ray" not in proc.stdout.lower()  # no "starting a local Ray" line
+    assert not (tmp_path / "sw").exists()
+    assert time.monotonic() - t0 < 60
+
+
+def test_missing_spec_file(tmp_path):
+    proc = run_cli("submit", str(tmp_path / "nope.yaml"), check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr

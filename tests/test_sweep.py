@@ -1,0 +1,105 @@
+"""Real sweeps on a real local Ray: the sweep directory is a normal Ray Tune experiment and a
+normal Optuna study, status reads it, and an existing sweep is never overwritten."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from jobs import sweep_dir as sd
+from jobs.spec import parse_spec
+from jobs.status import collect
+from jobs.submit import resume, submit
+from tests.conftest import run_cli, tiny_spec
+from trainers.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(ray_local, tmp_path_factory):
+    storage = tmp_path_factory.mktemp("sweeps")
+    spec = parse_spec(tiny_spec(storage))
+    root = submit(spec, log=lambda *_: None)
+    return spec, root
+
+
+def results(root):
+    out = {}
+    for p in sorted((root / sd.TRIALS).glob("*/result.json")):
+        out[p.parent.name] = json.loads(p.read_text())
+    return out
+
+
+def test_sweep_runs_every_trial_to_an_end(finished_sweep):
+    spec, root = finished_sweep
+    s = collect(root)
+    assert s["configurations"] == spec.trials
+    assert s["counts"]["unfinished"] == 0
+    for key, r in results(root).items():
+        assert r["stop_reason"] in ("completed", "collapsed", "diverged")
+        assert r["final"]["step"] == r["stop_step"] > 0
+        assert (root / sd.TRIALS / key / "samples.npy").is_file()
+        lines = (root / sd.TRIALS / key / "metrics.csv").read_text().splitlines()
+        assert len(lines) - 1 == r["stop_step"] // spec.report_every
+
+
+def test_optuna_study_loads_back(finished_sweep):
+    spec, root = finished_sweep
+    meta = json.loads((root / sd.META).read_text())
+    study = optuna.load_study(study_name=meta["study_name"],
+                              storage=f"sqlite:///{root / sd.OPTUNA_DB}")
+    done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+    assert len(done) == spec.trials
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert all("lr_g" in t.params and "width" not in t.params for t in done)  # width is fixed
+
+
+def test_experiment_reads_back_with_ray_experiment_analysis(finished_sweep):
+    from ray.tune import ExperimentAnalysis
+
+    spec, root = finished_sweep
+    ea = ExperimentAnalysis(str(root / sd.TUNE_NAME / "run-001"))
+    assert len(ea.trials) == spec.trials
+    df = ea.dataframe()
+    assert {"objective", "modes_captured", "step", "key"} <= set(df.columns)
+    assert set(df["key"]) == set(results(root))
+
+
+def test_status_cli_text_and_json(finished_sweep):
+    spec, root = finished_sweep
+    text = run_cli("status", str(root)).stdout
+    assert f"configurations: {spec.trials} of {spec.trials}" in text
+    assert "best modes_captured" in text
+    s = json.loads(run_cli("status", str(root), "--json").stdout)
+    assert s["configurations"] == spec.trials and s["best"]["key"] in results(root)
+
+
+def test_submitting_into_an_existing_sweep_is_refused(finished_sweep):
+    spec, root = finished_sweep
+    before = results(root)
+    with pytest.raises(ConfigError, match="gansweep resume"):
+        submit(spec, log=lambda *_: None)
+    assert results(root) == before
+
+
+def test_resume_extends_a_finished_sweep_without_rerunning(finished_sweep):
+    spec, root = finished_sweep
+    before = results(root)
+    resume(root, trials=spec.trials + 1, log=lambda *_: None)
+    after = results(root)
+    assert len(after) == spec.trials + 1
+    for key, r in before.items():  # nothing that had finished ran again
+        assert after[key] == r
+    assert collect(root)["configurations"] == spec.trials + 1
+
+
+def test_a_second_family_sweeps_too(ray_local, tmp_path):
+    spec = parse_spec({"name": "som", "trainer": "som", "dataset": "digits", "trials": 2,
+                       "steps": 4, "report_every": 2, "metric": "quantization_error",
+                       "fixed": {"rows": 4, "cols": 4}, "storage": str(tmp_path)})
+    root = submit(spec, log=lambda *_: None)
+    rs = results(root)
+    assert len(rs) == 2
+    for key, r in rs.items():
+        assert r["final"]["quantization_error"] > 0
+        assert (root / sd.TRIALS / key / "weights.npy").is_file()
