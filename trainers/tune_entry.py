@@ -106,7 +106,8 @@ def trainable(config: dict, run_id: str) -> None:
         store.write_json(key, "config.json", {
             "key": key, "trainer": ctl["trainer"], "dataset": ctl["dataset"],
             "seed": ctl["seed"], "steps": ctl["steps"], "config": trainer.config,
-            "first_trial_id": trial_id, "created": time.time()})
+            "first_trial_id": trial_id, "created": time.time(), "node_id": _node_id(),
+            "device": str(trainer.device)})
     resumed_from = trainer.step
 
     def on_report(row: dict) -> bool:
@@ -131,6 +132,12 @@ def trainable(config: dict, run_id: str) -> None:
     required = (ctl["metric"],)
     train_loop(trainer, ctl["steps"], ctl["report_every"], ctl.get("score_every"), history,
                on_report, required=required)
+
+
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
 
 
 def _reason(row: dict) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +50,9 @@ class Dataset:
     def has_labels(self) -> bool:
         return self.train_labels is not None
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
-        """Identifies the data exactly (evaluator cache key, run records)."""
+        """Identifies the data exactly (evaluator cache key, run records); hashed once."""
         h = hashlib.sha1()
         for arr in (self.train, self.held_out):
             h.update(str(arr.shape).encode())

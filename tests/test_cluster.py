@@ -1,0 +1,116 @@
+"""The cluster paths: a two-node Ray cluster on one machine, and a real `ray start --head` on
+loopback with the sweep sent by `ray job submit`. Each runs in its own processes so it never
+touches the session's local Ray."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, tiny_spec
+
+BIN = Path(sys.executable).parent
+TWO_NODES = """
+import json, sys
+import ray
+from ray.cluster_utils import Cluster
+from jobs.spec import parse_spec
+from jobs.submit import submit
+
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+ray.init(address=cluster.address, log_to_driver=False)
+nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
+submit(parse_spec(json.loads(sys.argv[1])), log=lambda *_: None)
+ray.shutdown()
+cluster.shutdown()
+print("NODES " + json.dumps(sorted(nodes)))
+"""
+
+
+def _env():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT),
+            "PATH": f"{BIN}:{os.environ['PATH']}"}
+
+
+def _node_ids(sweep: Path) -> set[str]:
+    return {json.loads(p.read_text())["node_id"] for p in sweep.glob("trials/*/config.json")}
+
+
+def test_two_node_cluster_places_trials_on_both_nodes(tmp_path):
+    raw = tiny_spec(tmp_path, trials=4, steps=60, report_every=20, max_concurrent=2,
+                    early_stop={"collapse": False})
+    proc = subprocess.run([sys.executable, "-c", TWO_NODES, json.dumps(raw)], cwd=tmp_path,
+                          env=_env(), capture_output=True, text=True, timeout=420)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    nodes = set(json.loads(proc.stdout.split("NODES ")[1]))
+    assert len(nodes) == 2
+    used = _node_ids(tmp_path / "tiny")
+    assert used == nodes, f"trials ran on {used}, cluster nodes {nodes}"
+    assert len(list((tmp_path / "tiny").glob("trials/*/result.json"))) == 4
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    """`ray start --head` on loopback, kept in the foreground so it can be stopped alone."""
+    gcs, dash = _free_port(), _free_port()
+    temp = Path("/tmp") / f"rayhead{gcs}"  # unix socket paths must stay short
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
+         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats",
+         f"--temp-dir={temp}"],
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    url = f"http://127.0.0.1:{dash}"
+    deadline = time.time() + 120
+    import urllib.error
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(url + "/api/version", timeout=2)
+            break
+        except urllib.error.HTTPError:  # 401: up, with Ray's token authentication on
+            break
+        except OSError:
+            if head.poll() is not None or time.time() > deadline:
+                head.kill()
+                pytest.fail("ray start --head did not come up:\n" + head.stdout.read())
+            time.sleep(1)
+    yield url
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+
+
+def test_ray_job_submit_to_a_running_head(ray_head, tmp_path):
+    import yaml
+
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "store", name="viajob", trials=2)))
+    proc = subprocess.run(
+        [str(BIN / "ray"), "job", "submit", "--address", ray_head, "--",
+         sys.executable, "-m", "jobs.cli", "submit", str(spec)],
+        cwd=ROOT, env={**_env(), "RAY_AUTH_MODE": "token"}, capture_output=True, text=True,
+        timeout=420)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "joining the Ray cluster" in proc.stdout
+    sweep = tmp_path / "store" / "viajob"
+    assert len(list(sweep.glob("trials/*/result.json"))) == 2
