@@ -74,8 +74,9 @@ def evaluate_file(samples_path: Path, dataset: str, image_size: int | None = Non
 
 
 def format_result(result: dict[str, Any]) -> str:
-    lines = [f"{result['dataset']}: {result['n']} samples against {result['n_reference']} "
-             f"held-out, features: {result['features']}"]
+    head = (f"{result['dataset']}: {result['n']} samples against {result['n_reference']} "
+            f"held-out, features: {result['features']}")
+    lines = [head]
     width = max(len(k) for k in result["metrics"])
     for key, value in result["metrics"].items():
         shown = str(value) if isinstance(value, int) else f"{value:.4g}"

@@ -1,17 +1,22 @@
-"""Sample-quality and mode-diversity metrics (vocabulary in ARCHITECTURE.md)."""
+"""Sample-quality and mode-diversity metrics (vocabulary in ARCHITECTURE.md).
+
+One definition of each number, used by the trainers' reports, the stoppers, the search
+objective, `gansweep eval` and the reports:
+
+- scoring.py    `score`, `default_n`: what is scored, against which reference, when
+- distances.py  fid, precision / recall / density / coverage
+- modes.py      modes_captured, hq_fraction, reverse_kl of the known-mean mixtures
+- classes.py    the evaluator's class histogram of generated images
+- som_scores    (below) quantization_error, topographic_error, unit_utilization of a SOM
+- analysis/evaluator.py  the per-dataset feature network for images
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from analysis.metrics.scoring import default_n, score, validate_samples
 
-def default_n(data) -> int:
-    """Samples scored per report: 2500 for vectors (VEEGAN/PacGAN), the held-out size for images."""
-    return 2500 if data.kind == "vector" else min(len(data.held_out), 1000)
-
-
-def score(samples: np.ndarray, data, full: bool = False) -> dict[str, float]:
-    """Metrics of generated `samples` against `data.held_out`; the costly ones only when `full`."""
-    return {}
+__all__ = ["default_n", "score", "som_scores", "validate_samples"]
 
 
 def som_scores(weights: np.ndarray, x: np.ndarray) -> dict[str, float]:
