@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainers.errors import ConfigError
+from trainers.errors import ConfigError, Interrupted
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -109,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"gansweep {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Interrupted as exc:
+        print(f"gansweep {args.command}: {exc}", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
 """Records, in the trial store, how trials ended when the trial itself could not say so:
-stopped by ASHA mid-run, or failed beyond its retries."""
+stopped by ASHA mid-run, or failed beyond its retries.
+
+A trial that ends on its own (completed, collapsed, diverged) writes its result.json before it
+reports its last row, so by the time Tune calls back here the file exists and is left alone.
+Only a trial whose last report still said `stop_reason: running` was stopped from outside,
+and the only thing that stops a running trial from outside is the scheduler (ASHA)."""
 from __future__ import annotations
 
 import time
@@ -30,7 +35,10 @@ class RecordOutcomes(Callback):
             "time_s": last.get("time_s"), "finished": time.time()})
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self._record(trial, "asha")
+        # Anything else (no report at all, or a last report with another reason) is not an
+        # ASHA stop: leave the configuration without a result rather than mislabel it.
+        if (trial.last_result or {}).get("stop_reason") == "running":
+            self._record(trial, "asha")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._record(trial, "failed")

@@ -6,8 +6,10 @@ state that a resumed sweep could lose.
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.stopper import Stopper
 
 from trainers.errors import ConfigError
@@ -87,12 +89,33 @@ class FlagStopper(Stopper):
         return False
 
 
+class FiniteASHA(ASHAScheduler):
+    """ASHA on the objective that leaves collapsed and diverged trials to the FlagStopper.
+
+    Those trials report a deliberate +-inf objective (a penalty for the searcher). ASHA's rung
+    cutoff is a linearly interpolated percentile, and one -inf in a rung makes it -inf or NaN
+    (-inf + inf); `reward < NaN` is never true, so that rung would stop no merely poor trial
+    for the rest of the sweep. A penalised result is therefore not shown to ASHA at all: ASHA
+    ranks the runs that are still learning, the collapse stopper ends the others.
+    """
+
+    def _shown(self, result: dict) -> dict:
+        value = result.get(self._metric)
+        if isinstance(value, (int, float)) and not math.isfinite(value):
+            return {k: v for k, v in result.items() if k != self._metric}
+        return result
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        return super().on_trial_result(tune_controller, trial, self._shown(result))
+
+    def on_trial_complete(self, tune_controller, trial, result: dict) -> None:
+        super().on_trial_complete(tune_controller, trial, self._shown(result))
+
+
 def make_scheduler(early_stop: dict, max_steps: int):
     """ASHA on the objective, in training steps, when the spec asks for it; else FIFO."""
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-
     asha = early_stop.get("asha")
     if not asha:
         return FIFOScheduler()
-    return ASHAScheduler(time_attr="step", max_t=max_steps, grace_period=asha["grace_steps"],
-                         reduction_factor=asha["reduction_factor"])
+    return FiniteASHA(time_attr="step", max_t=max_steps, grace_period=asha["grace_steps"],
+                      reduction_factor=asha["reduction_factor"])

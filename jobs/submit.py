@@ -11,7 +11,7 @@ from pathlib import Path
 from jobs import sweep_dir as sd
 from jobs.spec import SweepSpec
 from jobs.stopping import collapse_settings
-from trainers.errors import ConfigError
+from trainers.errors import ConfigError, Interrupted
 
 
 def control(spec: SweepSpec, root: Path) -> dict:
@@ -73,11 +73,11 @@ def trial_dirname(trial) -> str:
 
 
 def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_samples: int,
-                name: str, sampler_seed: int, log=print):
+                name: str, sampler_seed: int, progress, log=print):
     from ray import tune
 
     from jobs.outcomes import RecordOutcomes
-    from jobs.progress import Progress, tensorboard_logger
+    from jobs.progress import tensorboard_logger
     from jobs.stopping import FlagStopper, make_scheduler
     from trainers.tune_entry import SWEEP_KEY, make_trainable
 
@@ -91,8 +91,7 @@ def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_sample
         # Tune checkpoints are pointers into the trial store (a few bytes): keep them all rather
         # than force an experiment snapshot each time one is deleted.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-        callbacks=[Progress(spec.metric, spec.mode, num_samples, log=log), RecordOutcomes(),
-                   tensorboard_logger()],
+        callbacks=[progress, RecordOutcomes(), tensorboard_logger()],
         verbose=0)
     tune_config = tune.TuneConfig(
         search_alg=searcher(spec, root, meta["study_name"], sampler_seed), scheduler=scheduler,
@@ -160,10 +159,46 @@ def requeue_unfinished(spec: SweepSpec, root: Path, study_name: str, log=print) 
     return queued
 
 
+class _StopOnSignal:
+    """SIGINT and SIGTERM (Ctrl-C, a preempted node, a batch scheduler) stop the sweep cleanly.
+
+    Tune's own SIGINT hook leaves no trace a caller can read once `fit()` returns, so it is
+    switched off; this handler records the signal and sends SIGUSR1, on which Tune stops its
+    trials and saves the experiment. A second signal ends the process at once.
+    """
+
+    def __init__(self):
+        import signal
+        import threading
+
+        self.signalled: str | None = None
+        self.previous = {}
+        if threading.current_thread() is not threading.main_thread():
+            return  # signals reach only the main thread; an embedding caller handles them
+        os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+
+    def _handle(self, sig, frame) -> None:
+        import signal
+
+        self.signalled = signal.Signals(sig).name
+        os.kill(os.getpid(), signal.SIGUSR1)
+
+    def restore(self) -> None:
+        import signal
+
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+
 def _run(spec: SweepSpec, root: Path, meta: dict, address, log) -> Path:
     """One driver run: as many Tune trials as configurations are still missing."""
     import time
 
+    from jobs.progress import Progress
+
+    sd.check_writable(root)
     target = meta.get("trials", spec.trials)
     run_id = uuid.uuid4().hex[:12]
     meta["runs"].append({"run_id": run_id, "started": time.time(),
@@ -174,17 +209,25 @@ def _run(spec: SweepSpec, root: Path, meta: dict, address, log) -> Path:
     init_ray(address, log)
     log(f"[gansweep] sweep {spec.name}: {target} configurations of {spec.trainer} on "
         f"{spec.dataset}, objective {spec.metric} ({spec.mode}); directory {root}")
-    # Optuna may, rarely, suggest a configuration that already finished: it returns its stored
-    # result at once, and another round tops the sweep up to its number of configurations.
-    for round_ in range(3):
-        missing = target - len(finished_keys(root))
-        if missing <= 0:
-            break
-        # A sampler seeded as in the last run would replay its random start-up suggestions,
-        # which have all run already: each driver run and round draws from its own seed.
-        seed = spec.seed + 1000 * (len(meta["runs"]) - 1) + round_
-        name = meta["runs"][-1]["name"] + (f"-{round_}" if round_ else "")
-        tuner = build_tuner(spec, root, meta, run_id, missing, name, seed, log)
-        tuner.fit()
+    stop = _StopOnSignal()
+    try:
+        # Optuna may, rarely, suggest a configuration that already finished: it returns its
+        # stored result at once, and another round tops the sweep up to its number.
+        for round_ in range(3):
+            missing = target - len(finished_keys(root))
+            if missing <= 0:
+                break
+            # A sampler seeded as in the last run would replay its random start-up
+            # suggestions, which have all run already: each run and round has its own seed.
+            seed = spec.seed + 1000 * (len(meta["runs"]) - 1) + round_
+            name = meta["runs"][-1]["name"] + (f"-{round_}" if round_ else "")
+            progress = Progress(spec.metric, spec.mode, missing, log=log)
+            build_tuner(spec, root, meta, run_id, missing, name, seed, progress, log).fit()
+            if stop.signalled:
+                raise Interrupted(f"sweep interrupted ({stop.signalled}); every trial keeps the "
+                                  "checkpoint of its last report. Continue with:\n"
+                                  f"  gansweep resume {root}")
+    finally:
+        stop.restore()
     log(f"[gansweep] done. Status: gansweep status {root}")
     return root

@@ -71,6 +71,29 @@ def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[
     return spec, meta
 
 
+MIN_FREE_BYTES = 200 * 2**20
+
+
+def check_writable(root: Path) -> None:
+    """Refuse, before Ray starts, a sweep directory that cannot take checkpoints."""
+    import os
+    import shutil
+
+    probe = root / f".write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"x" * 4096)
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"sweep directory {root} is not writable ({exc.strerror}); free the "
+                          "disk or fix its permissions / mount, then run the command again. "
+                          "Nothing stored there was changed.") from None
+    free = shutil.disk_usage(root).free
+    if free < MIN_FREE_BYTES:
+        raise ConfigError(f"only {free / 2**20:.0f} MiB free under {root}; checkpoints need "
+                          f"at least {MIN_FREE_BYTES / 2**20:.0f} MiB. Free some space and run "
+                          "the command again.")
+
+
 def write_meta(root: Path, meta: dict) -> None:
     tmp = root / (META + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1))

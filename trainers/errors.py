@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """Input a user can fix: the message names the key and says what to change."""
+
+
+class Interrupted(Exception):
+    """A sweep stopped by SIGINT/SIGTERM: state saved, resumable; the CLI exits 130."""

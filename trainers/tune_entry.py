@@ -41,6 +41,14 @@ def objective(row: dict, ctl: dict) -> float:
     return worst if value is None or not math.isfinite(value) else float(value)
 
 
+def stored_objective(value) -> float | None:
+    """An objective read back from result.json, where strict JSON stores a penalty as the
+    string "-inf" / "inf": a number again (a string would reach Optuna, which cannot take it,
+    and ASHA, which cannot compare it). None stays None (Optuna then records the trial as
+    pruned)."""
+    return None if value is None else float(value)
+
+
 @functools.lru_cache(maxsize=4)
 def _cached_dataset(dataset_json: str, image_size: int | None):
     import json
@@ -90,14 +98,14 @@ def trainable(config: dict, run_id: str) -> None:
         done = store.read_json(key, "result.json")
     if done is not None:  # this configuration already ran to its end: nothing runs twice
         final = {k: v for k, v in done["final"].items() if not isinstance(v, str)}
-        tune.report({**final, "objective": done["objective"], "key": key, "reused": True,
-                     "stop_reason": done["stop_reason"]})
+        tune.report({**final, "objective": stored_objective(done["objective"]), "key": key,
+                     "reused": True, "stop_reason": done["stop_reason"]})
         return
 
     trainer = _build(ctl, hp)
     detector = CollapseDetector(**ctl["collapse"])
     history: list[dict] = []
-    saved = store.read_torch(key, "state.pt")
+    saved = _load_state(store, key)
     if saved is not None:
         trainer.load_state_dict(saved["trainer"])
         history = [r for r in saved["history"] if r["step"] <= trainer.step]
@@ -117,13 +125,14 @@ def trainable(config: dict, run_id: str) -> None:
         store.write(key, "metrics.csv", metrics_csv(history).encode())
         with tempfile.TemporaryDirectory() as tmp:
             stop = bool(row["collapsed"] or row["diverged"])
-            if stop or trainer.step >= ctl["steps"]:
+            last = stop or trainer.step >= ctl["steps"]
+            if last:
                 _finish(store, key, trainer, ctl, row, trial_id, resumed_from)
             with open(os.path.join(tmp, "pointer.txt"), "w") as f:
                 f.write(f"{store.path(key)} step={trainer.step}\n")
             report = {k: v for k, v in row.items() if not isinstance(v, str)}
             report.update(objective=objective(row, ctl), key=key,
-                          stop_reason=_reason(row) or "running")
+                          stop_reason=_reason(row) or ("completed" if last else "running"))
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
         return stop
 
@@ -132,6 +141,21 @@ def trainable(config: dict, run_id: str) -> None:
     required = (ctl["metric"],)
     train_loop(trainer, ctl["steps"], ctl["report_every"], ctl.get("score_every"), history,
                on_report, required=required)
+
+
+def _load_state(store: TrialStore, key: str) -> dict | None:
+    """The configuration's checkpoint; an unreadable one is moved aside (kept, never
+    overwritten) and the configuration trains again from step 0."""
+    import sys
+
+    try:
+        return store.read_torch(key, "state.pt")
+    except Exception as exc:  # a torn or foreign file: torch raises many kinds
+        aside = f"state.pt.corrupt-{int(time.time())}"
+        store.fs.move(store.path(key, "state.pt"), store.path(key, aside))
+        print(f"[gansweep] checkpoint {store.path(key, 'state.pt')} is unreadable ({exc}); "
+              f"kept as {aside}, training this configuration from step 0", file=sys.stderr)
+        return None
 
 
 def _node_id() -> str | None:
@@ -161,5 +185,5 @@ def _finish(store: TrialStore, key: str, trainer, ctl: dict, row: dict, trial_id
     store.write_json(key, "result.json", {
         "key": key, "stop_reason": _reason(row) or "completed", "stop_step": trainer.step,
         "objective": objective(row, ctl), "final": row, "trial_id": trial_id,
-        "resumed_from_step": resumed_from, "time_s": row.get("time_s"),
+        "resumed_from_step": resumed_from, "time_s": row.get("time_s"), "node_id": _node_id(),
         "finished": time.time()})

@@ -1,0 +1,98 @@
+"""Helpers for the fault tests: drivers in their own processes, killed with real signals."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import ROOT
+
+
+def write_spec(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+class Driver:
+    """`gansweep submit|resume` in a fresh process with its own Ray temp dir, so whatever a
+    hard kill leaves behind can be found and cleared."""
+
+    def __init__(self, *args: str, log: Path):
+        self.tmp = Path("/tmp") / f"gsk{uuid.uuid4().hex[:6]}"
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": str(self.tmp),
+               "PYTHONUNBUFFERED": "1"}
+        self.log = log
+        self.proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT,
+                                     env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=120)
+        if sig == signal.SIGKILL:
+            self.clear()
+
+    def wait(self, timeout: float = 400) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        self.clear()
+        return rc
+
+    def clear(self) -> None:
+        """Ray's fate-sharing ends the trials with the driver; idle agents may linger."""
+        time.sleep(1)
+        subprocess.run(["pkill", "-9", "-f", str(self.tmp)], check=False)
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+
+def wait_for(cond, what: str, timeout: float = 300, driver: Driver | None = None):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = cond()
+        if value:
+            return value
+        if driver is not None and driver.proc.poll() is not None:
+            raise AssertionError(f"driver exited ({driver.proc.returncode}) before {what}:\n"
+                                 + driver.output()[-3000:])
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def results(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text())
+            for p in sorted(sweep.glob("trials/*/result.json"))}
+
+
+def store_steps(sweep: Path) -> dict[str, list[int]]:
+    """Steps in each configuration's metrics.csv (its history, as checkpointed)."""
+    out = {}
+    for p in sweep.glob("trials/*/metrics.csv"):
+        lines = p.read_text().splitlines()[1:]
+        out[p.parent.name] = [int(float(line.split(",")[0])) for line in lines]
+    return out
+
+
+def running(sweep: Path) -> dict[str, int]:
+    """Configurations with a checkpointed report and no result: key -> last step."""
+    done = set(results(sweep))
+    return {k: v[-1] for k, v in store_steps(sweep).items() if v and k not in done}
+
+
+def tune_reports(sweep: Path) -> list[tuple[str, int]]:
+    """(configuration, step) of every report Ray Tune recorded, across all driver runs;
+    stored results handed back at once ('reused') are not training and are left out."""
+    rows = []
+    for p in sweep.glob("tune/*/trial_*/result.json"):
+        for line in p.read_text().splitlines():
+            r = json.loads(line)
+            if not r.get("reused") and "key" in r:
+                rows.append((r["key"], int(r["step"])))
+    return rows

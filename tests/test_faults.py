@@ -1,0 +1,248 @@
+"""Interrupted sweeps: real SIGKILL/SIGINT of the driver, a killed trial process, a lost node,
+corrupted checkpoints, edited specs, full and read-only disks."""
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import subprocess
+import sys
+import threading
+import os
+import time
+
+import pytest
+import yaml
+
+from jobs.spec import parse_spec
+from jobs.status import collect
+from jobs.submit import resume, submit
+from tests.conftest import ROOT, run_cli, tiny_spec
+from tests.faults import (Driver, results, running, store_steps, tune_reports, wait_for,
+                          write_spec)
+from trainers.errors import ConfigError
+
+TRIALS, STEPS, EVERY = 4, 100, 10
+
+
+def fault_spec(tmp_path, **changes):
+    return tiny_spec(tmp_path, trials=TRIALS, steps=STEPS, report_every=EVERY,
+                     early_stop={"collapse": False}, **changes)
+
+
+def assert_complete_and_unrepeated(sweep, finished_before: dict, resumed_at: dict):
+    final = results(sweep)
+    # exactly `trials` distinct configurations, every one run to its end
+    assert len(final) == TRIALS and collect(sweep)["configurations"] == TRIALS
+    assert all(r["stop_reason"] == "completed" and r["stop_step"] == STEPS
+               for r in final.values())
+    # what had finished before a kill is there once, unchanged
+    for key, r in finished_before.items():
+        assert final[key] == r
+    # no report interval was trained twice, in any driver run
+    counts = collections.Counter(tune_reports(sweep))
+    assert not [kv for kv, n in counts.items() if n > 1], counts
+    # every history is whole: one row per interval, no gaps, no repeats
+    for key, steps in store_steps(sweep).items():
+        assert steps == list(range(EVERY, STEPS + 1, EVERY)), (key, steps)
+    # a configuration running at a kill continued from its last checkpoint, so at most the
+    # interval in progress was lost
+    for key, step in resumed_at.items():
+        assert final[key]["resumed_from_step"] >= step, (key, final[key], step)
+
+
+def test_sigkill_at_several_points_then_resume(tmp_path):
+    sweep = tmp_path / "tiny"
+    spec = write_spec(tmp_path / "spec.yaml", fault_spec(tmp_path))
+    stages = [
+        ("early: first trial started", lambda: list(sweep.glob("trials/*/config.json"))),
+        ("mid-trial: a trial has two checkpoints",
+         lambda: any(len(v) >= 2 and k not in results(sweep)
+                     for k, v in store_steps(sweep).items())),
+        ("between trials: a configuration just finished",
+         lambda: len(results(sweep)) >= 2),
+    ]
+    finished_before, resumed_at = {}, {}
+    driver = Driver("submit", str(spec), log=tmp_path / "run0.log")
+    for i, (what, cond) in enumerate(stages):
+        wait_for(cond, what, driver=driver)
+        driver.kill(signal.SIGKILL)
+        finished_before.update(results(sweep))
+        resumed_at.update(running(sweep))
+        driver = Driver("resume", str(sweep), log=tmp_path / f"run{i + 1}.log")
+    assert driver.wait() == 0, driver.output()[-3000:]
+    assert_complete_and_unrepeated(sweep, finished_before, resumed_at)
+    assert resumed_at, "no kill landed while a trial had a checkpoint"
+
+
+def test_sigint_stops_cleanly_and_prints_the_resume_command(ray_local, tmp_path):
+    sweep = tmp_path / "tiny"
+    spec = write_spec(tmp_path / "spec.yaml", fault_spec(tmp_path))
+    driver = Driver("submit", str(spec), log=tmp_path / "run0.log")
+    wait_for(lambda: running(sweep), "a trial with a checkpoint", driver=driver)
+    driver.kill(signal.SIGINT)
+    out = driver.output()
+    assert driver.proc.returncode == 130, out[-3000:]
+    assert f"gansweep resume {sweep}" in out
+    finished_before, resumed_at = results(sweep), running(sweep)
+    driver.clear()
+    resume(sweep, log=lambda *_: None)
+    assert_complete_and_unrepeated(sweep, finished_before, resumed_at)
+
+
+def test_killed_trial_process_is_retried_from_its_checkpoint(ray_local, tmp_path):
+    spec = parse_spec(fault_spec(tmp_path, max_failures=2))
+    sweep = tmp_path / "tiny"
+    victim = {}
+
+    def kill_a_trial():
+        key = wait_for(lambda: next((k for k, s in running(sweep).items() if s >= 30), None),
+                       "a trial three reports in")
+        lease = json.loads((sweep / "trials" / key / "lease.json").read_text())
+        victim.update(key=key, step=running(sweep)[key])
+        os.kill(lease["pid"], signal.SIGKILL)
+
+    killer = threading.Thread(target=kill_a_trial)
+    killer.start()
+    submit(spec, log=lambda *_: None)
+    killer.join()
+    final = results(sweep)
+    assert len(final) == TRIALS
+    r = final[victim["key"]]
+    assert r["stop_reason"] == "completed" and r["resumed_from_step"] >= victim["step"] > 0
+    assert store_steps(sweep)[victim["key"]] == list(range(EVERY, STEPS + 1, EVERY))
+
+
+LOSE_A_NODE = """
+import json, sys, threading, time
+from pathlib import Path
+import ray
+from ray.cluster_utils import Cluster
+from jobs.spec import parse_spec
+from jobs.submit import submit
+from tests.faults import running
+
+raw = json.loads(sys.argv[1]); sweep = Path(raw["storage"]) / raw["name"]
+cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+worker = cluster.add_node(num_cpus=1)
+cluster.wait_for_nodes()
+ray.init(address=cluster.address, log_to_driver=False)
+lost = {}
+
+def remove_worker():
+    while True:
+        for key, step in running(sweep).items():
+            rec = json.loads((sweep / "trials" / key / "config.json").read_text())
+            if rec["node_id"] == worker.node_id and step >= 20:
+                lost.update(key=key, step=step)
+                cluster.remove_node(worker)
+                return
+        time.sleep(0.1)
+
+t = threading.Thread(target=remove_worker, daemon=True); t.start()
+submit(parse_spec(raw), log=lambda *_: None)
+print("LOST " + json.dumps({**lost, "head": cluster.head_node.node_id}))
+ray.shutdown(); cluster.shutdown()
+"""
+
+
+def test_lost_worker_node_trials_resume_elsewhere(tmp_path):
+    raw = fault_spec(tmp_path, max_failures=3)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", LOSE_A_NODE, json.dumps(raw)], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=500)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lost = json.loads(proc.stdout.split("LOST ")[1])
+    final = results(tmp_path / "tiny")
+    assert len(final) == TRIALS and all(r["stop_reason"] == "completed" for r in final.values())
+    moved = final[lost["key"]]
+    assert moved["node_id"] == lost["head"] and moved["resumed_from_step"] >= lost["step"]
+
+
+# ---- bad input and damaged state: refused with a message, stored results untouched ---------
+
+@pytest.fixture(scope="module")
+def done_sweep(ray_local, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("done")
+    raw = tiny_spec(tmp, trials=2, steps=20, report_every=10, early_stop={"collapse": False})
+    spec_path = write_spec(tmp / "spec.yaml", raw)
+    submit(parse_spec(raw), log=lambda *_: None)
+    return tmp / "tiny", spec_path
+
+
+def test_edited_spec_is_refused(done_sweep):
+    sweep, _ = done_sweep
+    before = results(sweep)
+    frozen = sweep / "spec.yaml"
+    original = frozen.read_text()
+    try:
+        raw = yaml.safe_load(original)
+        raw["steps"] = 999
+        frozen.write_text(yaml.safe_dump(raw))
+        proc = run_cli("resume", str(sweep), check=False)
+        assert proc.returncode == 2 and "edited after submission" in proc.stderr
+    finally:
+        frozen.write_text(original)
+    assert results(sweep) == before
+
+
+def test_directory_that_is_not_a_sweep_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    proc = run_cli("resume", str(tmp_path), check=False)
+    assert proc.returncode == 2 and "not a gansweep sweep directory" in proc.stderr
+    proc = run_cli("status", str(tmp_path), check=False)
+    assert proc.returncode == 2
+
+
+def test_same_name_different_spec_is_refused(done_sweep, tmp_path):
+    sweep, spec_path = done_sweep
+    raw = yaml.safe_load(spec_path.read_text())
+    raw["steps"] = 30
+    proc = run_cli("submit", str(write_spec(tmp_path / "other.yaml", raw)), check=False)
+    assert proc.returncode == 2 and "gansweep resume" in proc.stderr
+
+
+def test_corrupted_checkpoint_is_kept_aside_and_retrained(done_sweep):
+    sweep, _ = done_sweep
+    before = results(sweep)
+    key = sorted(before)[0]
+    (sweep / "trials" / key / "result.json").unlink()  # as if killed before it finished
+    (sweep / "trials" / key / "state.pt").write_bytes(b"\x00garbage" * 100)
+    resume(sweep, log=lambda *_: None)
+    after = results(sweep)
+    assert after[key]["stop_reason"] == "completed" and after[key]["resumed_from_step"] == 0
+    aside = list((sweep / "trials" / key).glob("state.pt.corrupt-*"))
+    assert aside and aside[0].read_bytes().startswith(b"\x00garbage")
+    for other in set(before) - {key}:
+        assert after[other] == before[other]
+
+
+def _mount_tmpfs(path, options: str) -> bool:
+    path.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                          capture_output=True).returncode == 0
+
+
+@pytest.mark.parametrize("case", ["full", "read-only"])
+def test_full_or_read_only_disk_is_refused_before_ray(done_sweep, tmp_path, case):
+    sweep, _ = done_sweep
+    mnt = tmp_path / "mnt"
+    if not _mount_tmpfs(mnt, "size=8m"):
+        pytest.skip("cannot mount a tmpfs here (needs root / CAP_SYS_ADMIN)")
+    try:
+        subprocess.run(["cp", "-a", str(sweep), str(mnt)], check=True)
+        copy = mnt / sweep.name
+        before = results(copy)
+        if case == "read-only":
+            subprocess.run(["mount", "-o", "remount,ro", str(mnt)], check=True)
+            fragment = "not writable"
+        else:
+            fragment = "MiB free"
+        t0 = time.monotonic()
+        proc = run_cli("resume", str(copy), check=False)
+        assert proc.returncode == 2 and fragment in proc.stderr, proc.stderr
+        assert "starting a local Ray" not in proc.stdout
+        assert time.monotonic() - t0 < 60
+        assert results(copy) == before
+    finally:
+        subprocess.run(["umount", str(mnt)], check=False)
