@@ -34,7 +34,8 @@ KEYS = {
     "trials": "configurations Optuna proposes",
     "steps": "training steps per trial (som: epochs)",
     "report_every": "steps between reports (and checkpoints)",
-    "score_every": "steps between full quality scores (default: every report)",
+    "score_every": "steps between full quality scores (default: at the end; the objective "
+                   "is scored at every report)",
     "metric": "the objective: " + ", ".join(DIRECTIONS),
     "seed": "seed of the search and of every trial",
     "space": "overrides and extensions of the trainer's default search space",

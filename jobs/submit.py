@@ -18,7 +18,7 @@ def control(spec: SweepSpec, root: Path) -> dict:
     """The sweep's settings every trial needs; kept out of the configuration hash."""
     return {"trainer": spec.trainer, "dataset": spec.dataset, "seed": spec.seed,
             "steps": spec.steps, "report_every": spec.report_every,
-            "score_every": spec.score_every or spec.report_every, "metric": spec.metric,
+            "score_every": spec.score_every, "metric": spec.metric,
             "mode": spec.mode, "collapse": collapse_settings(spec.early_stop, spec.trainer, spec.steps),
             "store": str(root / sd.TRIALS),
             "threads": max(1, int(spec.resources["cpu"]))}

@@ -5,6 +5,7 @@ configuration, so a trial resumes from its own checkpoint under whatever trial i
 from __future__ import annotations
 
 import functools
+import json
 import math
 import os
 import tempfile
@@ -51,7 +52,6 @@ def stored_objective(value) -> float | None:
 
 @functools.lru_cache(maxsize=4)
 def _cached_dataset(dataset_json: str, image_size: int | None):
-    import json
 
     from trainers.data import load_dataset
 
@@ -60,7 +60,6 @@ def _cached_dataset(dataset_json: str, image_size: int | None):
 
 def _load(dataset, image_size=None):
     """Datasets are loaded once per worker process; reused actors skip the reload."""
-    import json
 
     return _cached_dataset(json.dumps(dataset, sort_keys=True), image_size)
 
@@ -123,16 +122,21 @@ def trainable(config: dict, run_id: str) -> None:
         store.write_torch(key, "state.pt", {"trainer": trainer.state_dict(), "history": history,
                                             "detector": detector.state_dict()})
         store.write(key, "metrics.csv", metrics_csv(history).encode())
+        stop = bool(row["collapsed"] or row["diverged"])
+        report = {k: v for k, v in row.items() if not isinstance(v, str)}
+        report.update(objective=objective(row, ctl), key=key,
+                      stop_reason=_reason(row) or "running")
+        if not (stop or trainer.step >= ctl["steps"]):
+            tune.report(report)
+            return stop
+        _finish(store, key, trainer, ctl, row, trial_id, resumed_from)
+        report["stop_reason"] = _reason(row) or "completed"
+        # Resuming reads the trial store (keyed by configuration, so it survives Tune
+        # re-creating trials under new ids); the Tune checkpoint, reported once at the end,
+        # only points Ray's Result.checkpoint at the configuration's entry there.
         with tempfile.TemporaryDirectory() as tmp:
-            stop = bool(row["collapsed"] or row["diverged"])
-            last = stop or trainer.step >= ctl["steps"]
-            if last:
-                _finish(store, key, trainer, ctl, row, trial_id, resumed_from)
-            with open(os.path.join(tmp, "pointer.txt"), "w") as f:
-                f.write(f"{store.path(key)} step={trainer.step}\n")
-            report = {k: v for k, v in row.items() if not isinstance(v, str)}
-            report.update(objective=objective(row, ctl), key=key,
-                          stop_reason=_reason(row) or ("completed" if last else "running"))
+            with open(os.path.join(tmp, "pointer.json"), "w") as f:
+                json.dump({"store": store.path(key), "step": trainer.step}, f)
             tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
         return stop
 
