@@ -19,9 +19,40 @@ from analysis.metrics.scoring import default_n, score, validate_samples
 __all__ = ["default_n", "score", "som_scores", "validate_samples"]
 
 
-def som_scores(weights: np.ndarray, x: np.ndarray) -> dict[str, float]:
-    """quantization_error, topographic_error, unit_utilization of a (rows, cols, dim) map."""
-    flat = weights.reshape(-1, weights.shape[-1])
-    d = ((x[:, None, :] - flat[None]) ** 2).sum(-1)
-    best = np.argmin(d, axis=1)
-    return {"quantization_error": float(np.sqrt(d[np.arange(len(x)), best]).mean())}
+def som_scores(weights: np.ndarray, x: np.ndarray, chunk: int | None = None
+               ) -> dict[str, float]:
+    """quantization_error, topographic_error, unit_utilization of a (rows, cols, dim) map.
+
+    quantization_error: mean Euclidean distance from each sample to its best-matching unit.
+    topographic_error: fraction of samples whose best and second-best units are not
+    8-neighbours on the rectangular grid (Chebyshev distance > 1, as MiniSom's rectangular
+    topology); 0 for a one-unit map, which has no order to break (NaN would read as diverged).
+    unit_utilization: fraction of units that are the best match of at least one sample.
+    Computed in float64, `chunk` samples at a time (default: ~32 MB per temporary array) to
+    bound the (chunk, units) distance matrix.
+    """
+    rows, cols = weights.shape[:2]
+    flat = weights.reshape(rows * cols, -1).astype(np.float64)
+    chunk = chunk or max(1, (1 << 22) // max(flat.shape))
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    w2 = (flat * flat).sum(1)
+    qe_sum, te_sum = 0.0, 0
+    won = np.zeros(rows * cols, dtype=bool)
+    for s in range(0, len(x), chunk):
+        xb = x[s:s + chunk]
+        d = w2 - 2.0 * xb @ flat.T  # + ||x||^2, constant per row: same ordering
+        if rows * cols > 1:
+            # partitioning at 1 puts the 2nd smallest at 1 and the smallest before it
+            two = np.argpartition(d, 1, axis=1)
+            best, second = two[:, 0], two[:, 1]
+            cheb = np.maximum(np.abs(best // cols - second // cols),
+                              np.abs(best % cols - second % cols))
+            te_sum += int((cheb > 1).sum())
+        else:
+            best = np.zeros(len(xb), dtype=np.int64)
+        # the distance itself from the difference, not the expansion: no cancellation error
+        qe_sum += float(np.linalg.norm(xb - flat[best], axis=1).sum())
+        won[best] = True
+    n = max(len(x), 1)
+    return {"quantization_error": qe_sum / n, "topographic_error": te_sum / n,
+            "unit_utilization": float(won.mean())}
