@@ -237,8 +237,18 @@ def cache_key(data: Dataset) -> str:
     return f"{name}-{data.fingerprint}-{shape}-v{VERSION}"
 
 
+def evaluator_dir() -> Path:
+    """$GANSWEEP_EVALUATORS when set (a sweep points every trial, on every node, at one copy in
+    its own directory), else the per-machine cache."""
+    override = os.environ.get("GANSWEEP_EVALUATORS")
+    if override:
+        Path(override).mkdir(parents=True, exist_ok=True)
+        return Path(override)
+    return cache_dir("evaluators")
+
+
 def cache_path(data: Dataset) -> Path:
-    return cache_dir("evaluators") / f"{cache_key(data)}.pt"
+    return evaluator_dir() / f"{cache_key(data)}.pt"
 
 
 def for_dataset(data: Dataset) -> Evaluator | None:
@@ -262,20 +272,25 @@ def for_dataset(data: Dataset) -> Evaluator | None:
 def load_or_train(data: Dataset) -> Evaluator:
     """Load the cached evaluator of `data`, training and caching it first if there is none."""
     key = cache_key(data)
-    if key in _MEMO:
-        return _MEMO[key]
-    path = cache_dir("evaluators") / f"{key}.pt"
-    ev = _load(path, data)
+    path = evaluator_dir() / f"{key}.pt"
+    ev = _MEMO.get(key) or _load(path, data)
     if ev is None:
         with _file_lock(path.with_suffix(".lock")):
             ev = _load(path, data)  # another process may have trained it while we waited
             if ev is None:
                 ev = train(data)
-                tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-                torch.save({"meta": ev.meta, "state_dict": ev.net.state_dict()}, tmp)
-                os.replace(tmp, path)
+                save(ev, path)
+    elif not path.exists():  # held in memory from another cache dir: store a copy here too
+        save(ev, path)
     _MEMO[key] = ev
     return ev
+
+
+def save(ev: Evaluator, path: Path) -> None:
+    """Atomic, so a reader in another process never sees a half-written file."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save({"meta": ev.meta, "state_dict": ev.net.state_dict()}, tmp)
+    os.replace(tmp, path)
 
 
 def clear_memory_cache() -> None:

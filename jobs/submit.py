@@ -20,17 +20,38 @@ def control(spec: SweepSpec, root: Path) -> dict:
             "steps": spec.steps, "report_every": spec.report_every,
             "score_every": spec.score_every, "metric": spec.metric,
             "mode": spec.mode, "collapse": collapse_settings(spec.early_stop, spec.trainer, spec.steps),
-            "store": str(root / sd.TRIALS),
+            "store": str(root / sd.TRIALS), "evaluators": str(root / sd.EVALUATORS),
             "threads": max(1, int(spec.resources["cpu"]))}
 
 
-def check_data(spec: SweepSpec) -> None:
+def check_data(spec: SweepSpec):
     """Load the dataset once in the driver, so a missing file or an offline-only source is
-    reported before Ray starts, not in every trial."""
+    reported before Ray starts, not in every trial. Returns it."""
     from trainers.run import build
 
-    build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu",
-          steps=spec.steps)
+    return build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu",
+                 steps=spec.steps).data
+
+
+def prepare_evaluator(data, root: Path, log=print) -> None:
+    """Train the image evaluator once, in the sweep directory, before any trial starts; every
+    trial on every node then loads that one copy instead of training its own."""
+    if data.kind != "image":
+        return
+    from analysis.evaluator import load_or_train
+
+    where = root / sd.EVALUATORS
+    log(f"[gansweep] evaluator features for {data.name} ({'x'.join(map(str, data.shape))}) "
+        f"in {where}")
+    previous = os.environ.get("GANSWEEP_EVALUATORS")
+    os.environ["GANSWEEP_EVALUATORS"] = str(where)
+    try:
+        load_or_train(data)
+    finally:
+        if previous is None:
+            del os.environ["GANSWEEP_EVALUATORS"]
+        else:
+            os.environ["GANSWEEP_EVALUATORS"] = previous
 
 
 def init_ray(address: str | None, log=print) -> None:
@@ -102,9 +123,9 @@ def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_sample
 
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
-    check_data(spec)
+    data = check_data(spec)
     meta = sd.create(spec)
-    return _run(spec, Path(spec.sweep_dir), meta, address, log)
+    return _run(spec, Path(spec.sweep_dir), meta, data, address, log)
 
 
 def resume(root: str | Path, address: str | None = None, trials: int | None = None,
@@ -117,8 +138,8 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
             raise ConfigError(f"--trials {trials}: {done} configurations have already "
                               f"finished; give at least {done}")
         meta["trials"] = trials
-    check_data(spec)
-    return _run(spec, root, meta, address, log)
+    data = check_data(spec)
+    return _run(spec, root, meta, data, address, log)
 
 
 def finished_keys(root: Path) -> list[str]:
@@ -192,7 +213,7 @@ class _StopOnSignal:
             signal.signal(sig, handler)
 
 
-def _run(spec: SweepSpec, root: Path, meta: dict, address, log) -> Path:
+def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
     """One driver run: as many Tune trials as configurations are still missing."""
     import time
 
@@ -206,6 +227,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, address, log) -> Path:
     sd.write_meta(root, meta)
     if len(meta["runs"]) > 1:
         requeue_unfinished(spec, root, meta["study_name"], log)
+    prepare_evaluator(data, root, log)
     init_ray(address, log)
     log(f"[gansweep] sweep {spec.name}: {target} configurations of {spec.trainer} on "
         f"{spec.dataset}, objective {spec.metric} ({spec.mode}); directory {root}")

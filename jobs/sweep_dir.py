@@ -6,6 +6,7 @@
     SWEEP_DIR/tune/        the Ray Tune experiment (ray.tune.ExperimentAnalysis reads it)
     SWEEP_DIR/trials/KEY/  per configuration: config.json, state.pt, metrics.csv,
                            result.json, samples.npy or weights.npy
+    SWEEP_DIR/evaluators/  the image evaluator, trained once by the driver
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from jobs.spec import SweepSpec, parse_spec
 from trainers.errors import ConfigError
 
 SPEC, META, OPTUNA_DB, TUNE_NAME, TRIALS = "spec.yaml", "sweep.json", "optuna.db", "tune", "trials"
+EVALUATORS = "evaluators"
 
 
 def is_local(uri: str) -> bool:

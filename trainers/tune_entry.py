@@ -70,6 +70,8 @@ def _build(ctl: dict, hp: dict):
     from trainers.run import build
 
     torch.set_num_threads(max(1, int(ctl.get("threads", 1))))
+    if ctl.get("evaluators"):
+        os.environ["GANSWEEP_EVALUATORS"] = ctl["evaluators"]
     return build(ctl["trainer"], ctl["dataset"], hp, ctl["seed"], steps=ctl["steps"],
                  loader=_load)
 
