@@ -1,5 +1,6 @@
-"""`make demo`: two small real sweeps (MLP GAN on ring8, SOM on digits) on the embedded local
-Ray, then their status; a few minutes on 2 CPU cores."""
+"""`make demo`: four small real sweeps (MLP GAN on ring8; DCGAN, WGAN-GP and SOM on digits)
+on the embedded local Ray, their status, and the comparison report; a few minutes on 2 CPU
+cores."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,7 +9,8 @@ import yaml
 
 from jobs.spec import parse_spec
 
-SPECS = ("demo-gan-ring8.yaml", "demo-som-digits.yaml")
+SPECS = ("demo-gan-ring8.yaml", "demo-dcgan-digits.yaml", "demo-wgan-gp-digits.yaml",
+         "demo-som-digits.yaml")
 
 
 def demo_specs(out: Path):
@@ -19,7 +21,8 @@ def demo_specs(out: Path):
         yield parse_spec(raw, str(here / name))
 
 
-def run_demo(out: Path, address: str | None = None, log=print) -> list[Path]:
+def run_demo(out: Path, address: str | None = None, log=print) -> Path:
+    from analysis.report import write_report
     from jobs.status import collect, format_status
     from jobs.submit import resume, submit
 
@@ -34,5 +37,7 @@ def run_demo(out: Path, address: str | None = None, log=print) -> list[Path]:
         dirs.append(root)
     for root in dirs:
         log(format_status(collect(root)))
+    page = write_report(dirs, out / "report")
     log("[gansweep] demo sweeps are in " + ", ".join(str(d) for d in dirs))
-    return dirs
+    log(f"[gansweep] report: {page} (also report.md and trials.csv beside it)")
+    return page

@@ -221,6 +221,10 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
 
     sd.check_writable(root)
     target = meta.get("trials", spec.trials)
+    if target - len(finished_keys(root)) <= 0:
+        log(f"[gansweep] sweep {spec.name} already has its {target} configurations; raise "
+            "them with --trials N")
+        return root
     run_id = uuid.uuid4().hex[:12]
     meta["runs"].append({"run_id": run_id, "started": time.time(),
                          "name": f"run-{len(meta['runs']) + 1:03d}"})
