@@ -1,0 +1,81 @@
+"""DCGAN (Radford et al. 2016): conv generator and discriminator, sigmoid cross-entropy.
+
+Follows PyTorch's examples/dcgan step for step: one discriminator update on a real and a fake
+batch, then one generator update through the updated discriminator on the same fake batch.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from trainers.base import Trainer
+from trainers.convnets import check_images, discriminator, generate, generator, means, uniform_code
+from trainers.data import Dataset
+from trainers.hparams import pick
+
+
+class DCGAN(Trainer):
+    name = "dcgan"
+    data_kinds = ("image",)
+    HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "loss",
+                   "image_size", "width", "amp", width=32)
+
+    def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
+                 seed: int = 0):
+        super().__init__(config, data, device, seed)
+        c = self.config
+        channels = check_images(data, c["image_size"], f"trainer {self.name}")
+        self.G = generator(c["code_length"], c["image_size"], c["width"], channels).to(self.device)
+        self.D = discriminator(c["image_size"], c["width"], channels, "batch").to(self.device)
+        betas = (c["beta1"], c["beta2"])
+        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c["lr_g"], betas=betas)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)
+
+    def train(self, steps: int) -> dict[str, float]:
+        G, D, c = self.G, self.D, self.config
+        n, minimax = c["batch_size"], c["loss"] == "minimax"
+        losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
+        for _ in range(steps):
+            real = self.batch(n)
+            z = uniform_code(self.gen, n, c["code_length"], self.device)
+
+            # Discriminator: real -> 1, fake -> 0, in separate batches (separate BN stats).
+            with self.autocast():
+                fake = G(z)
+                d_real = D(real).float()
+                d_fake = D(fake.detach()).float()
+                loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
+                          + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
+            self.opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            self.opt_d.step()
+
+            # Generator. On logits l = log D/(1-D): minimax log(1 - D) = -softplus(l),
+            # non-saturating -log D = softplus(-l); softplus keeps both finite.
+            with self.autocast():
+                logit = D(fake).float()
+                loss_g = -F.softplus(logit).mean() if minimax else F.softplus(-logit).mean()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+
+            losses["loss_g"].append(loss_g.detach())
+            losses["loss_d"].append(loss_d.detach())
+            self.step += 1
+        return means(losses)
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        return generate(self.G, n, self.config["code_length"], seed, self.device, self.autocast)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.base_state(), "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_base_state(state)
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])

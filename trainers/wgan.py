@@ -1,0 +1,86 @@
+"""WGAN with weight clipping (Arjovsky et al. 2017): a critic instead of a classifier.
+
+The critic is the DCGAN discriminator without the sigmoid (batch norm kept, as the seed's);
+its weights are clipped to [-clip_value, clip_value] after every update so it stays roughly
+Lipschitz. One `train` step is one generator step after `n_critic` critic steps, from step 0
+(no warm-up schedule, so `n_critic` means what it says).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from trainers.base import Trainer
+from trainers.convnets import check_images, discriminator, generate, generator, means, uniform_code
+from trainers.data import Dataset
+from trainers.hparams import pick
+
+
+class WGAN(Trainer):
+    name = "wgan"
+    data_kinds = ("image",)
+    HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "n_critic",
+                   "clip_value", "optimizer", "image_size", "width", "amp",
+                   lr_g=5e-5, lr_d=5e-5, beta1=0.5, beta2=0.9, width=32)
+
+    def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
+                 seed: int = 0):
+        super().__init__(config, data, device, seed)
+        c = self.config
+        channels = check_images(data, c["image_size"], f"trainer {self.name}")
+        self.G = generator(c["code_length"], c["image_size"], c["width"], channels).to(self.device)
+        self.D = discriminator(c["image_size"], c["width"], channels, "batch").to(self.device)
+        if c["optimizer"] == "rmsprop":  # the WGAN paper's choice: no momentum
+            self.opt_g = torch.optim.RMSprop(self.G.parameters(), lr=c["lr_g"])
+            self.opt_d = torch.optim.RMSprop(self.D.parameters(), lr=c["lr_d"])
+        else:
+            betas = (c["beta1"], c["beta2"])
+            self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c["lr_g"], betas=betas)
+            self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)
+
+    def train(self, steps: int) -> dict[str, float]:
+        G, D, c = self.G, self.D, self.config
+        n, clip = c["batch_size"], c["clip_value"]
+        losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
+        for _ in range(steps):
+            # Critic: maximise E[D(real)] - E[D(fake)], i.e. minimise its negative.
+            for _ in range(c["n_critic"]):
+                real = self.batch(n)
+                z = uniform_code(self.gen, n, c["code_length"], self.device)
+                with self.autocast():
+                    with torch.no_grad():
+                        fake = G(z)
+                    loss_d = D(fake).float().mean() - D(real).float().mean()
+                self.opt_d.zero_grad(set_to_none=True)
+                loss_d.backward()
+                self.opt_d.step()
+                with torch.no_grad():
+                    for p in D.parameters():
+                        p.clamp_(-clip, clip)
+                losses["loss_d"].append(loss_d.detach())
+
+            # Generator: minimise -E[D(G(z))].
+            z = uniform_code(self.gen, n, c["code_length"], self.device)
+            with self.autocast():
+                loss_g = -D(G(z)).float().mean()
+            self.opt_g.zero_grad(set_to_none=True)
+            loss_g.backward()
+            self.opt_g.step()
+            losses["loss_g"].append(loss_g.detach())
+            self.step += 1
+        return means(losses)
+
+    def sample(self, n: int, seed: int = 0) -> torch.Tensor:
+        return generate(self.G, n, self.config["code_length"], seed, self.device, self.autocast)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.base_state(), "G": self.G.state_dict(), "D": self.D.state_dict(),
+                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_base_state(state)
+        self.G.load_state_dict(state["G"])
+        self.D.load_state_dict(state["D"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
