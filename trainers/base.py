@@ -100,6 +100,21 @@ class Trainer:
         raise NotImplementedError
 
 
+class TwoPlayer(Trainer):
+    """A family with a generator `G` and a discriminator or critic `D`, each with its own
+    optimiser (`opt_g`, `opt_d`): their state is the whole of the trainer's state."""
+
+    PARTS = ("G", "D", "opt_g", "opt_d")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**self.base_state(), **{k: getattr(self, k).state_dict() for k in self.PARTS}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.load_base_state(state)
+        for k in self.PARTS:
+            getattr(self, k).load_state_dict(state[k])
+
+
 def mean_losses(rows: list[dict[str, float]]) -> dict[str, float]:
     """Average per-step loss dicts over the steps of one `train()` call."""
     if not rows:

@@ -10,13 +10,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trainers.base import Trainer
+from trainers.base import TwoPlayer
 from trainers.convnets import check_images, discriminator, generate, generator, means, uniform_code
 from trainers.data import Dataset
 from trainers.hparams import pick
 
 
-class DCGAN(Trainer):
+class DCGAN(TwoPlayer):
     name = "dcgan"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "loss",
@@ -68,14 +68,3 @@ class DCGAN(Trainer):
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         return generate(self.G, n, self.config["code_length"], seed, self.device, self.autocast)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**self.base_state(), "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.load_base_state(state)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.base import Trainer, mean_losses
+from trainers.base import TwoPlayer, mean_losses
 from trainers.data import Dataset
 from trainers.hparams import pick
 
@@ -68,7 +68,7 @@ class Discriminator(nn.Module):
         return self.logit(h).squeeze(1)
 
 
-class MLPGAN(Trainer):
+class MLPGAN(TwoPlayer):
     name = "gan"
     data_kinds = ("vector",)
     # Toy-data defaults: a code as small as the data (2), 128 hidden units, and both learning
@@ -132,14 +132,3 @@ class MLPGAN(Trainer):
         with self.autocast():
             x = self.G(z)
         return x.float().cpu()
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**self.base_state(), "G": self.G.state_dict(), "D": self.D.state_dict(),
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.load_base_state(state)
-        self.G.load_state_dict(state["G"])
-        self.D.load_state_dict(state["D"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
