@@ -74,10 +74,13 @@ def train_loop(trainer: Trainer, steps: int, report_every: int, score_every: int
 
     `on_report(row)` persists the row and returns True to stop early. A NaN or infinite loss
     or metric stops the run at once with `diverged` set. Metrics named in `required` (a
-    sweep's objective) are in every row, scored fully when the cheap pass lacks them.
+    sweep's objective) are in every row: when the cheap pass lacks them, every report scores
+    fully (once, not cheap and then full).
     """
     if report_every < 1:
         raise ConfigError("report_every must be at least 1")
+    cheap = metrics.SOM_METRICS if trainer.name == "som" else metrics.cheap_metrics(trainer.data)
+    every_report_full = bool(set(required) - cheap)
     while trainer.step < steps:
         t0 = time.perf_counter()
         losses = trainer.train(min(report_every, steps - trainer.step))
@@ -85,10 +88,9 @@ def train_loop(trainer: Trainer, steps: int, report_every: int, score_every: int
         diverged = is_diverged(row)
         if not diverged:
             last = trainer.step >= steps
-            full = last or bool(score_every and trainer.step % score_every == 0)
+            full = last or every_report_full or bool(score_every
+                                                      and trainer.step % score_every == 0)
             row.update(evaluate(trainer, full))
-            if not full and any(k not in row for k in required):
-                row.update(evaluate(trainer, True))
             diverged = is_diverged(row)
         row["diverged"] = diverged
         prev = history[-1]["time_s"] if history else 0.0

@@ -136,6 +136,16 @@ def reference(data, evaluator=None) -> Reference:
     return built
 
 
+CHEAP_MIXTURE = frozenset({"mode_diversity", "modes_captured", "hq_fraction", "reverse_kl"})
+CHEAP_OTHER = frozenset({"mode_diversity", "coverage"})
+
+
+def cheap_metrics(data) -> frozenset[str]:
+    """What `score(..., full=False)` returns for `data`: a caller that needs more scores fully
+    at once rather than twice."""
+    return CHEAP_MIXTURE if is_mixture(data) else CHEAP_OTHER
+
+
 def score(samples: np.ndarray, data, full: bool = False, evaluator=None) -> dict[str, float]:
     """Metrics of generated `samples` against `data.held_out`; the costly ones only when `full`.
 
