@@ -23,7 +23,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TRIALS, STEPS, REPS = 40, 2, 2
+TRIALS, STEPS, REPS = 40, 2, 3
 FIXED = {"width": 8, "batch_size": 32}
 
 
@@ -73,6 +73,7 @@ def main() -> None:
     import ray
     import torch
 
+    load0 = os.getloadavg()[0]
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     bare, ours = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +90,9 @@ def main() -> None:
         "ratio": round(g / b, 3), "target": "<= 1.1",
         "bare_runs_s_per_trial": [round(x, 4) for x in bare],
         "gansweep_runs_s_per_trial": [round(x, 4) for x in ours],
+        "paired_ratios": [round(o / b, 3) for o, b in zip(ours, bare)],
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        "loadavg_1m_before_after": [round(load0, 2), round(os.getloadavg()[0], 2)],
         "torch": torch.__version__, "ray": ray.__version__,
     }
     out = ROOT / "benchmarks" / "results" / "sweep_overhead.json"
