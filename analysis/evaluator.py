@@ -177,7 +177,9 @@ def _one_thread() -> Iterator[None]:
 
 def _n_classes(data: Dataset) -> int:
     given = data.info.get("classes")
-    return int(given) if given else int(max(data.train_labels.max(), data.held_out_labels.max())) + 1
+    if given:
+        return int(given)
+    return int(max(data.train_labels.max(), data.held_out_labels.max())) + 1
 
 
 def train(data: Dataset) -> Evaluator:

@@ -9,7 +9,8 @@ from ray.tune import Callback
 
 class Progress(Callback):
     def __init__(self, metric: str, mode: str, total: int, every_s: float = 15.0, log=print):
-        self.metric, self.mode, self.total, self.every_s, self.log = metric, mode, total, every_s, log
+        self.metric, self.mode, self.total = metric, mode, total
+        self.every_s, self.log = every_s, log
         self.best: float | None = None
         self.stopped: dict[str, int] = {}
         self.done = 0

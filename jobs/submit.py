@@ -19,7 +19,8 @@ def control(spec: SweepSpec, root: Path) -> dict:
     return {"trainer": spec.trainer, "dataset": spec.dataset, "seed": spec.seed,
             "steps": spec.steps, "report_every": spec.report_every,
             "score_every": spec.score_every, "metric": spec.metric,
-            "mode": spec.mode, "collapse": collapse_settings(spec.early_stop, spec.trainer, spec.steps),
+            "mode": spec.mode,
+            "collapse": collapse_settings(spec.early_stop, spec.trainer, spec.steps),
             "store": str(root / sd.TRIALS), "evaluators": str(root / sd.EVALUATORS),
             "threads": max(1, int(spec.resources["cpu"]))}
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
-import os
 import time
 
 import pytest
@@ -18,9 +18,7 @@ from jobs.spec import parse_spec
 from jobs.status import collect
 from jobs.submit import resume, submit
 from tests.conftest import ROOT, run_cli, tiny_spec
-from tests.faults import (Driver, results, running, store_steps, tune_reports, wait_for,
-                          write_spec)
-from trainers.errors import ConfigError
+from tests.faults import Driver, results, running, store_steps, tune_reports, wait_for, write_spec
 
 TRIALS, STEPS, EVERY = 4, 100, 10
 
