@@ -46,6 +46,21 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from jobs.report_cmd import report
+
+    report(args.sweep_dirs, args.out)
+    return 0
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    from jobs.rerun import rerun
+
+    rerun(args.sweep_dir, top=args.top, seeds=args.seeds, address=args.address,
+          resume=args.resume)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from jobs.demo import run_demo
 
@@ -90,6 +105,23 @@ def parser() -> argparse.ArgumentParser:
     st.add_argument("sweep_dir")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=cmd_status)
+
+    rp = sub.add_parser("report", help="comparison report (HTML, Markdown, CSV) of sweeps")
+    rp.add_argument("sweep_dirs", nargs="+", metavar="SWEEP_DIR",
+                    help="sweep directories, finished or not (a SWEEP_DIR-rerun is picked up)")
+    rp.add_argument("--out", required=True, help="directory for index.html, report.md, "
+                    "trials.csv")
+    rp.set_defaults(func=cmd_report)
+
+    rr = sub.add_parser("rerun", help="train a sweep's top configurations again under new "
+                        "seeds (into SWEEP_DIR-rerun)")
+    rr.add_argument("sweep_dir")
+    rr.add_argument("--top", type=int, default=3, help="configurations to rerun (default 3)")
+    rr.add_argument("--seeds", type=int, default=3, help="new seeds per configuration "
+                    "(default 3)")
+    rr.add_argument("--resume", action="store_true", help="continue an interrupted rerun")
+    rr.add_argument("--address", default=None, help=address_help)
+    rr.set_defaults(func=cmd_rerun)
 
     d = sub.add_parser("demo", help="run the demo sweeps on a local Ray and write the report")
     d.add_argument("--out", default="demo-output")

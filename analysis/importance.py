@@ -1,0 +1,100 @@
+"""Hyperparameter importance from a sweep's Optuna study (fANOVA).
+
+The study lives in SWEEP_DIR/optuna.db under the name in SWEEP_DIR/sweep.json. Collapsed or
+diverged runs report a deliberate worst objective (inf / -inf) so the searcher avoids them;
+that is a penalty, not a measurement, and fANOVA cannot fit it. The importances are therefore
+computed on an in-memory copy of the study holding only its COMPLETE trials with a finite
+objective, and the page says how many that was.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+MIN_TRIALS = 5
+
+
+@dataclass
+class Importance:
+    ok: bool
+    why: str = ""  # when not ok: the reason, one line
+    importances: dict[str, float] = field(default_factory=dict)
+    n_used: int = 0
+    n_complete: int = 0
+    log_params: set[str] = field(default_factory=set)
+
+
+def finite_study(root: Path):
+    """(in-memory study of the finite COMPLETE trials, number of COMPLETE trials, log-scale
+    parameter names) or a string saying why there is none."""
+    import optuna
+    import sqlalchemy.exc
+
+    db = root / "optuna.db"
+    meta_path = root / "sweep.json"
+    if not db.is_file():
+        return "no Optuna study in this directory (optuna.db is missing; a rerun has none)"
+    try:
+        name = json.loads(meta_path.read_text())["study_name"]
+    except (OSError, KeyError, json.JSONDecodeError):
+        return "sweep.json names no Optuna study"
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{db}", skip_compatibility_check=True,
+            engine_kwargs={"connect_args": {"timeout": 30}})
+        study = optuna.load_study(study_name=name, storage=storage)
+        trials = study.get_trials(deepcopy=False,
+                                  states=(optuna.trial.TrialState.COMPLETE,))
+    except (KeyError, sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError) as exc:
+        return f"the Optuna study {name} could not be read ({type(exc).__name__}: {exc})"
+    keep = [t for t in trials if t.value is not None and math.isfinite(t.value)]
+    copy = optuna.create_study(direction=study.direction)
+    copy.add_trials(keep)
+    log_params = {p for t in keep for p, d in t.distributions.items()
+                  if getattr(d, "log", False)}
+    return copy, len(trials), log_params
+
+
+def compute(root: str | Path, min_trials: int = MIN_TRIALS, seed: int = 0) -> Importance:
+    """fANOVA importances of the searched parameters, or why there are none."""
+    import optuna
+
+    got = finite_study(Path(root))
+    if isinstance(got, str):
+        return Importance(False, got)
+    study, n_complete, log_params = got
+    trials = study.get_trials(deepcopy=False)
+    n = len(trials)
+    dropped = n_complete - n
+    penalty = (f" ({dropped} collapsed or diverged, whose objective is a penalty, left out)"
+               if dropped else "")
+    if n < min_trials:
+        return Importance(False, f"only {n} complete trial(s) with a finite objective"
+                          f"{penalty}; fANOVA needs at least {min_trials}", n_used=n,
+                          n_complete=n_complete)
+    seen: dict[str, set] = {}
+    for t in trials:
+        for p, v in t.params.items():
+            seen.setdefault(p, set()).add(repr(v))
+    # Conditional parameters (absent from some trials) are left out, as Optuna itself does.
+    params = sorted(p for p, vals in seen.items()
+                    if len(vals) > 1 and all(p in t.params for t in trials))
+    if not params:
+        return Importance(False, "no searched parameter present in every trial took more "
+                          "than one value", n_used=n, n_complete=n_complete)
+    values = {t.value for t in trials}
+    if len(values) < 2:
+        return Importance(False, f"all {n} finite trials have the same objective "
+                          f"({next(iter(values)):.4g}): nothing to attribute", n_used=n,
+                          n_complete=n_complete)
+    try:
+        imp = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=seed),
+            params=params)
+    except (RuntimeError, ValueError) as exc:
+        return Importance(False, f"fANOVA failed ({exc})", n_used=n, n_complete=n_complete)
+    return Importance(True, penalty.strip(" ()"), dict(imp), n_used=n, n_complete=n_complete,
+                      log_params=log_params)

@@ -1,0 +1,367 @@
+"""Sweep directories into pandas, from files only.
+
+Reads what a sweep leaves on disk (layout in jobs/sweep_dir.py), never Ray or the driver:
+
+    SWEEP_DIR/spec.yaml    the frozen spec (trainer, dataset, metric, steps, trials)
+    SWEEP_DIR/sweep.json   study name, driver runs; a rerun's record under "rerun"
+    SWEEP_DIR/trials/KEY/  config.json, metrics.csv (one row per report), result.json
+                           (absent while the configuration runs or after an interruption),
+                           samples.npy or weights.npy
+
+so it works on a sweep that is running, finished or was interrupted. Each configuration is one
+row, whichever Ray trial ids it ran under. A configuration's "value" is its spec metric as
+measured; the "objective" is what the searcher saw (a penalty for collapsed or diverged runs).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from analysis.vocabulary import DIRECTIONS, LOSSES
+from trainers.errors import ConfigError
+from trainers.store import TrialStore
+
+SPEC, META, OPTUNA_DB, TRIALS = "spec.yaml", "sweep.json", "optuna.db", "trials"
+ENDED = ("completed", "collapsed", "diverged", "asha", "failed")
+STOPPED_EARLY = ("collapsed", "diverged", "asha")  # ended before their planned steps on purpose
+UNFINISHED = "unfinished"
+FLAGS = ("collapsed", "diverged")
+BASE_COLUMNS = ("rank", "key", "seed", "steps_planned", "state", "stop_step", "time_s",
+                "objective", "created", "finished", "value")
+RERUN_SUFFIX = "-rerun"
+
+
+@dataclass
+class Sweep:
+    root: Path
+    name: str
+    trainer: str
+    dataset: Any
+    metric: str
+    steps: int
+    report_every: int
+    planned: int
+    seed: int
+    study_name: str | None
+    trials: pd.DataFrame
+    curves: dict[str, pd.DataFrame]
+    configs: dict[str, dict] = field(default_factory=dict)  # key -> configuration as trained
+    rerun: dict | None = None  # a rerun's record: {"of", "top", "seeds", "configs"}
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        return DIRECTIONS[self.metric]
+
+    @property
+    def dataset_name(self) -> str:
+        return dataset_name(self.dataset)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.trainer})"
+
+    @property
+    def n_unfinished(self) -> int:
+        return int((self.trials["state"] == UNFINISHED).sum()) if len(self.trials) else 0
+
+    @property
+    def n_ended(self) -> int:
+        return len(self.trials) - self.n_unfinished
+
+    @property
+    def finished(self) -> bool:
+        return self.n_unfinished == 0 and self.n_ended >= self.planned
+
+    @property
+    def is_rerun(self) -> bool:
+        return self.rerun is not None
+
+    def hp_columns(self) -> list[str]:
+        return [c for c in self.trials.columns if c.startswith("hp_")]
+
+    def ranked(self) -> pd.DataFrame:
+        """Rows with a rank (ended, finite value), best first."""
+        t = self.trials
+        return t[t["rank"].notna()].sort_values("rank")
+
+    def progress_line(self) -> str:
+        if self.finished:
+            return (f"finished: {self.n_ended} of {self.planned} configurations ended")
+        shown = " (shown at their last reported step)" if self.n_unfinished else ""
+        return (f"NOT FINISHED (running or interrupted): {self.n_ended} of {self.planned} "
+                f"configurations ended, {self.n_unfinished} unfinished{shown}; what follows "
+                "covers what is there so far")
+
+
+def dataset_name(dataset: Any) -> str:
+    name = dataset.get("name") if isinstance(dataset, dict) else dataset
+    return Path(str(name)).name if "/" in str(name) else str(name)
+
+
+def is_sweep_dir(root: str | Path) -> bool:
+    root = Path(root)
+    return (root / SPEC).is_file() and (root / META).is_file()
+
+
+def _num(v: Any) -> float:
+    """A number from JSON/CSV ("inf", "nan" strings included); NaN when not a number."""
+    if isinstance(v, bool):
+        return float(v)
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _read_curve(data: bytes | None) -> pd.DataFrame:
+    """metrics.csv as numbers (flags as booleans). The csv module, not pd.read_csv: a report
+    reads hundreds of these small files and the parser's start-up cost dominates."""
+    if not data:
+        return pd.DataFrame()
+    rows = list(csv.reader(io.StringIO(data.decode(errors="replace"))))
+    if len(rows) < 2:
+        return pd.DataFrame()
+    head, body = rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
+    cols = {}
+    for j, name in enumerate(head):
+        vals = [r[j] for r in body]
+        if name in FLAGS:
+            cols[name] = np.array([v.strip().lower() == "true" for v in vals], dtype=bool)
+        else:
+            cols[name] = np.array([_num(v) if v != "" else math.nan for v in vals])
+    return pd.DataFrame(cols)
+
+
+def load_sweep(root: str | Path) -> Sweep:
+    """One sweep directory as a `Sweep` (a ConfigError for a directory that is not one)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"{root} does not exist; give a sweep directory (storage/name of a "
+                          "submitted spec)")
+    if not is_sweep_dir(root):
+        raise ConfigError(f"{root} is not a gansweep sweep directory (no {SPEC} / {META}); "
+                          "give the directory `gansweep submit` created")
+    try:
+        spec = yaml.safe_load((root / SPEC).read_text())
+        meta = json.loads((root / META).read_text())
+    except (yaml.YAMLError, json.JSONDecodeError, OSError) as exc:
+        raise ConfigError(f"{root}: sweep files are unreadable ({exc})") from None
+    missing = [k for k in ("name", "trainer", "dataset", "steps", "metric") if k not in spec]
+    if missing or spec["metric"] not in DIRECTIONS:
+        raise ConfigError(f"{root / SPEC}: not a frozen sweep spec (missing "
+                          f"{', '.join(missing) or 'a known metric'})")
+    metric, mode = spec["metric"], DIRECTIONS[spec["metric"]]
+    store = TrialStore(str(root / TRIALS))
+    rows, curves, configs, notes = [], {}, {}, []
+    orphans = 0
+    for key in store.keys():
+        try:
+            record = store.read_json(key, "config.json")
+        except json.JSONDecodeError:
+            record = None
+        if record is None:  # a directory a killed trial left before writing anything
+            orphans += 1
+            continue
+        curve = _read_curve(store.read(key, "metrics.csv"))
+        curves[key] = curve
+        configs[key] = record.get("config") or {}
+        try:
+            result = store.read_json(key, "result.json")
+        except json.JSONDecodeError:
+            result = None
+        rows.append(_row(key, record, result, curve, spec, metric, mode))
+    if orphans:
+        notes.append(f"{orphans} trial director{'y' if orphans == 1 else 'ies'} without "
+                     "config.json left out (a trial just starting, or one killed before its "
+                     "first write)")
+    trials = pd.DataFrame(rows)
+    if len(trials):
+        trials = _rank(trials, mode)
+    else:
+        trials = pd.DataFrame({c: pd.Series(dtype=object if c in ("key", "state") else float)
+                               for c in BASE_COLUMNS})
+    planned = int(meta.get("trials", spec.get("trials", len(trials))) or 0)
+    return Sweep(root=root, name=str(spec["name"]), trainer=str(spec["trainer"]),
+                 dataset=spec["dataset"], metric=metric, steps=int(spec["steps"]),
+                 report_every=int(spec.get("report_every") or 1), planned=planned,
+                 seed=int(spec.get("seed") or 0), study_name=meta.get("study_name"),
+                 trials=trials, curves=curves, configs=configs, rerun=meta.get("rerun"),
+                 notes=notes)
+
+
+def _row(key: str, record: dict, result: dict | None, curve: pd.DataFrame, spec: dict,
+         metric: str, mode: str) -> dict:
+    last = curve.iloc[-1].to_dict() if len(curve) else {}
+    row: dict[str, Any] = {"key": key, "seed": record.get("seed", spec.get("seed")),
+                           "steps_planned": record.get("steps", spec["steps"])}
+    if result is None:
+        row.update(state=UNFINISHED, stop_step=_num(last.get("step", 0)),
+                   time_s=_num(last.get("time_s")), objective=math.nan)
+        final = last
+    else:
+        final = dict(last)  # ASHA / failure records keep only some columns: fill from the curve
+        final.update({k: v for k, v in (result.get("final") or {}).items()})
+        row.update(state=result.get("stop_reason", "failed"),
+                   stop_step=_num(result.get("stop_step", final.get("step", 0))),
+                   time_s=_num(result.get("time_s", final.get("time_s"))),
+                   objective=_num(result.get("objective")))
+    if not math.isfinite(row["time_s"]) and len(curve) and "time_s" in curve:
+        row["time_s"] = _num(curve["time_s"].iloc[-1])
+    row["created"] = _num(record.get("created"))
+    row["finished"] = _num((result or {}).get("finished"))
+    row["value"] = _num(final.get(metric))
+    for m in (*LOSSES, *DIRECTIONS):
+        if m in final:
+            row[f"final_{m}"] = _num(final[m])
+    for m in DIRECTIONS:
+        if m in curve.columns:
+            col = pd.to_numeric(curve[m], errors="coerce").replace([np.inf, -np.inf], np.nan)
+            if col.notna().any():
+                row[f"best_{m}"] = float(col.min() if DIRECTIONS[m] == "min" else col.max())
+    for name, v in (record.get("config") or {}).items():
+        row[f"hp_{name}"] = v
+    return row
+
+
+def _rank(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
+    """Rank ended configurations with a finite value by it (completed before stopped runs on a
+    tie); the others keep a blank rank and sort after them: unfinished by their current value,
+    then failed or diverged ones with no value."""
+    t = trials.copy()
+    finite = np.isfinite(t["value"].astype(float))
+    ended = t["state"] != UNFINISHED
+    sign = 1.0 if mode == "min" else -1.0
+    t["_group"] = np.where(ended & finite, 0, np.where(~ended, 1, 2))
+    t["_v"] = np.where(finite, sign * t["value"].astype(float), np.inf)
+    t["_c"] = (t["state"] != "completed").astype(int)
+    t = t.sort_values(["_group", "_v", "_c", "key"]).reset_index(drop=True)
+    rank = np.where(t["_group"] == 0, np.arange(1, len(t) + 1), np.nan)
+    t.insert(0, "rank", rank)
+    return t.drop(columns=["_group", "_v", "_c"])
+
+
+def find_reruns(roots: list[Path]) -> list[Path]:
+    """Rerun siblings (SWEEP_DIR-rerun) of the given sweeps that were not given themselves."""
+    given = {p.resolve() for p in roots}
+    out = []
+    for root in roots:
+        sib = root.parent / (root.name + RERUN_SUFFIX)
+        if sib.resolve() not in given and is_sweep_dir(sib):
+            out.append(sib)
+            given.add(sib.resolve())
+    return out
+
+
+def load_sweeps(roots: list[str | Path], with_reruns: bool = True) -> list[Sweep]:
+    paths = [Path(r) for r in roots]
+    if not paths:
+        raise ConfigError("give at least one sweep directory")
+    if with_reruns:
+        paths += find_reruns(paths)
+    seen, sweeps = set(), []
+    for p in paths:
+        if p.resolve() in seen:
+            continue
+        seen.add(p.resolve())
+        sweeps.append(load_sweep(p))
+    names = [s.name for s in sweeps]
+    for s in sweeps:  # the same spec name under two storage paths: tell them apart
+        if names.count(s.name) > 1:
+            s.name = s.root.name if [x.root.name for x in sweeps].count(s.root.name) == 1 \
+                else str(s.root)
+    return sweeps
+
+
+def trials_table(sweeps: list[Sweep]) -> pd.DataFrame:
+    """All configurations of all sweeps, one row each (what `trials.csv` holds)."""
+    frames = []
+    for s in sweeps:
+        t = s.trials.copy()
+        t.insert(0, "metric", s.metric)
+        t.insert(0, "dataset", s.dataset_name)
+        t.insert(0, "trainer", s.trainer)
+        t.insert(0, "sweep", s.name)
+        t["rerun_of"] = Path(s.rerun["of"]).name if s.rerun else ""
+        frames.append(t)
+    out = pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
+    if not len(out):
+        return out
+    front = ["sweep", "trainer", "dataset", "key", "rank", "state", "metric", "value",
+             "objective", "stop_step", "steps_planned", "time_s", "seed", "rerun_of"]
+    hp = sorted(c for c in out.columns if c.startswith("hp_"))
+    final = [c for c in out.columns if c.startswith("final_")]
+    best = [c for c in out.columns if c.startswith("best_")]
+    rest = [c for c in out.columns if c not in set(front + hp + final + best)]
+    return out[[c for c in front if c in out.columns] + hp + final + best + rest]
+
+
+def rerun_summary(rerun: Sweep, original: Sweep | None) -> pd.DataFrame:
+    """Per configuration of a rerun: its metric's mean and spread across the new seeds, ranked
+    by the mean (the direction of the metric), beside its single value in the original sweep."""
+    t = rerun.trials
+    if not len(t):
+        return pd.DataFrame()
+    configs = (rerun.rerun or {}).get("configs") or []
+    by_cfg = {_cfg_id(c["config"]): dict(c) for c in configs}
+    if original is not None:  # its rank now (the sweep may have grown since the rerun began)
+        now = {k: (r, v) for k, r, v in zip(original.trials["key"], original.trials["rank"],
+                                             original.trials["value"])}
+        for c in by_cfg.values():
+            if c.get("key") in now:
+                c["rank"], c["value"] = now[c["key"]]
+    hp_cols = rerun.hp_columns()
+    groups: dict[str, list[int]] = {}
+    for i, key in zip(t.index, t["key"]):
+        groups.setdefault(_cfg_id(rerun.configs.get(key, {})), []).append(i)
+    rows = []
+    for cid, idx in groups.items():
+        g = t.loc[idx]
+        ended = g[g["state"] != UNFINISHED]
+        vals = ended["value"].astype(float)
+        vals = vals[np.isfinite(vals)]
+        info = by_cfg.get(cid, {})
+        rows.append({
+            "config": info.get("key", g["key"].iloc[0])[:8],
+            "sweep_rank": info.get("rank", math.nan), "sweep_value": info.get("value", math.nan),
+            "seeds": len(g), "ended": len(ended),
+            "mean": float(vals.mean()) if len(vals) else math.nan,
+            "std": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
+            "min": float(vals.min()) if len(vals) else math.nan,
+            "max": float(vals.max()) if len(vals) else math.nan,
+            "collapsed": int((g["state"] == "collapsed").sum()),
+            "diverged": int((g["state"] == "diverged").sum()),
+            "values": [float(v) for v in vals],
+            **{c: g[c].iloc[0] for c in hp_cols},
+        })
+    out = pd.DataFrame(rows)
+    sign = 1.0 if rerun.mode == "min" else -1.0
+    out["_k"] = np.where(np.isfinite(out["mean"]), sign * out["mean"], np.inf)
+    out["_s"] = out["std"].fillna(np.inf)  # ties: the steadier, then the sweep's order
+    out["_r"] = pd.to_numeric(out["sweep_rank"], errors="coerce").fillna(np.inf)
+    out = out.sort_values(["_k", "_s", "_r"]).drop(columns=["_k", "_s", "_r"])
+    out = out.reset_index(drop=True)
+    out.insert(0, "rank", np.arange(1, len(out) + 1))
+    return out
+
+
+def _cfg_id(config: dict) -> str:
+    def norm(v):
+        if isinstance(v, (np.integer,)):
+            return int(v)
+        if isinstance(v, (np.floating,)):
+            return float(v)
+        if isinstance(v, np.bool_):
+            return bool(v)
+        return v
+
+    return json.dumps({k: norm(v) for k, v in config.items()}, sort_keys=True, default=str)

@@ -1,0 +1,154 @@
+"""`gansweep rerun SWEEP_DIR --top K --seeds S`: the sweep's top K configurations trained again
+under S new seeds, as a small sweep of its own in SWEEP_DIR-rerun on the same cluster, so the
+report can rank them by mean and spread rather than by one lucky seed.
+
+The rerun is a Ray Tune grid over (configuration, seed) with the sweep's own trainable and
+trial store: each trial's control settings (`_sweep`, never hashed) carry its seed and which
+configuration it trains, and the hyperparameters are resolved from that index, so every trial
+has the flat configuration a sweep trial has, its own store key (the key includes the seed),
+and resumes from its own checkpoint after an interruption. No Optuna study: nothing is searched.
+ASHA is off (every seed runs its full length); collapse and divergence still stop a run, since
+they are part of how a configuration behaves.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from pathlib import Path
+
+from jobs import sweep_dir as sd
+from trainers.errors import ConfigError
+
+SUFFIX = "-rerun"
+
+
+def rerun_dir(root: Path) -> Path:
+    return root.parent / (root.name + SUFFIX)
+
+
+def top_configs(root: Path, k: int) -> list[dict]:
+    """The sweep's best K ended configurations by its metric as measured (not the penalised
+    objective), as stored in the trial store."""
+    from analysis.sweeps import load_sweep
+
+    sweep = load_sweep(root)
+    picks = []
+    for r in sweep.ranked().head(k).to_dict("records"):
+        picks.append({"key": r["key"], "rank": int(r["rank"]), "value": float(r["value"]),
+                      "state": r["state"], "config": sweep.configs[r["key"]]})
+    return picks
+
+
+class _FromIndex:
+    """Hyperparameter `name` of the configuration this trial's control settings point at (a
+    class, not a lambda, so the experiment state pickles by reference)."""
+
+    def __init__(self, configs: list[dict], name: str):
+        self.configs, self.name = configs, name
+
+    def __call__(self, spec) -> object:
+        from trainers.tune_entry import SWEEP_KEY
+
+        return self.configs[spec.config[SWEEP_KEY]["rerun_index"]][self.name]
+
+
+def param_space(spec, target: Path, configs: list[dict], seeds: list[int]) -> dict:
+    """A grid over (configuration index, seed): K x S trials with flat configurations."""
+    from ray import tune
+
+    from jobs.submit import control
+    from trainers.tune_entry import SWEEP_KEY
+
+    base = control(spec, target)
+    ctls = [{**base, "seed": s, "rerun_index": i} for i in range(len(configs)) for s in seeds]
+    names = sorted({n for c in configs for n in c})
+    missing = [n for n in names if any(n not in c for c in configs)]
+    if missing:  # one trainer, one resolved schema: cannot happen unless files were edited
+        raise ConfigError(f"the top configurations disagree on {', '.join(missing)}; "
+                          "their config.json files were edited")
+    return {SWEEP_KEY: tune.grid_search(ctls),
+            **{n: tune.sample_from(_FromIndex(configs, n)) for n in names}}
+
+
+def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = None,
+          resume: bool = False, log=print) -> Path:
+    root = Path(sweep_dir)
+    spec, meta = sd.open_existing(root)
+    if meta.get("rerun"):
+        raise ConfigError(f"{root} is itself a seed rerun (of {meta['rerun']['of']}); rerun "
+                          "the original sweep")
+    if top < 1 or seeds < 1:
+        raise ConfigError(f"--top {top} --seeds {seeds}: give whole numbers >= 1")
+    target = rerun_dir(root)
+    if target.exists() and any(target.iterdir()):
+        if not resume:
+            raise ConfigError(
+                f"{target} already exists: report it with `gansweep report {root} --out DIR` "
+                f"(the rerun is picked up), continue an interrupted one with `gansweep rerun "
+                f"{root} --top {top} --seeds {seeds} --resume`, or move it away to rerun "
+                "with other settings")
+        rspec, rmeta = sd.open_existing(target)
+        record = rmeta.get("rerun") or {}
+        if record.get("top") != top or len(record.get("seeds", [])) != seeds:
+            raise ConfigError(f"{target} is a rerun of the top {record.get('top')} under "
+                              f"{len(record.get('seeds', []))} seeds; resume it with those "
+                              "numbers")
+        picks, new_seeds = record["configs"], record["seeds"]
+    else:
+        if resume:
+            raise ConfigError(f"no rerun to resume at {target}; drop --resume to start one")
+        picks = top_configs(root, top)
+        if not picks:
+            raise ConfigError(f"no configuration of {root} has ended with a finite "
+                              f"{spec.metric} yet; rerun it once some have (`gansweep status "
+                              f"{root}`)")
+        if len(picks) < top:
+            log(f"[gansweep] only {len(picks)} configuration(s) have ended with a finite "
+                f"{spec.metric}: rerunning those")
+        new_seeds = [spec.seed + 1 + i for i in range(seeds)]
+        rspec = dataclasses.replace(
+            spec, name=target.name, storage=str(root.parent.resolve()),
+            trials=len(picks) * seeds, early_stop={**spec.early_stop, "asha": None})
+        from jobs.submit import check_data
+
+        check_data(rspec)
+        rmeta = sd.create(rspec)
+        rmeta["rerun"] = {"of": str(root.resolve()), "top": top, "seeds": new_seeds,
+                          "configs": picks}
+        sd.write_meta(target, rmeta)
+    _run(rspec, target, rmeta, [p["config"] for p in picks], new_seeds, address, log)
+    log(f"[gansweep] rerun done: {target}. Report: gansweep report {root} --out REPORT_DIR")
+    return target
+
+
+def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
+         address: str | None, log) -> None:
+    from ray import tune
+
+    from jobs.outcomes import RecordOutcomes
+    from jobs.progress import Progress
+    from jobs.stopping import FlagStopper
+    from jobs.submit import init_ray, trial_dirname
+    from trainers.tune_entry import make_trainable
+
+    run_id = uuid.uuid4().hex[:12]
+    name = f"rerun-{len(meta['runs']) + 1:03d}"
+    meta["runs"].append({"run_id": run_id, "started": time.time(), "name": name})
+    sd.write_meta(target, meta)
+    init_ray(address, log)
+    total = len(configs) * len(seeds)
+    log(f"[gansweep] rerun {target.name}: {len(configs)} configurations x seeds "
+        f"{', '.join(map(str, seeds))} = {total} trials of {spec.trainer} on {spec.dataset}")
+    tuner = tune.Tuner(
+        tune.with_resources(make_trainable(run_id), spec.resources),
+        param_space=param_space(spec, target, configs, seeds),
+        tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=spec.max_concurrent,
+                                    reuse_actors=True, trial_dirname_creator=trial_dirname),
+        run_config=tune.RunConfig(
+            name=name, storage_path=str(target / sd.TUNE_NAME), stop=FlagStopper(),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            callbacks=[Progress(spec.metric, spec.mode, total, log=log), RecordOutcomes()],
+            verbose=0))
+    tuner.fit()
