@@ -121,10 +121,9 @@ class Page:
                 lines += ["> **" + b[1] + "**", ""]
             elif kind == "table":
                 df = b[1]
-                cell = lambda v: str(v).replace("|", "\\|").replace("\n", " ")
-                lines.append("| " + " | ".join(cell(c) for c in df.columns) + " |")
+                lines.append("| " + " | ".join(_md_cell(c) for c in df.columns) + " |")
                 lines.append("|" + "---|" * len(df.columns))
-                lines += ["| " + " | ".join(cell(v) for v in r) + " |"
+                lines += ["| " + " | ".join(_md_cell(v) for v in r) + " |"
                           for r in df.itertuples(index=False)]
                 lines.append("")
             elif kind == "img":
@@ -147,6 +146,10 @@ p.note{color:#555;font-style:italic;border-left:3px solid #bbb;padding-left:8px}
 p.warn{background:#fff3cd;border:1px solid #e0c060;padding:6px 10px;font-weight:bold}
 nav ul{columns:3;font-size:13px}
 """
+
+
+def _md_cell(v: Any) -> str:
+    return str(v).replace("|", "\\|").replace("\n", " ")
 
 
 def _anchor(text: str) -> str:

@@ -29,7 +29,9 @@ def real_sweeps(tmp_path_factory) -> dict:
     from jobs.spec import parse_spec
     from jobs.submit import submit
 
-    quiet = lambda *_: None
+    def quiet(*_):
+        return None
+
     storage = tmp_path_factory.mktemp("report-sweeps")
     gan = submit(parse_spec(tiny_spec(storage, name="gan-ring8", trials=5, metric="fid",
                                       steps=20, report_every=10)), log=quiet)
