@@ -13,19 +13,9 @@ from typing import Any
 
 import yaml
 
+from analysis.vocabulary import DIRECTIONS, MIXTURE_METRICS, MIXTURES, SOM_METRICS
 from trainers.errors import ConfigError
 from trainers.registry import TRAINERS, get_trainer
-
-# Objective metrics and their direction; `gansweep status` and reports follow the same table.
-DIRECTIONS = {
-    "fid": "min", "precision": "max", "recall": "max", "density": "max", "coverage": "max",
-    "mode_diversity": "max", "modes_captured": "max", "hq_fraction": "max",
-    "reverse_kl": "min", "quantization_error": "min", "topographic_error": "min",
-    "unit_utilization": "max",
-}
-SOM_METRICS = {"quantization_error", "topographic_error", "unit_utilization"}
-MIXTURE_METRICS = {"modes_captured", "hq_fraction", "reverse_kl"}
-MIXTURES = {"ring8", "grid25"}
 
 KEYS = {
     "name": "the sweep's directory under storage",

@@ -42,8 +42,9 @@ def collect(root: str | Path) -> dict:
     finished = [r for r in rows if r["state"] != "unfinished" and _finite(r.get("metric"))]
     best = None
     if finished:
-        pick = min if spec.mode == "min" else max
-        best = pick(finished, key=lambda r: (r["metric"], r["state"] == "completed"))
+        # On a tie a run that completed beats one that was stopped, in either direction.
+        sign = 1 if spec.mode == "min" else -1
+        best = min(finished, key=lambda r: (sign * r["metric"], r["state"] != "completed"))
     return {"sweep": spec.name, "dir": str(root), "trainer": spec.trainer,
             "dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
             "trials_planned": spec.trials, "configurations": len(rows), "counts": counts,

@@ -133,6 +133,9 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
            log=print) -> Path:
     root = Path(root)
     spec, meta = sd.open_existing(root)
+    if "rerun" in meta:
+        raise ConfigError(f"{root} is a seed rerun, not a search: continue it with "
+                          f"`gansweep rerun {meta['rerun']['of']} --resume`")
     if trials is not None:
         done = len(finished_keys(root))
         if trials < done:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.metrics.scoring import cheap_metrics, default_n, score, validate_samples
+from analysis.vocabulary import SOM_METRICS
 
-__all__ = ["cheap_metrics", "default_n", "score", "som_scores", "validate_samples"]
-SOM_METRICS = frozenset({"quantization_error", "topographic_error", "unit_utilization"})
+__all__ = ["SOM_METRICS", "cheap_metrics", "default_n", "score", "som_scores",
+           "validate_samples"]
 
 
 def som_scores(weights: np.ndarray, x: np.ndarray, chunk: int | None = None
