@@ -3,6 +3,13 @@
 The collapse window lives in the trial (trainers/collapse.py) and in its checkpoint; the
 stopper here only reads the `collapsed` / `diverged` flags a trial reports, so it carries no
 state that a resumed sweep could lose.
+
+How each end looks to the searcher: a collapsed or diverged trial's last report carries the
+worst possible objective (-inf when maximising, +inf when minimising; never NaN), which Optuna
+stores as a COMPLETE trial with that value, so TPE ranks its region last and learns to avoid
+it; the metric columns keep the honest numbers. ASHA (optional) stops merely poor runs on the
+objective and never sees those penalties (FiniteASHA). Every configuration's result.json keeps
+`stop_reason` (completed, collapsed, diverged, asha, failed) and `stop_step`.
 """
 from __future__ import annotations
 

@@ -19,7 +19,12 @@ class CollapseDetector:
     window: list[float] = field(default_factory=list)  # recent values, for reports
 
     def update(self, row: dict) -> bool:
-        """Record a report; True when the run has collapsed."""
+        """Record a report; True when the run has collapsed.
+
+        Reports at a step >= grace_steps count (as with ASHA's grace period, the report at
+        grace_steps is judged), so a run below the threshold throughout stops at the
+        `patience`-th report from there. A report without the signal (none yet, or a
+        diverged row) neither counts nor resets."""
         value = row.get(self.signal)
         if value is None or not self.enabled:
             return False
