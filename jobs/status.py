@@ -88,6 +88,11 @@ def format_status(s: dict) -> str:
         lines.append(f"  {params}")
     else:
         lines.append("best: no configuration has finished yet")
+    stopped = [r for r in s["trials"] if r["state"] not in ("unfinished", "completed")]
+    for r in stopped[:10]:
+        lines.append(f"  stopped: config {r['key']} {r['state']} at step {r['step']}")
+    if len(stopped) > 10:
+        lines.append(f"  ... and {len(stopped) - 10} more stopped (see --json)")
     lines.append(f"optuna study {s['study_name']} in {Path(s['dir']) / sd.OPTUNA_DB}")
     return "\n".join(lines)
 

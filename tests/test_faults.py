@@ -244,3 +244,19 @@ def test_full_or_read_only_disk_is_refused_before_ray(done_sweep, tmp_path, case
         assert results(copy) == before
     finally:
         subprocess.run(["umount", str(mnt)], check=False)
+
+
+def test_killed_after_its_last_checkpoint_finishes_without_training(done_sweep):
+    """A trial killed between its final checkpoint and its result: resume writes the result
+    from the checkpoint and trains nothing."""
+    sweep, _ = done_sweep
+    before = results(sweep)
+    key = sorted(before)[-1]
+    history = (sweep / "trials" / key / "metrics.csv").read_text()
+    (sweep / "trials" / key / "result.json").unlink()
+    resume(sweep, log=lambda *_: None)
+    after = results(sweep)[key]
+    assert after["stop_reason"] == "completed"
+    assert after["resumed_from_step"] == after["stop_step"] == before[key]["stop_step"]
+    assert after["final"] == before[key]["final"]
+    assert (sweep / "trials" / key / "metrics.csv").read_text() == history

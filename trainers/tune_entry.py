@@ -119,34 +119,42 @@ def trainable(config: dict, run_id: str) -> None:
             "device": str(trainer.device)})
     resumed_from = trainer.step
 
-    def on_report(row: dict) -> bool:
-        row["collapsed"] = detector.update(row)
-        store.write_torch(key, "state.pt", {"trainer": trainer.state_dict(), "history": history,
-                                            "detector": detector.state_dict()})
-        store.write(key, "metrics.csv", metrics_csv(history).encode())
-        stop = bool(row["collapsed"] or row["diverged"])
+    def as_report(row: dict, reason: str) -> dict:
         report = {k: v for k, v in row.items() if not isinstance(v, str)}
-        report.update(objective=objective(row, ctl), key=key,
-                      stop_reason=_reason(row) or "running")
-        if not (stop or trainer.step >= ctl["steps"]):
-            tune.report(report)
-            return stop
+        report.update(objective=objective(row, ctl), key=key, stop_reason=reason)
+        return report
+
+    def finish(row: dict) -> None:
         _finish(store, key, trainer, ctl, row, trial_id, resumed_from)
-        report["stop_reason"] = _reason(row) or "completed"
         # Resuming reads the trial store (keyed by configuration, so it survives Tune
         # re-creating trials under new ids); the Tune checkpoint, reported once at the end,
         # only points Ray's Result.checkpoint at the configuration's entry there.
         with tempfile.TemporaryDirectory() as tmp:
             with open(os.path.join(tmp, "pointer.json"), "w") as f:
                 json.dump({"store": store.path(key), "step": trainer.step}, f)
-            tune.report(report, checkpoint=tune.Checkpoint.from_directory(tmp))
+            tune.report(as_report(row, _reason(row) or "completed"),
+                        checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    def on_report(row: dict) -> bool:
+        row["collapsed"] = detector.update(row)
+        store.write_torch(key, "state.pt", {"trainer": trainer.state_dict(), "history": history,
+                                            "detector": detector.state_dict()})
+        store.write(key, "metrics.csv", metrics_csv(history).encode())
+        stop = bool(row["collapsed"] or row["diverged"])
+        if stop or trainer.step >= ctl["steps"]:
+            finish(row)
+        else:
+            tune.report(as_report(row, "running"))
         return stop
 
     from trainers.run import metrics_csv, train_loop
 
-    required = (ctl["metric"],)
+    if history and (trainer.step >= ctl["steps"] or _reason(history[-1])):
+        # Killed after its final checkpoint but before its result was written.
+        finish(history[-1])
+        return
     train_loop(trainer, ctl["steps"], ctl["report_every"], ctl.get("score_every"), history,
-               on_report, required=required)
+               on_report, required=(ctl["metric"],))
 
 
 def _load_state(store: TrialStore, key: str) -> dict | None:
