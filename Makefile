@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/gansweep demo --out demo-output
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=15 tests
 
 clean:
 	rm -rf $(VENV) demo-output
