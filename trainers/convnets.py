@@ -115,6 +115,16 @@ def check_images(data: Dataset, image_size: int, who: str) -> int:
     return int(data.train.shape[1])
 
 
+def build_pair(trainer, norm: str) -> tuple[nn.Module, nn.Module]:
+    """The generator and the discriminator/critic (with `norm`) for a conv trainer's config
+    and data, on its device."""
+    c = trainer.config
+    channels = check_images(trainer.data, c["image_size"], f"trainer {trainer.name}")
+    G = generator(c["code_length"], c["image_size"], c["width"], channels)
+    D = discriminator(c["image_size"], c["width"], channels, norm)
+    return G.to(trainer.device), D.to(trainer.device)
+
+
 def means(losses: dict[str, list[torch.Tensor]]) -> dict[str, float]:
     """Mean of each list of detached scalar losses, read from the device in one sync.
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from trainers.base import TwoPlayer
-from trainers.convnets import check_images, discriminator, generate, generator, means, uniform_code
+from trainers.convnets import build_pair, generate, means, uniform_code
 from trainers.data import Dataset
 from trainers.hparams import pick
 
@@ -26,9 +26,7 @@ class DCGAN(TwoPlayer):
                  seed: int = 0):
         super().__init__(config, data, device, seed)
         c = self.config
-        channels = check_images(data, c["image_size"], f"trainer {self.name}")
-        self.G = generator(c["code_length"], c["image_size"], c["width"], channels).to(self.device)
-        self.D = discriminator(c["image_size"], c["width"], channels, "batch").to(self.device)
+        self.G, self.D = build_pair(self, "batch")
         betas = (c["beta1"], c["beta2"])
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c["lr_g"], betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from trainers.base import TwoPlayer
-from trainers.convnets import check_images, discriminator, generate, generator, means, uniform_code
+from trainers.convnets import build_pair, generate, means, uniform_code
 from trainers.data import Dataset
 from trainers.hparams import pick
 
@@ -28,9 +28,7 @@ class WGAN(TwoPlayer):
                  seed: int = 0):
         super().__init__(config, data, device, seed)
         c = self.config
-        channels = check_images(data, c["image_size"], f"trainer {self.name}")
-        self.G = generator(c["code_length"], c["image_size"], c["width"], channels).to(self.device)
-        self.D = discriminator(c["image_size"], c["width"], channels, "batch").to(self.device)
+        self.G, self.D = build_pair(self, "batch")
         if c["optimizer"] == "rmsprop":  # the WGAN paper's choice: no momentum
             self.opt_g = torch.optim.RMSprop(self.G.parameters(), lr=c["lr_g"])
             self.opt_d = torch.optim.RMSprop(self.D.parameters(), lr=c["lr_d"])
