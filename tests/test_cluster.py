@@ -95,9 +95,10 @@ def ray_head(tmp_path):
     yield url
     os.killpg(head.pid, signal.SIGTERM)
     try:
-        head.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+        head.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # the head's processes share its group: end them all
         os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
 
 
 def test_ray_job_submit_to_a_running_head(ray_head, tmp_path):
