@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -69,12 +70,17 @@ def ray_head(tmp_path):
     """`ray start --head` on loopback, kept in the foreground so it can be stopped alone."""
     gcs, dash = _free_port(), _free_port()
     temp = Path("/tmp") / f"rayhead{gcs}"  # unix socket paths must stay short
+    # Token authentication, as Ray 2.60 clusters run: the head and its clients share a token
+    # file of the test's own, whatever the machine's ~/.ray holds.
+    token = tmp_path / "auth_token"
+    token.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
     head = subprocess.Popen(
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}",
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats",
          f"--temp-dir={temp}"],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**_env(), **auth}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
     url = f"http://127.0.0.1:{dash}"
     deadline = time.time() + 120
@@ -92,7 +98,7 @@ def ray_head(tmp_path):
                 head.kill()
                 pytest.fail("ray start --head did not come up:\n" + head.stdout.read())
             time.sleep(1)
-    yield url
+    yield url, auth
     os.killpg(head.pid, signal.SIGTERM)
     try:
         head.wait(timeout=10)
@@ -104,12 +110,13 @@ def ray_head(tmp_path):
 def test_ray_job_submit_to_a_running_head(ray_head, tmp_path):
     import yaml
 
+    url, auth = ray_head
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "store", name="viajob", trials=2)))
     proc = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", ray_head, "--",
+        [str(BIN / "ray"), "job", "submit", "--address", url, "--",
          sys.executable, "-m", "jobs.cli", "submit", str(spec)],
-        cwd=ROOT, env={**_env(), "RAY_AUTH_MODE": "token"}, capture_output=True, text=True,
+        cwd=ROOT, env={**_env(), **auth}, capture_output=True, text=True,
         timeout=420)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "joining the Ray cluster" in proc.stdout
