@@ -6,6 +6,8 @@ import time
 
 from ray.tune import Callback
 
+from analysis.vocabulary import better
+
 
 class Progress(Callback):
     def __init__(self, metric: str, mode: str, total: int, every_s: float = 15.0, log=print):
@@ -19,7 +21,7 @@ class Progress(Callback):
     def _better(self, value: float) -> bool:
         if value is None or not math.isfinite(value):
             return False
-        return self.best is None or (value < self.best if self.mode == "min" else value > self.best)
+        return self.best is None or better(self.metric, value, self.best)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if self._better(result.get("objective")):
