@@ -60,7 +60,8 @@ def plain_dcgan(c: dict, x: torch.Tensor, seed: int) -> tuple[torch.nn.Module, C
     return G, step
 
 
-def plain_wgan_gp(c: dict, x: torch.Tensor, seed: int) -> tuple[torch.nn.Module, Callable[[], None]]:
+def plain_wgan_gp(c: dict, x: torch.Tensor,
+                  seed: int) -> tuple[torch.nn.Module, Callable[[], None]]:
     """The WGAN-GP paper's Algorithm 1, written out with nothing in between."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)

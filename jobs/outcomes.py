@@ -11,8 +11,12 @@ import time
 
 from ray.tune import Callback
 
+from analysis.vocabulary import DIRECTIONS, LOSSES
 from trainers.store import TrialStore
 from trainers.tune_entry import SWEEP_KEY, key_for, split_config
+
+# What a result keeps of Tune's last result: the report's own columns, not Tune's bookkeeping.
+KEPT = {"step", "objective", "time_s", *LOSSES, *DIRECTIONS}
 
 
 class RecordOutcomes(Callback):
@@ -24,11 +28,7 @@ class RecordOutcomes(Callback):
         key = key_for(ctl, hp)
         if store.exists(key, "result.json"):
             return
-        last = {k: v for k, v in (trial.last_result or {}).items()
-                if k in ("step", "objective", "loss_g", "loss_d", "time_s")
-                or k.startswith(("mode_", "modes_", "fid", "precision", "recall", "density",
-                                 "coverage", "hq_", "reverse_", "quantization", "topographic",
-                                 "unit_"))}
+        last = {k: v for k, v in (trial.last_result or {}).items() if k in KEPT}
         store.write_json(key, "result.json", {
             "key": key, "stop_reason": reason, "stop_step": last.get("step", 0),
             "objective": last.get("objective"), "final": last, "trial_id": trial.trial_id,

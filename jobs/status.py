@@ -10,67 +10,43 @@ import json
 import math
 from pathlib import Path
 
+from analysis.sweeps import ENDED, UNFINISHED, load_sweep
 from jobs import sweep_dir as sd
-from trainers.store import TrialStore
 
-REASONS = ("completed", "collapsed", "diverged", "asha", "failed")
+REASONS = ENDED
 
 
 def collect(root: str | Path) -> dict:
+    """The sweep's state as a plain dict (what `--json` prints), from `load_sweep`'s table.
+
+    Rows come best first; `metric` is the spec metric as measured (the last report's while a
+    configuration runs) and `objective` what the searcher was told (a penalty for collapsed
+    or diverged runs; absent while a configuration runs)."""
     root = Path(root)
-    spec, meta = sd.open_existing(root)
-    store = TrialStore(str(root / sd.TRIALS))
-    rows = []
-    for key in store.keys():
-        config = store.read_json(key, "config.json")
-        if config is None:  # a directory a killed trial left before writing anything
-            continue
-        result = store.read_json(key, "result.json")
-        row = {"key": key, "config": config["config"]}
-        if result is None:
-            state = "unfinished"
-            last = _last_metrics(store, key)
-            row.update(state=state, step=last.get("step", 0), objective=last.get(spec.metric))
-        else:
-            row.update(state=result["stop_reason"], step=result["stop_step"],
-                       objective=_num(result.get("objective")),
-                       metric=_num(result["final"].get(spec.metric)))
-        rows.append(row)
-    counts = {r: sum(x["state"] == r for x in rows) for r in ("unfinished",) + REASONS}
-    # Ranked by the metric itself: the objective of a collapsed or diverged run is a penalty
-    # for the searcher, not a measurement.
-    finished = [r for r in rows if r["state"] != "unfinished" and _finite(r.get("metric"))]
-    best = None
-    if finished:
-        # On a tie a run that completed beats one that was stopped, in either direction.
-        sign = 1 if spec.mode == "min" else -1
-        best = min(finished, key=lambda r: (sign * r["metric"], r["state"] != "completed"))
+    spec, meta = sd.open_existing(root)  # refuses a directory whose spec was edited
+    sweep = load_sweep(root)
+    rows = [{"key": t["key"], "config": sweep.configs.get(t["key"], {}), "state": t["state"],
+             "step": int(_num(t["stop_step"]) or 0), "objective": _num(t["objective"]),
+             "metric": _num(t["value"])}
+            for t in sweep.trials.to_dict("records")]
+    counts = {r: sum(x["state"] == r for x in rows) for r in (UNFINISHED,) + REASONS}
+    # Ranked by the metric itself (completed before stopped on a tie): the objective of a
+    # collapsed or diverged run is a penalty for the searcher, not a measurement.
+    ranked = sweep.ranked()
+    best = next(r for r in rows if r["key"] == ranked["key"].iloc[0]) if len(ranked) else None
     return {"sweep": spec.name, "dir": str(root), "trainer": spec.trainer,
             "dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
             "trials_planned": spec.trials, "configurations": len(rows), "counts": counts,
             "best": best, "study_name": meta["study_name"], "trials": rows}
 
 
-def _num(v):
+def _num(v) -> float | None:
+    """A finite float, or None (JSON has no NaN)."""
     try:
-        return float(v)
+        v = float(v)
     except (TypeError, ValueError):
         return None
-
-
-def _finite(v) -> bool:
-    return v is not None and math.isfinite(v)
-
-
-def _last_metrics(store: TrialStore, key: str) -> dict:
-    data = store.read(key, "metrics.csv")
-    if not data:
-        return {}
-    lines = data.decode().strip().splitlines()
-    if len(lines) < 2:
-        return {}
-    head, last = lines[0].split(","), lines[-1].split(",")
-    return {k: _num(v) for k, v in zip(head, last)}
+    return v if math.isfinite(v) else None
 
 
 def format_status(s: dict) -> str:

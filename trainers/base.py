@@ -51,6 +51,7 @@ class Trainer:
         self.device = torch.device(device)
         self.seed = int(seed)
         self.step = 0
+        self.scored_batch: tuple[int, Any] | None = None  # (step, samples): trainers.run
         torch.manual_seed(self.seed)
         self.gen = torch.Generator().manual_seed(self.seed)
         self.train_x = torch.as_tensor(data.train, dtype=torch.float32).to(self.device)
@@ -85,6 +86,7 @@ class Trainer:
             )
         self.step = int(state["step"])
         self.gen.set_state(state["gen"])
+        self.scored_batch = None
 
     # ---- the contract ---------------------------------------------------------------------
     def train(self, steps: int) -> dict[str, float]:  # pragma: no cover - abstract

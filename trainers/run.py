@@ -50,12 +50,23 @@ def resolve_config(trainer_name: str, dataset: str | dict, overrides: dict[str, 
     return resolve(cls.HPARAMS, overrides, f"trainer {trainer_name}")
 
 
+def eval_samples(trainer: Trainer) -> np.ndarray:
+    """The fixed-seed batch every score and the final samples file are made of, drawn once per
+    trainer step: the final outputs reuse the last report's batch instead of a second forward
+    pass (a restored trainer starts without one)."""
+    cached = trainer.scored_batch
+    if cached is None or cached[0] != trainer.step:
+        batch = trainer.sample(metrics.default_n(trainer.data)).float().cpu().numpy()
+        trainer.scored_batch = cached = (trainer.step, batch)
+    return cached[1]
+
+
 def evaluate(trainer: Trainer, full: bool) -> dict[str, float]:
     """Score the trainer's current model against the held-out split."""
     data: Dataset = trainer.data
     if trainer.name == "som":
         return metrics.som_scores(trainer.weights(), data.held_out.reshape(len(data.held_out), -1))
-    samples = trainer.sample(metrics.default_n(data)).float().cpu().numpy()
+    samples = eval_samples(trainer)
     if not np.isfinite(samples).all():
         return {"diverged": True}
     return metrics.score(samples, data, full=full)
@@ -146,7 +157,7 @@ def write_outputs(trainer: Trainer, out: Path) -> Path:
         np.save(path, trainer.weights())
     else:
         path = out / "samples.npy"
-        np.save(path, trainer.sample(metrics.default_n(trainer.data)).float().cpu().numpy())
+        np.save(path, eval_samples(trainer))
     return path
 
 

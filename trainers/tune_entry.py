@@ -187,14 +187,14 @@ def _finish(store: TrialStore, key: str, trainer, ctl: dict, row: dict, trial_id
     """Write the configuration's final outputs: samples (or SOM weights) and its result."""
     import io
 
-    from analysis import metrics
+    from trainers.run import eval_samples
 
     buf = io.BytesIO()
     if trainer.name == "som":
         np.save(buf, trainer.weights())
         store.write(key, "weights.npy", buf.getvalue())
     elif not row.get("diverged"):
-        np.save(buf, trainer.sample(metrics.default_n(trainer.data)).float().cpu().numpy())
+        np.save(buf, eval_samples(trainer))
         store.write(key, "samples.npy", buf.getvalue())
     store.write_json(key, "result.json", {
         "key": key, "stop_reason": _reason(row) or "completed", "stop_step": trainer.step,
