@@ -279,6 +279,20 @@ def test_reports_carry_mode_diversity_and_full_scores_at_the_interval(ring8: Dat
     assert full == [3, 6]
 
 
+def test_final_samples_reuse_the_last_reports_batch(ring8: Dataset, tmp_path) -> None:
+    """One generator pass per report; writing the final samples draws nothing more."""
+    from trainers.run import train_loop, write_outputs
+
+    trainer, calls = ReplayTrainer(ring8), []
+    draw = trainer.sample
+    trainer.sample = lambda n, seed=0: calls.append(trainer.step) or draw(n, seed)
+    train_loop(trainer, steps=2, report_every=1, score_every=None, history=[],
+               on_report=lambda row: None)
+    path = write_outputs(trainer, tmp_path)
+    assert calls == [1, 2]
+    np.testing.assert_array_equal(np.load(path), draw(metrics.default_n(ring8)).numpy())
+
+
 def test_image_reports_load_the_evaluator_once_per_trainer(digits: Dataset, monkeypatch) -> None:
     from trainers.run import train_loop
 

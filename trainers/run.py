@@ -54,7 +54,7 @@ def eval_samples(trainer: Trainer) -> np.ndarray:
     """The fixed-seed batch every score and the final samples file are made of, drawn once per
     trainer step: the final outputs reuse the last report's batch instead of a second forward
     pass (a restored trainer starts without one)."""
-    cached = trainer.scored_batch
+    cached = getattr(trainer, "scored_batch", None)  # a trainer outside base.Trainer may lack it
     if cached is None or cached[0] != trainer.step:
         batch = trainer.sample(metrics.default_n(trainer.data)).float().cpu().numpy()
         trainer.scored_batch = cached = (trainer.step, batch)
