@@ -123,6 +123,12 @@ def _num(v: Any) -> float:
         return math.nan
 
 
+def finite(v: Any) -> float | None:
+    """A finite number, or None: for JSON (which has no NaN or inf) and for rankings."""
+    v = _num(v)
+    return v if math.isfinite(v) else None
+
+
 def _read_curve(data: bytes | None) -> pd.DataFrame:
     """metrics.csv as numbers (flags as booleans). The csv module, not pd.read_csv: a report
     reads hundreds of these small files and the parser's start-up cost dominates."""

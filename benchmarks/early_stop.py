@@ -50,6 +50,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from analysis.sweeps import finite, load_sweep
+
 TRIALS, STEPS, REPORT_EVERY, SEED = 10, 2000, 50, 12
 DEV_SEEDS = tuple(range(12))
 SPACE = {"lr_d": {"low": 1e-3, "high": 5e-2, "log": True},
@@ -77,16 +79,8 @@ def spec_for(name: str, storage: str, early_stop: dict, trials: int, steps: int,
             "max_concurrent": 2, "resources": {"cpu": 1, "gpu": 0}, "storage": storage}
 
 
-def _num(v):
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
 def arm_results(root: Path) -> dict:
     """Per configuration: its config, how and when it stopped, its last report's scores."""
-    from analysis.sweeps import load_sweep
 
     sweep = load_sweep(root)
     trials = {}
@@ -94,8 +88,8 @@ def arm_results(root: Path) -> dict:
         trials[row["key"]] = {
             "config": sweep.configs[row["key"]], "stop_reason": row["state"],
             "stop_step": int(row["stop_step"]),
-            "modes_captured": _num(row.get("final_modes_captured")),
-            "hq_fraction": _num(row.get("final_hq_fraction"))}
+            "modes_captured": finite(row.get("final_modes_captured")),
+            "hq_fraction": finite(row.get("final_hq_fraction"))}
     counts = sweep.trials["state"].value_counts().to_dict()
     return {"counts": counts, "trials": trials, "curves": sweep.curves}
 
@@ -119,8 +113,8 @@ def replay(curves: dict, trials: dict, collapse: dict, steps: int) -> dict:
                 break
         out[key] = {"config": trials[key]["config"], "stop_reason": reason,
                     "stop_step": int(last["step"]),
-                    "modes_captured": _num(last.get("modes_captured")),
-                    "hq_fraction": _num(last.get("hq_fraction"))}
+                    "modes_captured": finite(last.get("modes_captured")),
+                    "hq_fraction": finite(last.get("hq_fraction"))}
     return out
 
 
@@ -131,7 +125,7 @@ def best_of(trials: dict) -> dict:
     return {"key": key, **t}
 
 
-def judge(off: dict, on: dict, steps: int) -> dict:
+def judge(off: dict, on: dict) -> dict:
     """The target's figures for one pair of arms (configuration -> outcome)."""
     total_off = sum(t["stop_step"] for t in off.values())
     total_on = sum(t["stop_step"] for t in on.values())
@@ -197,7 +191,7 @@ def compare(storage: str | Path, trials: int = TRIALS, steps: int = STEPS,
                      "fixed": fixed, "collapse_on": collapse, "max_concurrent": 2},
         "same_configurations_in_both_arms": same_configs,
         "replay_matches_on_arm": bool(matches) and all(matches.values()),
-        **judge(off["trials"], on["trials"], steps),
+        **judge(off["trials"], on["trials"]),
         "off": off,
         "wall_s": {"off": off["wall_s"], "on": on["wall_s"]},
         "wall_saved_fraction": round(1.0 - on["wall_s"] / off["wall_s"], 4),
@@ -213,7 +207,7 @@ def replicate(storage: Path, seed: int, trials: int = TRIALS, steps: int = STEPS
     off = run_arm("early-stop-off", storage, {"collapse": False}, trials, steps,
                   report_every, seed, SPACE, FIXED, log)
     on = replay(off["curves"], off["trials"], collapse, steps)
-    j = judge(off["trials"], on, steps)
+    j = judge(off["trials"], on)
     return {"seed": seed, "off": off, "total_steps": j["total_steps"],
             "steps_saved_fraction": j["steps_saved_fraction"],
             "best": {arm: [b["modes_captured"], b["hq_fraction"], b["stop_reason"]]
@@ -229,8 +223,8 @@ def frontier(offs: list[dict], steps: int) -> list[dict]:
     """Each of ALTERNATIVES replayed on every seed's stopping-off arm."""
     rows = []
     for collapse in ALTERNATIVES:
-        judged = [judge(off["trials"], replay(off["curves"], off["trials"], collapse, steps),
-                        steps) for off in offs]
+        judged = [judge(off["trials"], replay(off["curves"], off["trials"], collapse, steps))
+                  for off in offs]
         saved = [j["steps_saved_fraction"] for j in judged]
         rows.append({"collapse": collapse, "seeds": len(judged),
                      "best_kept": sum(j["best_kept"] for j in judged),

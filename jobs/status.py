@@ -7,51 +7,39 @@ trial ids it ran under.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-from analysis.sweeps import ENDED, UNFINISHED, load_sweep
+from analysis.sweeps import ENDED, UNFINISHED, finite, load_sweep
 from jobs import sweep_dir as sd
-
-REASONS = ENDED
 
 
 def collect(root: str | Path) -> dict:
     """The sweep's state as a plain dict (what `--json` prints), from `load_sweep`'s table.
 
-    Rows come best first; `metric` is the spec metric as measured (the last report's while a
-    configuration runs) and `objective` what the searcher was told (a penalty for collapsed
-    or diverged runs; absent while a configuration runs)."""
+    Rows come best first (`load_sweep`'s ranking); `metric` is the spec metric as measured
+    (the last report's while a configuration runs) and `objective` what the searcher was told,
+    null while a configuration runs and for the +-inf penalty of a collapsed or diverged run
+    (its `state` says which)."""
     root = Path(root)
     spec, meta = sd.open_existing(root)  # refuses a directory whose spec was edited
     sweep = load_sweep(root)
     rows = [{"key": t["key"], "config": sweep.configs.get(t["key"], {}), "state": t["state"],
-             "step": int(_num(t["stop_step"]) or 0), "objective": _num(t["objective"]),
-             "metric": _num(t["value"])}
+             "step": int(finite(t["stop_step"]) or 0), "objective": finite(t["objective"]),
+             "metric": finite(t["value"])}
             for t in sweep.trials.to_dict("records")]
-    counts = {r: sum(x["state"] == r for x in rows) for r in (UNFINISHED,) + REASONS}
+    counts = {r: sum(x["state"] == r for x in rows) for r in (UNFINISHED,) + ENDED}
     # Ranked by the metric itself (completed before stopped on a tie): the objective of a
     # collapsed or diverged run is a penalty for the searcher, not a measurement.
-    ranked = sweep.ranked()
-    best = next(r for r in rows if r["key"] == ranked["key"].iloc[0]) if len(ranked) else None
+    best = rows[0] if len(sweep.ranked()) else None
     return {"sweep": spec.name, "dir": str(root), "trainer": spec.trainer,
             "dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
             "trials_planned": spec.trials, "configurations": len(rows), "counts": counts,
             "best": best, "study_name": meta["study_name"], "trials": rows}
 
 
-def _num(v) -> float | None:
-    """A finite float, or None (JSON has no NaN)."""
-    try:
-        v = float(v)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
 def format_status(s: dict) -> str:
     c = s["counts"]
-    ended = ", ".join(f"{c[r]} {r}" for r in REASONS if c[r]) or "none"
+    ended = ", ".join(f"{c[r]} {r}" for r in ENDED if c[r]) or "none"
     lines = [f"sweep {s['sweep']}: {s['trainer']} on {s['dataset']}, objective {s['metric']} "
              f"({s['mode']})  [{s['dir']}]",
              f"configurations: {s['configurations']} of {s['trials_planned']} — "

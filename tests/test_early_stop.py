@@ -26,7 +26,7 @@ from jobs.spec import parse_spec
 from jobs.status import collect, format_status
 from jobs.stopping import make_scheduler
 from jobs.submit import submit
-from tests.conftest import tiny_spec
+from tests.conftest import run_cli, tiny_spec
 from trainers.collapse import CollapseDetector
 from trainers.store import TrialStore
 
@@ -252,6 +252,8 @@ def check_divergence(root, spec, blew_up, diverging) -> None:
     assert s["counts"]["diverged"] >= 1 and s["counts"]["completed"] >= 1
     assert s["best"]["state"] == "completed"
     assert "diverged" in format_status(s)
+    text = run_cli("status", str(root)).stdout  # what a user types
+    assert f"diverged at step {every}" in text and f"{s['counts']['diverged']} diverged" in text
     assert_optuna_clean(root, spec.trials)  # diverged: told the penalty (+-inf), never NaN
     worst = math.inf if spec.mode == "min" else -math.inf
     values = sorted(t.value for t in study(root).trials)
@@ -289,6 +291,8 @@ def test_a_gan_whose_loss_overflows_ends_at_once_and_the_sweep_goes_on(ray_local
     root = submit(spec, **QUIET)
     check_divergence(root, spec, lambda row: not math.isfinite(float(row["loss_d"])),
                      lambda config: config["batch_size"] == 256)
+    shown = json.loads(run_cli("status", str(root), "--json").stdout)["trials"]
+    assert {t["state"] for t in shown if t["objective"] is None} == {"diverged"}  # JSON: no inf
     for key, r in results(root).items():  # a diverged run leaves no samples behind
         assert (root / sd.TRIALS / key / "samples.npy").is_file() == (r["stop_reason"]
                                                                        == "completed")
