@@ -338,3 +338,13 @@ def test_small_early_stop_benchmark_saves_steps_at_the_same_best(ray_local, tmp_
     assert out["steps_saved_fraction"] > 0
     assert out["best_same_configuration"] and out["best_modes_captured_unchanged"]
     assert out["best_hq_fraction_diff"] <= 0.02
+
+
+def test_benchmark_counts_the_best_runs_dip_from_the_grace_period_on():
+    """`best_run_fewest_modes_after_grace`: reports before the grace period do not count."""
+    from benchmarks.early_stop import fewest_after
+
+    modes = [0, 1, 5, 2, 8]  # reports at steps 100..500
+    assert fewest_after(modes, 100, 300) == 2
+    assert fewest_after(modes, 100, 0) == 0
+    assert fewest_after(modes, 100, 450) == 8
