@@ -259,6 +259,7 @@ class ReplayTrainer:
 
     def __init__(self, data: Dataset, name: str = "replay"):
         self.name, self.data, self.step = name, data, 0
+        self.scored_batch = None  # as base.Trainer: trainers.run.eval_samples caches here
 
     def train(self, steps: int) -> dict[str, float]:
         self.step += steps

@@ -54,7 +54,7 @@ def eval_samples(trainer: Trainer) -> np.ndarray:
     """The fixed-seed batch every score and the final samples file are made of, drawn once per
     trainer step: the final outputs reuse the last report's batch instead of a second forward
     pass (a restored trainer starts without one)."""
-    cached = getattr(trainer, "scored_batch", None)  # a trainer outside base.Trainer may lack it
+    cached = trainer.scored_batch
     if cached is None or cached[0] != trainer.step:
         batch = trainer.sample(metrics.default_n(trainer.data)).float().cpu().numpy()
         trainer.scored_batch = cached = (trainer.step, batch)
@@ -150,15 +150,18 @@ def write_metrics_csv(history: list[dict], path: Path) -> None:
     os.replace(tmp, path)
 
 
-def write_outputs(trainer: Trainer, out: Path) -> Path:
-    """Final samples (data space) or, for a SOM, its weights."""
+def final_output(trainer: Trainer) -> tuple[str, np.ndarray]:
+    """What a finished run leaves behind, and its file name: final samples (data space) or,
+    for a SOM, its weights."""
     if trainer.name == "som":
-        path = out / "weights.npy"
-        np.save(path, trainer.weights())
-    else:
-        path = out / "samples.npy"
-        np.save(path, eval_samples(trainer))
-    return path
+        return "weights.npy", trainer.weights()
+    return "samples.npy", eval_samples(trainer)
+
+
+def write_outputs(trainer: Trainer, out: Path) -> Path:
+    name, array = final_output(trainer)
+    np.save(out / name, array)
+    return out / name
 
 
 def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, Any], steps: int,

@@ -187,15 +187,13 @@ def _finish(store: TrialStore, key: str, trainer, ctl: dict, row: dict, trial_id
     """Write the configuration's final outputs: samples (or SOM weights) and its result."""
     import io
 
-    from trainers.run import eval_samples
+    from trainers.run import final_output
 
-    buf = io.BytesIO()
-    if trainer.name == "som":
-        np.save(buf, trainer.weights())
-        store.write(key, "weights.npy", buf.getvalue())
-    elif not row.get("diverged"):
-        np.save(buf, eval_samples(trainer))
-        store.write(key, "samples.npy", buf.getvalue())
+    if trainer.name == "som" or not row.get("diverged"):  # a diverged GAN has no samples
+        name, array = final_output(trainer)
+        buf = io.BytesIO()
+        np.save(buf, array)
+        store.write(key, name, buf.getvalue())
     store.write_json(key, "result.json", {
         "key": key, "stop_reason": _reason(row) or "completed", "stop_step": trainer.step,
         "objective": objective(row, ctl), "final": row, "trial_id": trial_id,
