@@ -239,22 +239,22 @@ def cache_key(data: Dataset) -> str:
     return f"{name}-{data.fingerprint}-{shape}-v{VERSION}"
 
 
-def evaluator_dir() -> Path:
-    """$GANSWEEP_EVALUATORS when set (a sweep points every trial, on every node, at one copy in
-    its own directory), else the per-machine cache."""
-    override = os.environ.get("GANSWEEP_EVALUATORS")
-    if override:
-        Path(override).mkdir(parents=True, exist_ok=True)
-        return Path(override)
-    return cache_dir("evaluators")
+def evaluator_dir(directory: str | Path | None = None) -> Path:
+    """`directory` when given (a sweep points every trial, on every node, at one copy in its
+    own directory), else the per-machine cache."""
+    if directory is None:
+        return cache_dir("evaluators")
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    return Path(directory)
 
 
-def cache_path(data: Dataset) -> Path:
-    return evaluator_dir() / f"{cache_key(data)}.pt"
+def cache_path(data: Dataset, directory: str | Path | None = None) -> Path:
+    return evaluator_dir(directory) / f"{cache_key(data)}.pt"
 
 
-def for_dataset(data: Dataset) -> Evaluator | None:
-    """The dataset's evaluator (None for vector data, whose own space is the feature space).
+def for_dataset(data: Dataset, directory: str | Path | None = None) -> Evaluator | None:
+    """The dataset's evaluator (None for vector data, whose own space is the feature space),
+    from `directory` or the per-machine cache.
 
     Memoised per Dataset object, so a trainer's reports neither re-hash the data for the
     cache key nor reload the weights.
@@ -264,17 +264,17 @@ def for_dataset(data: Dataset) -> Evaluator | None:
     hit = _BY_DATA.get(id(data))
     if hit is not None and hit[0]() is data:
         return hit[1]
-    ev = load_or_train(data)
+    ev = load_or_train(data, directory)
     for key in [k for k, (ref, _) in _BY_DATA.items() if ref() is None]:
         del _BY_DATA[key]
     _BY_DATA[id(data)] = (weakref.ref(data), ev)
     return ev
 
 
-def load_or_train(data: Dataset) -> Evaluator:
+def load_or_train(data: Dataset, directory: str | Path | None = None) -> Evaluator:
     """Load the cached evaluator of `data`, training and caching it first if there is none."""
     key = cache_key(data)
-    path = evaluator_dir() / f"{key}.pt"
+    path = evaluator_dir(directory) / f"{key}.pt"
     ev = _MEMO.get(key) or _load(path, data)
     if ev is None:
         with _file_lock(path.with_suffix(".lock")):

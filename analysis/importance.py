@@ -1,10 +1,10 @@
 """Hyperparameter importance from a sweep's Optuna study (fANOVA).
 
-The study lives in SWEEP_DIR/optuna.db under the name in SWEEP_DIR/sweep.json. Collapsed or
-diverged runs report a deliberate worst objective (inf / -inf) so the searcher avoids them;
-that is a penalty, not a measurement, and fANOVA cannot fit it. The importances are therefore
-computed on an in-memory copy of the study holding only its COMPLETE trials with a finite
-objective, and the page says how many that was.
+The study lives in the sweep directory's Optuna file under the name in its sweep.json.
+Collapsed or diverged runs report a deliberate worst objective (inf / -inf) so the searcher
+avoids them; that is a penalty, not a measurement, and fANOVA cannot fit it. The importances
+are therefore computed on an in-memory copy of the study holding only its COMPLETE trials
+with a finite objective, and the page says how many that was.
 """
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from analysis import layout
 
 MIN_TRIALS = 5
 
@@ -32,14 +34,15 @@ def finite_study(root: Path):
     import optuna
     import sqlalchemy.exc
 
-    db = root / "optuna.db"
-    meta_path = root / "sweep.json"
+    db = root / layout.OPTUNA_DB
+    meta_path = root / layout.META
     if not db.is_file():
-        return "no Optuna study in this directory (optuna.db is missing; a rerun has none)"
+        return (f"no Optuna study in this directory ({layout.OPTUNA_DB} is missing; a rerun "
+                "has none)")
     try:
         name = json.loads(meta_path.read_text())["study_name"]
     except (OSError, KeyError, json.JSONDecodeError):
-        return "sweep.json names no Optuna study"
+        return f"{layout.META} names no Optuna study"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         storage = optuna.storages.RDBStorage(

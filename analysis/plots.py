@@ -17,11 +17,13 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from analysis.vocabulary import CRITIC_TRAINERS, DIRECTIONS
+from analysis import layout
+from analysis.vocabulary import CRITIC_TRAINERS, DIRECTIONS, STEP_NAME
 
 DPI = 90
-STATE_COLORS = {"completed": "#1f77b4", "collapsed": "#d62728", "diverged": "#9467bd",
-                "asha": "#ff7f0e", "failed": "#7f7f7f", "unfinished": "#2ca02c"}
+STATE_COLORS = {layout.COMPLETED: "#1f77b4", layout.COLLAPSED: "#d62728",
+                layout.DIVERGED: "#9467bd", layout.ASHA: "#ff7f0e", layout.FAILED: "#7f7f7f",
+                layout.UNFINISHED: "#2ca02c"}
 TOP_COLORS = plt.get_cmap("tab10").colors
 STOPPED_COLORS = ("#d62728", "#8c564b", "#e377c2")
 REAL = "#b0b0b0"
@@ -44,8 +46,10 @@ def _metric_label(metric: str) -> str:
 
 # ---- training curves -----------------------------------------------------------------------
 
-def curve_panels(trainer: str) -> list[tuple[str, str]]:
-    if trainer == "som":
+def curve_panels(kind: str, trainer: str) -> list[tuple[str, str]]:
+    """What a run's curves show: a map's errors (OUTPUT "weights"), else losses and mode
+    diversity."""
+    if kind == "weights":
         return [("quantization_error", "quantization error"),
                 ("topographic_error", "topographic error"),
                 ("unit_utilization", "unit utilization")]
@@ -54,10 +58,10 @@ def curve_panels(trainer: str) -> list[tuple[str, str]]:
             ("mode_diversity", "mode diversity (0..1)")]
 
 
-def curves(title: str, trainer: str, picks: list[dict], path: Path) -> Path:
+def curves(title: str, kind: str, trainer: str, picks: list[dict], path: Path) -> Path:
     """Curves of the picked trials. Each pick: {"curve": DataFrame, "label", "stopped": bool,
     "state"}; the last point of each line is marked where the run stopped."""
-    panels = curve_panels(trainer)
+    panels = curve_panels(kind, trainer)
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     handles = []
     i_top = i_stop = 0
@@ -83,7 +87,7 @@ def curves(title: str, trainer: str, picks: list[dict], path: Path) -> Path:
         if line is not None:
             handles.append((line, pick["label"]))
     for ax, (col, label) in zip(axes[0], panels):
-        ax.set_xlabel("training step" if trainer != "som" else "epoch")
+        ax.set_xlabel(STEP_NAME[kind])
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.set_title(label)

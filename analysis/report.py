@@ -25,10 +25,9 @@ import numpy as np
 import pandas as pd
 
 from analysis import importance as imp_mod
-from analysis import plots
+from analysis import layout, plots
+from analysis.layout import ENDED, STOPPED_EARLY, UNFINISHED
 from analysis.sweeps import (
-    STOPPED_EARLY,
-    UNFINISHED,
     Sweep,
     load_sweep,
     load_sweeps,
@@ -38,9 +37,10 @@ from analysis.sweeps import (
 from analysis.vocabulary import DIRECTIONS
 
 TOP_CURVES, COLLAPSED_CURVES, TOP_SAMPLES, MAX_SCATTER = 5, 3, 4, 4
-QUALITY = ("modes_captured", "hq_fraction", "reverse_kl", "fid", "precision", "recall",
-           "density", "coverage", "mode_diversity")
-SOM_QUALITY = ("quantization_error", "topographic_error", "unit_utilization")
+# Columns shown beside the objective, per OUTPUT kind.
+QUALITY = {"samples": ("modes_captured", "hq_fraction", "reverse_kl", "fid", "precision",
+                       "recall", "density", "coverage", "mode_diversity"),
+           "weights": ("quantization_error", "topographic_error", "unit_utilization")}
 SECTIONS = ("Sweeps", "Leaderboard", "Training curves", "Samples", "Hyperparameter importance",
             "Best objective so far", "Compute saved by early stopping", "Family comparison",
             "Seed robustness")
@@ -73,7 +73,7 @@ class Page:
         self.blocks.append(("img", path, alt))
 
     # -- rendering --
-    def html(self, title: str, out: Path) -> str:
+    def html(self, title: str) -> str:
         body = []
         toc = "".join(f'<li><a href="#{_anchor(s)}">{html.escape(s)}</a></li>' for s in SECTIONS)
         for b in self.blocks:
@@ -218,7 +218,7 @@ def write_report(sweep_dirs: list[Path], out: Path) -> Path:
     title = "gansweep report: " + ", ".join(s.name for s in sweeps)
     (out / "report.md").write_text(page.markdown(out))
     index = out / "index.html"
-    index.write_text(page.html(title, out))
+    index.write_text(page.html(title))
     return index
 
 
@@ -266,8 +266,7 @@ def _sweeps_section(page: Page, ctx: _Context) -> None:
     rows = []
     for s in ctx.sweeps:
         c = s.trials["state"].value_counts().to_dict() if len(s.trials) else {}
-        ends = ", ".join(f"{c[k]} {k}" for k in ("completed", "collapsed", "diverged", "asha",
-                                                  "failed") if c.get(k))
+        ends = ", ".join(f"{c[k]} {k}" for k in ENDED if c.get(k))
         rows.append({"sweep": s.name, "trainer": s.trainer, "dataset": s.dataset_name,
                      "metric": f"{s.metric} ({s.mode})",
                      "configurations": f"{s.n_ended} ended of {s.planned}",
@@ -286,7 +285,7 @@ def _sweeps_section(page: Page, ctx: _Context) -> None:
 # ---- leaderboard ---------------------------------------------------------------------------
 
 def _quality_cols(s: Sweep) -> list[str]:
-    names = SOM_QUALITY if s.trainer == "som" else QUALITY
+    names = QUALITY[s.kind]
     return [m for m in names if m != s.metric and f"final_{m}" in s.trials.columns
             and s.trials[f"final_{m}"].notna().any()]
 
@@ -352,7 +351,7 @@ def _leaderboard_section(page: Page, ctx: _Context) -> None:
                 row["best value"] = "none ended yet"
             row["configurations"] = f"{s.n_ended}/{s.planned}"
             row["stopped early"] = int(s.trials["state"].isin(STOPPED_EARLY).sum())
-            row["failed"] = int((s.trials["state"] == "failed").sum())
+            row["failed"] = int((s.trials["state"] == layout.FAILED).sum())
             rows.append(row)
         page.table(pd.DataFrame(rows).fillna(""))
         page.note("Different metrics (or datasets) are not comparable numbers; the Family "
@@ -417,12 +416,12 @@ def curve_picks(s: Sweep) -> tuple[list[dict], str]:
             note = ("no configuration has ended: the curves are of unfinished ones, so far"
                     if not len(ranked) else "unfinished configurations shown as far as they "
                     "got")
-    coll = t[(t["state"] == "collapsed") & ~t["key"].isin(top["key"])]
+    coll = t[(t["state"] == layout.COLLAPSED) & ~t["key"].isin(top["key"])]
     if len(coll):
         med = coll["stop_step"].median()
         coll = coll.assign(_d=(coll["stop_step"] - med).abs()).sort_values(["_d", "key"])
         coll = coll.head(COLLAPSED_CURVES)
-    elif not (t["state"] == "collapsed").any():
+    elif not (t["state"] == layout.COLLAPSED).any():
         note = (note + "; " if note else "") + "no configuration collapsed"
     picks = []
     for r in top.to_dict("records"):
@@ -455,7 +454,7 @@ def _curves_section(page: Page, ctx: _Context) -> None:
         if not picks:
             page.note(f"{s.name}: skipped — no configuration has reported a metrics row yet")
             continue
-        path = plots.curves(f"{s.label} on {s.dataset_name}", s.trainer, picks,
+        path = plots.curves(f"{s.label} on {s.dataset_name}", s.kind, s.trainer, picks,
                             ctx.png(f"curves-{s.name}"))
         page.image(path, f"{s.name}: training curves of the top and typical collapsed runs")
 
@@ -471,16 +470,16 @@ def _samples_section(page: Page, ctx: _Context) -> None:
     for s in ctx.sweeps:
         page.h(3, s.label)
         ranked = s.ranked()
-        fname = "weights.npy" if s.trainer == "som" else "samples.npy"
+        fname = layout.output_file(s.kind)
         rows = [r for r in ranked.to_dict("records")
-                if (s.root / "trials" / r["key"] / fname).is_file()][:TOP_SAMPLES]
+                if s.output_path(r["key"]).is_file()][:TOP_SAMPLES]
         if not rows:
             why = ("no configuration has ended yet" if not len(ranked) else
                    f"no ranked configuration has {fname} (diverged runs write none)")
             page.note(f"{s.name}: skipped — {why}")
             continue
         try:
-            if s.trainer == "som":
+            if s.kind == "weights":
                 _som_panels(page, ctx, s, rows)
             else:
                 _sample_panels(page, ctx, s, rows)
@@ -491,7 +490,7 @@ def _samples_section(page: Page, ctx: _Context) -> None:
 def _sample_panels(page: Page, ctx: _Context, s: Sweep, rows: list[dict]) -> None:
     panels = []
     for r in rows:
-        x = np.load(s.root / "trials" / r["key"] / "samples.npy", allow_pickle=False)
+        x = np.load(s.output_path(r["key"]), allow_pickle=False)
         panels.append({"samples": x, "label": f"#{fmt(r['rank'])} {_short(r['key'])}: "
                        f"{s.metric} {fmt(r['value'])}"})
     kind = "image" if panels[0]["samples"].ndim >= 3 else "vector"
@@ -510,7 +509,7 @@ def _sample_panels(page: Page, ctx: _Context, s: Sweep, rows: list[dict]) -> Non
 def _som_panels(page: Page, ctx: _Context, s: Sweep, rows: list[dict]) -> None:
     panels = []
     for r in rows:
-        w = np.load(s.root / "trials" / r["key"] / "weights.npy", allow_pickle=False)
+        w = np.load(s.output_path(r["key"]), allow_pickle=False)
         panels.append({"weights": w, "label": f"#{fmt(r['rank'])} {_short(r['key'])} "
                        f"({w.shape[0]}x{w.shape[1]}): {s.metric} {fmt(r['value'])}"})
     data = ctx.real(s)
@@ -697,7 +696,7 @@ def shared_metrics(group: list[Sweep]) -> list[str]:
     """Metrics every sweep of the group measured, objectives first (at most 3)."""
     have = [_measured(s) for s in group]
     common = set.intersection(*have) if have else set()
-    order = [s.metric for s in group] + list(QUALITY) + list(SOM_QUALITY)
+    order = [s.metric for s in group] + [m for names in QUALITY.values() for m in names]
     out = []
     for m in order:
         if m in common and m not in out:
@@ -812,7 +811,7 @@ def _seed_section(page: Page, ctx: _Context) -> None:
     for r in reruns:
         of = Path(r.rerun["of"])
         original = next((s for s in ctx.sweeps if s.root.resolve() == of.resolve()), None)
-        if original is None and (of / "spec.yaml").is_file():
+        if original is None and layout.is_sweep_dir(of):
             try:
                 original = load_sweep(of)
             except Exception:  # noqa: BLE001 - the rerun still stands on its own

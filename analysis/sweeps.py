@@ -1,14 +1,9 @@
 """Sweep directories into pandas, from files only.
 
-Reads what a sweep leaves on disk (layout in jobs/sweep_dir.py), never Ray or the driver:
-
-    SWEEP_DIR/spec.yaml    the frozen spec (trainer, dataset, metric, steps, trials)
-    SWEEP_DIR/sweep.json   study name, driver runs; a rerun's record under "rerun"
-    SWEEP_DIR/trials/KEY/  config.json, metrics.csv (one row per report), result.json
-                           (absent while the configuration runs or after an interruption),
-                           samples.npy or weights.npy
-
-so it works on a sweep that is running, finished or was interrupted. Each configuration is one
+Reads what a sweep leaves on disk (analysis/layout.py), never Ray or the driver: the frozen
+spec, sweep.json, and per configuration config.json, metrics.csv and result.json (absent
+while the configuration runs or after an interruption), so it works on a sweep that is
+running, finished or was interrupted. Each configuration is one
 row, whichever Ray trial ids it ran under. A configuration's "value" is its spec metric as
 measured; the "objective" is what the searcher saw (a penalty for collapsed or diverged runs).
 """
@@ -26,18 +21,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.vocabulary import DIRECTIONS, LOSSES
+from analysis import layout
+from analysis.layout import FLAGS, META, SPEC, UNFINISHED, TrialStore, is_sweep_dir
+from analysis.vocabulary import DIRECTIONS, LOSSES, kind_of_metric
+from trainers.data import dataset_name
 from trainers.errors import ConfigError
-from trainers.store import TrialStore
 
-SPEC, META, OPTUNA_DB, TRIALS = "spec.yaml", "sweep.json", "optuna.db", "trials"
-ENDED = ("completed", "collapsed", "diverged", "asha", "failed")
-STOPPED_EARLY = ("collapsed", "diverged", "asha")  # ended before their planned steps on purpose
-UNFINISHED = "unfinished"
-FLAGS = ("collapsed", "diverged")
 BASE_COLUMNS = ("rank", "key", "seed", "steps_planned", "state", "stop_step", "time_s",
                 "objective", "created", "finished", "value")
-RERUN_SUFFIX = "-rerun"
 
 
 @dataclass
@@ -64,7 +55,15 @@ class Sweep:
 
     @property
     def dataset_name(self) -> str:
-        return dataset_name(self.dataset)
+        return dataset_name(self.dataset, short=True)
+
+    @property
+    def kind(self) -> str:
+        """What its configurations leave and are scored on (a trainer's OUTPUT kind)."""
+        return kind_of_metric(self.metric)
+
+    def output_path(self, key: str) -> Path:
+        return self.root / layout.TRIALS / key / layout.output_file(self.kind)
 
     @property
     def label(self) -> str:
@@ -101,16 +100,6 @@ class Sweep:
         return (f"NOT FINISHED (running or interrupted): {self.n_ended} of {self.planned} "
                 f"configurations ended, {self.n_unfinished} unfinished{shown}; what follows "
                 "covers what is there so far")
-
-
-def dataset_name(dataset: Any) -> str:
-    name = dataset.get("name") if isinstance(dataset, dict) else dataset
-    return Path(str(name)).name if "/" in str(name) else str(name)
-
-
-def is_sweep_dir(root: str | Path) -> bool:
-    root = Path(root)
-    return (root / SPEC).is_file() and (root / META).is_file()
 
 
 def _num(v: Any) -> float:
@@ -167,25 +156,25 @@ def load_sweep(root: str | Path) -> Sweep:
         raise ConfigError(f"{root / SPEC}: not a frozen sweep spec (missing "
                           f"{', '.join(missing) or 'a known metric'})")
     metric, mode = spec["metric"], DIRECTIONS[spec["metric"]]
-    store = TrialStore(str(root / TRIALS))
+    store = TrialStore.of(root)
     rows, curves, configs, notes = [], {}, {}, []
     orphans = 0
     for key in store.keys():
         try:
-            record = store.read_json(key, "config.json")
+            record = store.read_json(key, layout.CONFIG)
         except json.JSONDecodeError:
             record = None
         if record is None:  # a directory a killed trial left before writing anything
             orphans += 1
             continue
-        curve = _read_curve(store.read(key, "metrics.csv"))
+        curve = _read_curve(store.read(key, layout.METRICS))
         curves[key] = curve
         configs[key] = record.get("config") or {}
         try:
-            result = store.read_json(key, "result.json")
+            result = store.result(key)
         except json.JSONDecodeError:
             result = None
-        rows.append(_row(key, record, result, curve, spec, metric, mode))
+        rows.append(_row(key, record, result, curve, spec, metric))
     if orphans:
         notes.append(f"{orphans} trial director{'y' if orphans == 1 else 'ies'} without "
                      "config.json left out (a trial just starting, or one killed before its "
@@ -206,7 +195,7 @@ def load_sweep(root: str | Path) -> Sweep:
 
 
 def _row(key: str, record: dict, result: dict | None, curve: pd.DataFrame, spec: dict,
-         metric: str, mode: str) -> dict:
+         metric: str) -> dict:
     last = curve.iloc[-1].to_dict() if len(curve) else {}
     row: dict[str, Any] = {"key": key, "seed": record.get("seed", spec.get("seed")),
                            "steps_planned": record.get("steps", spec["steps"])}
@@ -217,7 +206,7 @@ def _row(key: str, record: dict, result: dict | None, curve: pd.DataFrame, spec:
     else:
         final = dict(last)  # ASHA / failure records keep only some columns: fill from the curve
         final.update({k: v for k, v in (result.get("final") or {}).items()})
-        row.update(state=result.get("stop_reason", "failed"),
+        row.update(state=result.get("stop_reason", layout.FAILED),
                    stop_step=_num(result.get("stop_step", final.get("step", 0))),
                    time_s=_num(result.get("time_s", final.get("time_s"))),
                    objective=_num(result.get("objective")))
@@ -249,7 +238,7 @@ def _rank(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
     sign = 1.0 if mode == "min" else -1.0
     t["_group"] = np.where(ended & finite, 0, np.where(~ended, 1, 2))
     t["_v"] = np.where(finite, sign * t["value"].astype(float), np.inf)
-    t["_c"] = (t["state"] != "completed").astype(int)
+    t["_c"] = (t["state"] != layout.COMPLETED).astype(int)
     t = t.sort_values(["_group", "_v", "_c", "key"]).reset_index(drop=True)
     rank = np.where(t["_group"] == 0, np.arange(1, len(t) + 1), np.nan)
     t.insert(0, "rank", rank)
@@ -261,7 +250,7 @@ def find_reruns(roots: list[Path]) -> list[Path]:
     given = {p.resolve() for p in roots}
     out = []
     for root in roots:
-        sib = root.parent / (root.name + RERUN_SUFFIX)
+        sib = layout.rerun_dir(root)
         if sib.resolve() not in given and is_sweep_dir(sib):
             out.append(sib)
             given.add(sib.resolve())
@@ -344,8 +333,8 @@ def rerun_summary(rerun: Sweep, original: Sweep | None) -> pd.DataFrame:
             "std": float(vals.std(ddof=1)) if len(vals) > 1 else math.nan,
             "min": float(vals.min()) if len(vals) else math.nan,
             "max": float(vals.max()) if len(vals) else math.nan,
-            "collapsed": int((g["state"] == "collapsed").sum()),
-            "diverged": int((g["state"] == "diverged").sum()),
+            "collapsed": int((g["state"] == layout.COLLAPSED).sum()),
+            "diverged": int((g["state"] == layout.DIVERGED).sum()),
             "values": [float(v) for v in vals],
             **{c: g[c].iloc[0] for c in hp_cols},
         })

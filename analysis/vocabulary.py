@@ -1,7 +1,10 @@
-"""The metric vocabulary every package shares (ARCHITECTURE.md, "Metrics names").
+"""The metric vocabulary every package shares: names, directions, and which metrics apply to
+what a trainer leaves behind.
 
 `analysis` owns it because `jobs` may import `analysis` but never the other way round: the
-spec's objective check, `gansweep status` and the reports all read the same table.
+spec's objective check, `gansweep status` and the reports all read the same table. What a
+family is scored on follows from its trainer's OUTPUT kind ("samples" in data space, or a
+map's "weights"), never from its name, so a new family needs no entry here.
 """
 from __future__ import annotations
 
@@ -12,15 +15,37 @@ DIRECTIONS = {
     "reverse_kl": "min", "quantization_error": "min", "topographic_error": "min",
     "unit_utilization": "max",
 }
-SOM_METRICS = {"quantization_error", "topographic_error", "unit_utilization"}
-MIXTURE_METRICS = {"modes_captured", "hq_fraction", "reverse_kl"}
-MIXTURES = {"ring8", "grid25"}
+MAP_METRICS = frozenset({"quantization_error", "topographic_error", "unit_utilization"})
+MIXTURE_METRICS = frozenset({"modes_captured", "hq_fraction", "reverse_kl"})
+MIXTURES = frozenset({"ring8", "grid25"})
+
+# Per OUTPUT kind: the metrics that apply, the default objective (on mixtures / elsewhere),
+# and what one training step is.
+OUTPUT_KINDS = ("samples", "weights")
+DEFAULT_METRIC = {"samples": ("modes_captured", "fid"),
+                  "weights": ("quantization_error", "quantization_error")}
+STEP_NAME = {"samples": "training step", "weights": "epoch"}
 
 # Training losses as reported (`loss_d` is the critic's loss for the WGANs).
 LOSSES = ("loss_g", "loss_d")
-CRITIC_TRAINERS = {"wgan", "wgan-gp"}
+CRITIC_TRAINERS = frozenset({"wgan", "wgan-gp"})
 
 
 def better(metric: str, a: float, b: float) -> bool:
     """True when value `a` of `metric` beats `b`."""
     return a < b if DIRECTIONS[metric] == "min" else a > b
+
+
+def metrics_for(kind: str) -> frozenset[str]:
+    """The objectives that apply to a trainer whose OUTPUT is `kind`."""
+    return MAP_METRICS if kind == "weights" else frozenset(DIRECTIONS) - MAP_METRICS
+
+
+def kind_of_metric(metric: str) -> str:
+    """The OUTPUT kind a sweep with this objective scores (what readers of a sweep use)."""
+    return "weights" if metric in MAP_METRICS else "samples"
+
+
+def default_metric(kind: str, dataset_name: str) -> str:
+    on_mixture, otherwise = DEFAULT_METRIC[kind]
+    return on_mixture if dataset_name in MIXTURES else otherwise

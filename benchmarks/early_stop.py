@@ -115,14 +115,12 @@ def arm_results(root: Path) -> dict:
 
 def replay(curves: dict, trials: dict, collapse: dict, steps: int) -> dict:
     """What the on arm would be: the real detector over each configuration's reports."""
-    from jobs.stopping import collapse_settings, validate_early_stop
-    from trainers.collapse import CollapseDetector
+    from jobs.stopping import collapse_rule, validate_early_stop
 
-    settings = collapse_settings(validate_early_stop({"collapse": collapse}, "gan"), "gan",
-                                 steps)
+    rule = collapse_rule(validate_early_stop({"collapse": collapse}, "gan"), "gan", steps)
     out = {}
     for key, curve in curves.items():
-        detector = CollapseDetector(**settings)
+        detector = rule.detector()
         rows = curve.to_dict("records")
         last = rows[-1]
         reason = trials[key]["stop_reason"]

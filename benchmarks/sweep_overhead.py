@@ -30,12 +30,13 @@ FIXED = {"width": 8, "batch_size": 32}
 def bare_trainable(config: dict) -> None:
     from ray import tune
 
-    from trainers.run import build, evaluate
+    from jobs.loop import score_model
+    from trainers.registry import build
 
     trainer = build("gan", "gauss1d", config, seed=0, steps=STEPS)
     while trainer.step < STEPS:
         row = {"step": trainer.step + 1, **trainer.train(1)}
-        row.update(evaluate(trainer, True))
+        row.update(score_model(trainer, True))
         tune.report({**row, "objective": row["fid"]})
 
 

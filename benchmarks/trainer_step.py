@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from trainers.convnets import discriminator, generator
-from trainers.run import build
+from trainers.registry import build
 
 
 def plain_dcgan(c: dict, x: torch.Tensor, seed: int) -> tuple[torch.nn.Module, Callable[[], None]]:

@@ -9,9 +9,9 @@ from trainers.errors import ConfigError, Interrupted
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from jobs.train_cmd import train_to_dir
     from trainers.hparams import parse_sets
     from trainers.registry import get_trainer
-    from trainers.run import train_to_dir
 
     cls = get_trainer(args.trainer)
     overrides = parse_sets(cls.HPARAMS, args.set, f"trainer {args.trainer}")

@@ -41,7 +41,7 @@ def load_samples(path: Path) -> Any:
         raise ConfigError(f"samples file {path} is not a readable numeric .npy ({exc})") from exc
 
 
-def evaluate_file(samples_path: Path, dataset: str, image_size: int | None = None,
+def score_file(samples_path: Path, dataset: str, image_size: int | None = None,
                   warn=lambda msg: print(msg, file=sys.stderr)) -> dict[str, Any]:
     """Metrics of a samples file, with what they were measured against."""
     from analysis.metrics import default_n, score, validate_samples
@@ -85,6 +85,6 @@ def format_result(result: dict[str, Any]) -> str:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    result = evaluate_file(Path(args.samples).expanduser(), args.dataset, args.image_size)
+    result = score_file(Path(args.samples).expanduser(), args.dataset, args.image_size)
     print(json.dumps(result, indent=2) if args.json else format_result(result))
     return 0

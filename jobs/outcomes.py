@@ -7,38 +7,37 @@ Only a trial whose last report still said `stop_reason: running` was stopped fro
 and the only thing that stops a running trial from outside is the scheduler (ASHA)."""
 from __future__ import annotations
 
-import time
-
 from ray.tune import Callback
 
+from analysis import layout
 from analysis.vocabulary import DIRECTIONS, LOSSES
-from trainers.store import TrialStore
-from trainers.tune_entry import SWEEP_KEY, key_for, split_config
+from jobs.trial import TrialControl
 
 # What a result keeps of Tune's last result: the report's own columns, not Tune's bookkeeping.
 KEPT = {"step", "objective", "time_s", *LOSSES, *DIRECTIONS}
 
 
 class RecordOutcomes(Callback):
+    def __init__(self, control: TrialControl):
+        self.control = control
+
     def _record(self, trial, reason: str) -> None:
-        if SWEEP_KEY not in (trial.config or {}):
+        store = layout.TrialStore(self.control.store)
+        key = self.control.key(trial.config or {})
+        if store.has_result(key):
             return
-        ctl, hp = split_config(trial.config)
-        store = TrialStore(ctl["store"])
-        key = key_for(ctl, hp)
-        if store.exists(key, "result.json"):
-            return
+        if store.read(key, layout.CONFIG) is None:  # it failed before its first write
+            store.write_json(key, layout.CONFIG, self.control.record(trial.config or {},
+                                                                     trial.trial_id))
         last = {k: v for k, v in (trial.last_result or {}).items() if k in KEPT}
-        store.write_json(key, "result.json", {
-            "key": key, "stop_reason": reason, "stop_step": last.get("step", 0),
-            "objective": last.get("objective"), "final": last, "trial_id": trial.trial_id,
-            "time_s": last.get("time_s"), "finished": time.time()})
+        store.write_result(key, reason, last.get("step", 0), last.get("objective"), last,
+                           trial.trial_id)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         # Anything else (no report at all, or a last report with another reason) is not an
         # ASHA stop: leave the configuration without a result rather than mislabel it.
-        if (trial.last_result or {}).get("stop_reason") == "running":
-            self._record(trial, "asha")
+        if (trial.last_result or {}).get("stop_reason") == layout.RUNNING:
+            self._record(trial, layout.ASHA)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._record(trial, "failed")
+        self._record(trial, layout.FAILED)

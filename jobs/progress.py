@@ -6,6 +6,7 @@ import time
 
 from ray.tune import Callback
 
+from analysis import layout
 from analysis.vocabulary import better
 
 
@@ -31,15 +32,15 @@ class Progress(Callback):
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
-        reason = result.get("stop_reason", "completed")
-        if reason == "running":  # stopped by the scheduler before its last step
-            reason = "asha"
+        reason = result.get("stop_reason", layout.COMPLETED)
+        if reason == layout.RUNNING:  # stopped by the scheduler before its last step
+            reason = layout.ASHA
         self.stopped[reason] = self.stopped.get(reason, 0) + 1
         self.done += 1
         self._line(trials)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.stopped["failed"] = self.stopped.get("failed", 0) + 1
+        self.stopped[layout.FAILED] = self.stopped.get(layout.FAILED, 0) + 1
         self.done += 1
         self._line(trials)
 

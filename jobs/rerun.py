@@ -3,12 +3,12 @@ under S new seeds, as a small sweep of its own in SWEEP_DIR-rerun on the same cl
 report can rank them by mean and spread rather than by one lucky seed.
 
 The rerun is a Ray Tune grid over (configuration, seed) with the sweep's own trainable and
-trial store: each trial's control settings (`_sweep`, never hashed) carry its seed and which
-configuration it trains, and the hyperparameters are resolved from that index, so every trial
-has the flat configuration a sweep trial has, its own store key (the key includes the seed),
-and resumes from its own checkpoint after an interruption. No Optuna study: nothing is searched.
-ASHA is off (every seed runs its full length); collapse and divergence still stop a run, since
-they are part of how a configuration behaves.
+trial store: each trial's config carries its seed and which configuration it trains (the
+reserved keys of jobs/trial.py), and the hyperparameters are resolved from that index, so
+every trial has the flat configuration a sweep trial has, its own store key (the key includes
+the seed), and resumes from its own checkpoint after an interruption. No Optuna study:
+nothing is searched. ASHA is off (every seed runs its full length); collapse and divergence
+still stop a run, since they are part of how a configuration behaves.
 """
 from __future__ import annotations
 
@@ -17,14 +17,10 @@ import time
 import uuid
 from pathlib import Path
 
+from analysis.layout import rerun_dir
 from jobs import sweep_dir as sd
+from jobs.trial import RERUN_INDEX, SEED
 from trainers.errors import ConfigError
-
-SUFFIX = "-rerun"
-
-
-def rerun_dir(root: Path) -> Path:
-    return root.parent / (root.name + SUFFIX)
 
 
 def top_configs(root: Path, k: int) -> list[dict]:
@@ -48,26 +44,20 @@ class _FromIndex:
         self.configs, self.name = configs, name
 
     def __call__(self, spec) -> object:
-        from trainers.tune_entry import SWEEP_KEY
-
-        return self.configs[spec.config[SWEEP_KEY]["rerun_index"]][self.name]
+        return self.configs[spec.config[RERUN_INDEX]][self.name]
 
 
-def param_space(spec, target: Path, configs: list[dict], seeds: list[int]) -> dict:
+def param_space(configs: list[dict], seeds: list[int]) -> dict:
     """A grid over (configuration index, seed): K x S trials with flat configurations."""
     from ray import tune
 
-    from jobs.submit import control
-    from trainers.tune_entry import SWEEP_KEY
-
-    base = control(spec, target)
-    ctls = [{**base, "seed": s, "rerun_index": i} for i in range(len(configs)) for s in seeds]
     names = sorted({n for c in configs for n in c})
     missing = [n for n in names if any(n not in c for c in configs)]
     if missing:  # one trainer, one resolved schema: cannot happen unless files were edited
         raise ConfigError(f"the top configurations disagree on {', '.join(missing)}; "
                           "their config.json files were edited")
-    return {SWEEP_KEY: tune.grid_search(ctls),
+    return {RERUN_INDEX: tune.grid_search(list(range(len(configs)))),
+            SEED: tune.grid_search(list(seeds)),
             **{n: tune.sample_from(_FromIndex(configs, n)) for n in names}}
 
 
@@ -126,11 +116,12 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
          address: str | None, log) -> None:
     from ray import tune
 
+    from analysis import layout
     from jobs.outcomes import RecordOutcomes
     from jobs.progress import Progress
     from jobs.stopping import FlagStopper
-    from jobs.submit import init_ray, trial_dirname
-    from trainers.tune_entry import make_trainable
+    from jobs.submit import control, init_ray, trial_dirname
+    from jobs.trial import tune_trainable
 
     run_id = uuid.uuid4().hex[:12]
     name = f"rerun-{len(meta['runs']) + 1:03d}"
@@ -140,15 +131,16 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
     total = len(configs) * len(seeds)
     log(f"[gansweep] rerun {target.name}: {len(configs)} configurations x seeds "
         f"{', '.join(map(str, seeds))} = {total} trials of {spec.trainer} on {spec.dataset}")
+    ctl = control(spec, target, run_id)
     tuner = tune.Tuner(
-        tune.with_resources(make_trainable(run_id), spec.resources),
-        param_space=param_space(spec, target, configs, seeds),
+        tune_trainable(ctl, spec.resources),
+        param_space=param_space(configs, seeds),
         tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=spec.max_concurrent,
                                     reuse_actors=True, trial_dirname_creator=trial_dirname),
         run_config=tune.RunConfig(
-            name=name, storage_path=str(target / sd.TUNE_NAME), stop=FlagStopper(),
+            name=name, storage_path=str(target / layout.TUNE), stop=FlagStopper(),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            callbacks=[Progress(spec.metric, spec.mode, total, log=log), RecordOutcomes()],
+            callbacks=[Progress(spec.metric, spec.mode, total, log=log), RecordOutcomes(ctl)],
             verbose=0))
     tuner.fit()

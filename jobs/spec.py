@@ -1,6 +1,7 @@
 """Sweep specs: YAML in, one validated and frozen `SweepSpec` out, before any Ray process starts.
 
-Every refusal is a `ConfigError` naming the key and what to write instead.
+Every refusal is a `ConfigError` naming the key and what to write instead. Frozen means no
+field can be reassigned and the mappings it holds refuse changes (jobs/frozen.py).
 """
 from __future__ import annotations
 
@@ -13,7 +14,16 @@ from typing import Any
 
 import yaml
 
-from analysis.vocabulary import DIRECTIONS, MIXTURE_METRICS, MIXTURES, SOM_METRICS
+from analysis.vocabulary import (
+    DIRECTIONS,
+    MAP_METRICS,
+    MIXTURE_METRICS,
+    MIXTURES,
+    default_metric,
+    metrics_for,
+)
+from jobs.frozen import freeze, thaw
+from trainers.data import dataset_name
 from trainers.errors import ConfigError
 from trainers.registry import TRAINERS, get_trainer
 
@@ -58,6 +68,10 @@ class SweepSpec:
     score_every: int | None = None
     storage: str = "sweeps"
 
+    def __post_init__(self):
+        for name in ("dataset", "space", "fixed", "early_stop", "resources"):
+            object.__setattr__(self, name, freeze(getattr(self, name)))
+
     @property
     def mode(self) -> str:
         return DIRECTIONS[self.metric]
@@ -67,7 +81,8 @@ class SweepSpec:
         return self.storage.rstrip("/") + "/" + self.name
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """Plain dicts and lists, as YAML writes them."""
+        return thaw(asdict(self))
 
     def fingerprint(self) -> str:
         """What a sweep directory is bound to: everything that changes what trials mean."""
@@ -111,8 +126,8 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
                           f"{', '.join(TRAINERS)}")
     cls = get_trainer(trainer)
     dataset = _dataset(raw["dataset"])
-    metric = raw.get("metric", _default_metric(trainer, dataset))
-    _check_metric(metric, trainer, dataset)
+    metric = raw.get("metric", default_metric(cls.OUTPUT, dataset_name(dataset)))
+    _check_metric(metric, trainer, cls.OUTPUT, dataset)
 
     from search_spaces import validate_space
 
@@ -186,26 +201,17 @@ def _dataset(value: Any) -> Any:
     return value
 
 
-def _dataset_name(dataset: Any) -> str:
-    return dataset["name"] if isinstance(dataset, dict) else dataset
-
-
-def _default_metric(trainer: str, dataset: Any) -> str:
-    if trainer == "som":
-        return "quantization_error"
-    return "modes_captured" if _dataset_name(dataset) in MIXTURES else "fid"
-
-
-def _check_metric(metric: Any, trainer: str, dataset: Any) -> None:
+def _check_metric(metric: Any, trainer: str, kind: str, dataset: Any) -> None:
+    """The objective must measure what the trainer leaves (its OUTPUT kind)."""
     if metric not in DIRECTIONS:
         raise ConfigError(f"metric: unknown metric {metric!r}; use one of {', '.join(DIRECTIONS)}")
-    if trainer == "som" and metric not in SOM_METRICS:
-        raise ConfigError(f"metric: {metric} does not apply to a SOM; use one of "
-                          f"{', '.join(sorted(SOM_METRICS))}")
-    if trainer != "som" and metric in SOM_METRICS:
-        raise ConfigError(f"metric: {metric} is a SOM metric; for trainer {trainer} use e.g. "
-                          "fid, coverage or mode_diversity")
-    if metric in MIXTURE_METRICS and _dataset_name(dataset) not in MIXTURES:
+    if metric not in metrics_for(kind):
+        if metric in MAP_METRICS:
+            raise ConfigError(f"metric: {metric} is a SOM metric (it scores a map); for "
+                              f"trainer {trainer} use e.g. fid, coverage or mode_diversity")
+        raise ConfigError(f"metric: {metric} does not apply to trainer {trainer}, which "
+                          f"leaves a map; use one of {', '.join(sorted(metrics_for(kind)))}")
+    if metric in MIXTURE_METRICS and dataset_name(dataset) not in MIXTURES:
         raise ConfigError(f"metric: {metric} needs a mixture dataset with known modes "
                           f"({', '.join(sorted(MIXTURES))}); use fid or coverage")
 

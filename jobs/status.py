@@ -9,7 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analysis.sweeps import ENDED, UNFINISHED, finite, load_sweep
+from analysis import layout
+from analysis.layout import ENDED, UNFINISHED
+from analysis.sweeps import finite, load_sweep
 from jobs import sweep_dir as sd
 
 
@@ -52,12 +54,12 @@ def format_status(s: dict) -> str:
         lines.append(f"  {params}")
     else:
         lines.append("best: no configuration has finished yet")
-    stopped = [r for r in s["trials"] if r["state"] not in ("unfinished", "completed")]
+    stopped = [r for r in s["trials"] if r["state"] not in (UNFINISHED, layout.COMPLETED)]
     for r in stopped[:10]:
         lines.append(f"  stopped: config {r['key']} {r['state']} at step {r['step']}")
     if len(stopped) > 10:
         lines.append(f"  ... and {len(stopped) - 10} more stopped (see --json)")
-    lines.append(f"optuna study {s['study_name']} in {Path(s['dir']) / sd.OPTUNA_DB}")
+    lines.append(f"optuna study {s['study_name']} in {Path(s['dir']) / layout.OPTUNA_DB}")
     return "\n".join(lines)
 
 

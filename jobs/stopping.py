@@ -1,6 +1,6 @@
 """Stopping rules: the spec's `early_stop` section, the stateless flag stopper, and ASHA.
 
-The collapse window lives in the trial (trainers/collapse.py) and in its checkpoint; the
+The collapse window lives in the trial (jobs/collapse.py) and in its checkpoint; the
 stopper here only reads the `collapsed` / `diverged` flags a trial reports, so it carries no
 state that a resumed sweep could lose.
 
@@ -19,14 +19,12 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.stopper import Stopper
 
+from jobs.collapse import CollapseRule
 from trainers.errors import ConfigError
+from trainers.registry import get_trainer
 
-DEFAULTS = {
-    # mode_diversity is modes_captured / K on mixtures and coverage otherwise: under 0.25
-    # a GAN has dropped most modes. A SOM whose units mostly win nothing has collapsed too.
-    "gan": {"signal": "mode_diversity", "threshold": 0.25, "patience": 3, "grace_fraction": 0.25},
-    "som": {"signal": "unit_utilization", "threshold": 0.2, "patience": 3, "grace_fraction": 0.25},
-}
+# The signal and its default threshold are the trainer's (COLLAPSE_SIGNAL, _THRESHOLD).
+PATIENCE, GRACE_FRACTION = 3, 0.25
 
 
 def validate_early_stop(raw: Any, trainer: str) -> dict:
@@ -38,7 +36,7 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
         raise ConfigError("early_stop: write {collapse: {threshold: 0.3, patience: 3, "
                           "grace_steps: 500}, asha: {grace_steps: 200, reduction_factor: 3}}; "
                           "divergence (NaN/inf) always stops a trial")
-    base = DEFAULTS["som" if trainer == "som" else "gan"]
+    cls = get_trainer(trainer)
     collapse = raw.get("collapse", {})
     if collapse is False:
         out_collapse: dict | bool = False
@@ -47,11 +45,11 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
         if extra:
             raise ConfigError(f"early_stop.collapse: unknown key {', '.join(extra)}; use "
                               "threshold, patience, grace_steps (or collapse: false)")
-        t = collapse.get("threshold", base["threshold"])
+        t = collapse.get("threshold", cls.COLLAPSE_THRESHOLD)
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
             raise ConfigError(f"early_stop.collapse.threshold: {t!r}; write a number in [0, 1]")
         out_collapse = {"threshold": float(t)}
-        for key, low, default in (("patience", 1, base["patience"]), ("grace_steps", 0, None)):
+        for key, low, default in (("patience", 1, PATIENCE), ("grace_steps", 0, None)):
             v = collapse.get(key, default)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
                 raise ConfigError(f"early_stop.collapse.{key}: {v!r}; write a whole number "
@@ -73,17 +71,17 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
     return out
 
 
-def collapse_settings(early_stop: dict, trainer: str, steps: int) -> dict:
-    """The in-trial detector's arguments: signal per family, grace resolved against steps."""
-    base = DEFAULTS["som" if trainer == "som" else "gan"]
+def collapse_rule(early_stop: dict, trainer: str, steps: int) -> CollapseRule:
+    """The in-trial detector's settings: the trainer's signal, grace resolved against steps."""
+    signal = get_trainer(trainer).COLLAPSE_SIGNAL
     c = early_stop["collapse"]
     if c is False:
-        return {"signal": base["signal"], "enabled": False}
+        return CollapseRule(signal=signal, enabled=False)
     grace = c["grace_steps"]
     if grace is None:
-        grace = int(base["grace_fraction"] * steps)
-    return {"signal": base["signal"], "threshold": c["threshold"], "patience": c["patience"],
-            "grace_steps": grace}
+        grace = int(GRACE_FRACTION * steps)
+    return CollapseRule(signal=signal, threshold=c["threshold"], patience=c["patience"],
+                        grace_steps=grace)
 
 
 class FlagStopper(Stopper):

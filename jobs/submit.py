@@ -8,27 +8,29 @@ import os
 import uuid
 from pathlib import Path
 
+from analysis import layout
 from jobs import sweep_dir as sd
 from jobs.spec import SweepSpec
-from jobs.stopping import collapse_settings
+from jobs.stopping import collapse_rule
+from jobs.trial import TrialControl
 from trainers.errors import ConfigError, Interrupted
 
 
-def control(spec: SweepSpec, root: Path) -> dict:
-    """The sweep's settings every trial needs; kept out of the configuration hash."""
-    return {"trainer": spec.trainer, "dataset": spec.dataset, "seed": spec.seed,
-            "steps": spec.steps, "report_every": spec.report_every,
-            "score_every": spec.score_every, "metric": spec.metric,
-            "mode": spec.mode,
-            "collapse": collapse_settings(spec.early_stop, spec.trainer, spec.steps),
-            "store": str(root / sd.TRIALS), "evaluators": str(root / sd.EVALUATORS),
-            "threads": max(1, int(spec.resources["cpu"]))}
+def control(spec: SweepSpec, root: Path, run_id: str) -> TrialControl:
+    """The sweep's settings every trial of this driver run needs; never hashed."""
+    return TrialControl(
+        trainer=spec.trainer, dataset=spec.dataset, seed=spec.seed, steps=spec.steps,
+        report_every=spec.report_every, score_every=spec.score_every, metric=spec.metric,
+        mode=spec.mode, store=str(root / layout.TRIALS),
+        evaluators=str(root / layout.EVALUATORS), run_id=run_id,
+        threads=max(1, int(spec.resources["cpu"])),
+        collapse=collapse_rule(spec.early_stop, spec.trainer, spec.steps))
 
 
 def check_data(spec: SweepSpec):
     """Load the dataset once in the driver, so a missing file or an offline-only source is
     reported before Ray starts, not in every trial. Returns it."""
-    from trainers.run import build
+    from trainers.registry import build
 
     return build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu",
                  steps=spec.steps).data
@@ -41,18 +43,10 @@ def prepare_evaluator(data, root: Path, log=print) -> None:
         return
     from analysis.evaluator import load_or_train
 
-    where = root / sd.EVALUATORS
+    where = root / layout.EVALUATORS
     log(f"[gansweep] evaluator features for {data.name} ({'x'.join(map(str, data.shape))}) "
         f"in {where}")
-    previous = os.environ.get("GANSWEEP_EVALUATORS")
-    os.environ["GANSWEEP_EVALUATORS"] = str(where)
-    try:
-        load_or_train(data)
-    finally:
-        if previous is None:
-            del os.environ["GANSWEEP_EVALUATORS"]
-        else:
-            os.environ["GANSWEEP_EVALUATORS"] = previous
+    load_or_train(data, where)
 
 
 def init_ray(address: str | None, log=print) -> None:
@@ -72,7 +66,7 @@ def init_ray(address: str | None, log=print) -> None:
 def study_storage(root: Path):
     import optuna
 
-    return optuna.storages.RDBStorage(f"sqlite:///{root / sd.OPTUNA_DB}",
+    return optuna.storages.RDBStorage(f"sqlite:///{root / layout.OPTUNA_DB}",
                                       engine_kwargs={"connect_args": {"timeout": 60}})
 
 
@@ -95,32 +89,32 @@ def trial_dirname(trial) -> str:
 
 
 def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_samples: int,
-                name: str, sampler_seed: int, progress, log=print):
+                name: str, sampler_seed: int, progress):
     from ray import tune
 
     from jobs.outcomes import RecordOutcomes
     from jobs.progress import tensorboard_logger
     from jobs.stopping import FlagStopper, make_scheduler
-    from trainers.tune_entry import SWEEP_KEY, make_trainable
+    from jobs.trial import tune_trainable
 
     scheduler = make_scheduler(spec.early_stop, spec.steps)
     if spec.early_stop.get("asha"):
         scheduler.set_search_properties("objective", spec.mode)
-    trainable = tune.with_resources(make_trainable(run_id), spec.resources)
+    ctl = control(spec, root, run_id)
     run_config = tune.RunConfig(
-        name=name, storage_path=str(root / sd.TUNE_NAME), stop=FlagStopper(),
+        name=name, storage_path=str(root / layout.TUNE), stop=FlagStopper(),
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         # Tune checkpoints are pointers into the trial store (a few bytes): keep them all rather
         # than force an experiment snapshot each time one is deleted.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-        callbacks=[progress, RecordOutcomes(), tensorboard_logger()],
+        callbacks=[progress, RecordOutcomes(ctl), tensorboard_logger()],
         verbose=0)
     tune_config = tune.TuneConfig(
         search_alg=searcher(spec, root, meta["study_name"], sampler_seed), scheduler=scheduler,
         num_samples=num_samples, max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
         trial_dirname_creator=trial_dirname)
-    return tune.Tuner(trainable, param_space={SWEEP_KEY: control(spec, root)},
-                      tune_config=tune_config, run_config=run_config)
+    return tune.Tuner(tune_trainable(ctl, spec.resources), tune_config=tune_config,
+                      run_config=run_config)
 
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
@@ -147,10 +141,8 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
 
 
 def finished_keys(root: Path) -> list[str]:
-    from trainers.store import TrialStore
-
-    store = TrialStore(str(root / sd.TRIALS))
-    return [k for k in store.keys() if store.exists(k, "result.json")]
+    store = layout.TrialStore.of(root)
+    return [k for k in store.keys() if store.has_result(k)]
 
 
 def requeue_unfinished(spec: SweepSpec, root: Path, study_name: str, log=print) -> int:
@@ -158,8 +150,6 @@ def requeue_unfinished(spec: SweepSpec, root: Path, study_name: str, log=print) 
     and every configuration with a checkpoint but no result is queued again, so the next
     trials Optuna hands out are exactly those, and each resumes from its own checkpoint."""
     import optuna
-
-    from trainers.store import TrialStore
 
     study = optuna.load_study(study_name=study_name, storage=study_storage(root))
     expected = optuna.study.StudyDirection.MINIMIZE if spec.mode == "min" else \
@@ -170,11 +160,11 @@ def requeue_unfinished(spec: SweepSpec, root: Path, study_name: str, log=print) 
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(t.number, state=optuna.trial.TrialState.FAIL)
     waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    store = TrialStore(str(root / sd.TRIALS))
+    store = layout.TrialStore.of(root)
     queued = 0
     for key in store.keys():
-        record = store.read_json(key, "config.json")
-        if record is None or store.exists(key, "result.json"):
+        record = store.read_json(key, layout.CONFIG)
+        if record is None or store.has_result(key):
             continue
         if not any(w.system_attrs.get("fixed_params") == record["config"] for w in waiting):
             study.enqueue_trial(record["config"], skip_if_exists=False)
@@ -252,7 +242,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
             seed = spec.seed + 1000 * (len(meta["runs"]) - 1) + round_
             name = meta["runs"][-1]["name"] + (f"-{round_}" if round_ else "")
             progress = Progress(spec.metric, spec.mode, missing, log=log)
-            build_tuner(spec, root, meta, run_id, missing, name, seed, progress, log).fit()
+            build_tuner(spec, root, meta, run_id, missing, name, seed, progress).fit()
             if stop.signalled:
                 raise Interrupted(f"sweep interrupted ({stop.signalled}); every trial keeps the "
                                   "checkpoint of its last report. Continue with:\n"

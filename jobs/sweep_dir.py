@@ -1,13 +1,6 @@
-"""The layout of a sweep directory and the rules that protect it.
-
-    SWEEP_DIR/spec.yaml    the validated spec, frozen at submission
-    SWEEP_DIR/sweep.json   study name, spec fingerprint, driver runs
-    SWEEP_DIR/optuna.db    the Optuna study (RDBStorage on sqlite), readable live
-    SWEEP_DIR/tune/        the Ray Tune experiment (ray.tune.ExperimentAnalysis reads it)
-    SWEEP_DIR/trials/KEY/  per configuration: config.json, state.pt, metrics.csv,
-                           result.json, samples.npy or weights.npy
-    SWEEP_DIR/evaluators/  the image evaluator, trained once by the driver
-"""
+"""The rules that protect a sweep directory: made once, never overwritten or mixed with
+another spec, refused before Ray starts when it cannot take checkpoints. Its layout (file
+names, records) is analysis/layout.py's; the names are re-exported here for the writers."""
 from __future__ import annotations
 
 import json
@@ -17,11 +10,12 @@ from pathlib import Path
 
 import yaml
 
+from analysis.layout import EVALUATORS, META, OPTUNA_DB, SPEC, TRIALS, TUNE
 from jobs.spec import SweepSpec, parse_spec
 from trainers.errors import ConfigError
 
-SPEC, META, OPTUNA_DB, TUNE_NAME, TRIALS = "spec.yaml", "sweep.json", "optuna.db", "tune", "trials"
-EVALUATORS = "evaluators"
+__all__ = ["EVALUATORS", "META", "OPTUNA_DB", "SPEC", "TRIALS", "TUNE", "check_writable",
+           "create", "open_existing", "write_meta"]
 
 
 def is_local(uri: str) -> bool:

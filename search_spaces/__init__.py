@@ -64,8 +64,10 @@ def define_by_run(trainer: str, overrides: dict, fixed: dict, steps: int, trial)
 
     kinds = {n: h.kind for n, h in get_trainer(trainer).HPARAMS.items()}
     s = Suggester(trial, overrides, fixed, kinds)
-    family: Callable = getattr(families, trainer.replace("-", "_"))
-    family(s, steps)
+    # A family without a default space searches what its spec's `space` names.
+    family: Callable | None = getattr(families, trainer.replace("-", "_"), None)
+    if family is not None:
+        family(s, steps)
     return s.finish()
 
 

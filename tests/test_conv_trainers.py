@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 import torch
 
+from analysis.layout import STATE as STATE_FILE
 from tests.conftest import run_cli
 from trainers.data import load_dataset
 from trainers.errors import ConfigError
-from trainers.run import STATE_FILE, build
+from trainers.registry import build
 
 FAMILIES = ["dcgan", "wgan", "wgan-gp"]
 TINY = {"image_size": 16, "width": 8, "batch_size": 32}

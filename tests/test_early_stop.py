@@ -21,14 +21,14 @@ import numpy as np
 import optuna
 import pytest
 
+from analysis.layout import TrialStore
 from jobs import sweep_dir as sd
+from jobs.collapse import CollapseDetector
 from jobs.spec import parse_spec
 from jobs.status import collect, format_status
 from jobs.stopping import make_scheduler
 from jobs.submit import submit
 from tests.conftest import run_cli, tiny_spec
-from trainers.collapse import CollapseDetector
-from trainers.store import TrialStore
 
 QUIET = {"log": lambda *_: None}
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from jobs.cli import main as cli_main
+from jobs.train_cmd import train_to_dir
 from tests.conftest import run_cli
 from trainers.data import load_dataset
 from trainers.gan import MLPGAN, MinibatchDiscrimination
-from trainers.run import train_to_dir
 
 torch.set_num_threads(1)
 
@@ -71,9 +71,15 @@ def test_gauss1d_moves_toward_its_mean():
 
 
 def test_minimax_loss_trains(ring8):
+    """The saturating loss still moves G toward the ring from a random start (it saturates
+    only once D is confident), and it is the loss in use: log(1 - D(G(z))) is negative where
+    the non-saturating -log D(G(z)) is positive."""
     t = MLPGAN({"loss": "minimax", "batch_size": 32}, ring8, "cpu", seed=0)
-    losses = t.train(50)
-    assert losses["loss_g"] < 0  # log(1 - D(G(z))) is negative
+    off0, _ = ring_stats(t.sample(1000).numpy())
+    assert t.train(1)["loss_g"] < 0
+    t.train(299)
+    off, _ = ring_stats(t.sample(1000).numpy())
+    assert off < 0.6 * off0, (off0, off)  # measured: 0.71 -> 0.30 (seeds 0-3: 0.15-0.41)
 
 
 def _flat(state, prefix=""):

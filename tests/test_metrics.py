@@ -16,6 +16,7 @@ from analysis import metrics
 from analysis.metrics.classes import class_scores, real_histogram
 from analysis.metrics.distances import RealManifold, fid, frechet_distance, knn_radii, prdc
 from analysis.metrics.modes import reverse_kl
+from trainers.base import Trainer
 from trainers.data import Dataset, load_dataset
 from trainers.errors import ConfigError
 
@@ -254,12 +255,13 @@ def test_unlabelled_images_use_an_autoencoder(digits: Dataset) -> None:
 
 # ---- wiring: the training loop's reports ---------------------------------------------------
 
-class ReplayTrainer:
-    """The slice of the trainer contract `trainers.run.evaluate` uses: samples real data."""
+class ReplayTrainer(Trainer):
+    """A stand-in family whose generator samples real data: the slice of the trainer contract
+    the training loop uses (train, sample; OUTPUT and output() from base.Trainer)."""
 
     def __init__(self, data: Dataset, name: str = "replay"):
         self.name, self.data, self.step = name, data, 0
-        self.scored_batch = None  # as base.Trainer: trainers.run.eval_samples caches here
+        self.scored_batch = None
 
     def train(self, steps: int) -> dict[str, float]:
         self.step += steps
@@ -270,7 +272,7 @@ class ReplayTrainer:
 
 
 def test_reports_carry_mode_diversity_and_full_scores_at_the_interval(ring8: Dataset) -> None:
-    from trainers.run import train_loop
+    from jobs.loop import train_loop
 
     rows = train_loop(ReplayTrainer(ring8), steps=6, report_every=1, score_every=3,
                       history=[], on_report=lambda row: None)
@@ -282,25 +284,27 @@ def test_reports_carry_mode_diversity_and_full_scores_at_the_interval(ring8: Dat
 
 def test_final_samples_reuse_the_last_reports_batch(ring8: Dataset, tmp_path) -> None:
     """One generator pass per report; writing the final samples draws nothing more."""
-    from trainers.run import train_loop, write_outputs
+    from jobs.loop import train_loop
+    from jobs.train_cmd import write_output
 
     trainer, calls = ReplayTrainer(ring8), []
     draw = trainer.sample
     trainer.sample = lambda n, seed=0: calls.append(trainer.step) or draw(n, seed)
     train_loop(trainer, steps=2, report_every=1, score_every=None, history=[],
                on_report=lambda row: None)
-    path = write_outputs(trainer, tmp_path)
+    path = write_output(trainer, tmp_path)
     assert calls == [1, 2]
     np.testing.assert_array_equal(np.load(path), draw(metrics.default_n(ring8)).numpy())
 
 
 def test_image_reports_load_the_evaluator_once_per_trainer(digits: Dataset, monkeypatch) -> None:
-    from trainers.run import train_loop
+    from jobs.loop import train_loop
 
     E.clear_memory_cache()
     calls = []
     real_load = E.load_or_train
-    monkeypatch.setattr(E, "load_or_train", lambda data: calls.append(1) or real_load(data))
+    monkeypatch.setattr(E, "load_or_train",
+                        lambda data, *where: calls.append(1) or real_load(data, *where))
     rows = train_loop(ReplayTrainer(digits), steps=3, report_every=1, score_every=None,
                       history=[], on_report=lambda row: None)
     assert len(calls) == 1

@@ -12,7 +12,7 @@ from analysis.metrics import som_scores
 from jobs.cli import main
 from tests.conftest import run_cli
 from trainers.data import Dataset, load_dataset
-from trainers.run import build
+from trainers.registry import build
 from trainers.som import SOM
 
 torch.set_num_threads(1)

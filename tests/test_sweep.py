@@ -58,7 +58,7 @@ def test_experiment_reads_back_with_ray_experiment_analysis(finished_sweep):
     from ray.tune import ExperimentAnalysis
 
     spec, root = finished_sweep
-    ea = ExperimentAnalysis(str(root / sd.TUNE_NAME / "run-001"))
+    ea = ExperimentAnalysis(str(root / sd.TUNE / "run-001"))
     assert len(ea.trials) == spec.trials
     df = ea.dataframe()
     assert {"objective", "modes_captured", "step", "key"} <= set(df.columns)

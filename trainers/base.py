@@ -1,9 +1,14 @@
-"""The trainer contract every model family follows (see ARCHITECTURE.md).
+"""The trainer contract every model family follows.
 
 A trainer is built from `(config, data, device, seed)` and offers `train(steps) -> losses`,
 `sample(n) -> tensor in data space`, and `state_dict()` / `load_state_dict()` covering
 networks, optimisers, the step counter and the training RNG, so a resumed run continues
 bit-for-bit on CPU.
+
+What differs between families is said by the trainer, so no other module asks which family
+it is: `OUTPUT` names what a finished run leaves and is scored on ("samples" in data space,
+or a map's "weights"), `output(n)` returns it, and `COLLAPSE_SIGNAL` / `COLLAPSE_THRESHOLD`
+are the metric the collapse rule watches and its default threshold.
 
 Randomness: weights are initialised under `torch.manual_seed(seed)`; everything drawn while
 training (batch indices, codes, interpolation weights) comes from `self.gen`, a CPU generator
@@ -38,6 +43,11 @@ class Trainer:
     name: ClassVar[str]
     data_kinds: ClassVar[tuple[str, ...]]  # "vector", "image"
     HPARAMS: ClassVar[dict[str, HParam]]
+    OUTPUT: ClassVar[str] = "samples"
+    # mode_diversity is modes_captured / K on mixtures and coverage otherwise: under 0.25 a
+    # generator has dropped most modes.
+    COLLAPSE_SIGNAL: ClassVar[str] = "mode_diversity"
+    COLLAPSE_THRESHOLD: ClassVar[float] = 0.25
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
                  seed: int = 0):
@@ -51,7 +61,7 @@ class Trainer:
         self.device = torch.device(device)
         self.seed = int(seed)
         self.step = 0
-        self.scored_batch: tuple[int, Any] | None = None  # (step, samples): trainers.run
+        self.scored_batch: tuple[int, Any] | None = None  # (step, output): see output()
         torch.manual_seed(self.seed)
         self.gen = torch.Generator().manual_seed(self.seed)
         self.train_x = torch.as_tensor(data.train, dtype=torch.float32).to(self.device)
@@ -89,6 +99,17 @@ class Trainer:
         self.scored_batch = None
 
     # ---- the contract ---------------------------------------------------------------------
+    def output(self, n: int) -> np.ndarray:
+        """What is scored at a report and left behind at the end: `n` samples from the fixed
+        latent batch (seed 0), as float32 on the CPU. Drawn once per training step, so the
+        final file reuses the last report's batch instead of a second forward pass (a
+        restored trainer starts without one)."""
+        cached = self.scored_batch
+        if cached is None or cached[0] != self.step:
+            batch = self.sample(n).float().cpu().numpy()
+            self.scored_batch = cached = (self.step, batch)
+        return cached[1]
+
     def train(self, steps: int) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
 

@@ -90,9 +90,10 @@ class MLPGAN(TwoPlayer):
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)
 
     def code(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        # Standard normal, as in the DCGAN/WGAN trainers, so code_length means one thing across
-        # families; its unbounded, edge-free support lets G stretch mass between modes smoothly.
-        # Drawn on CPU so the stream is the same on every device (and resumes bit-for-bit).
+        # Standard normal (Goodfellow et al.'s toy GANs; the conv trainers keep the seed's
+        # uniform codes): its unbounded, edge-free support lets G stretch mass between modes
+        # smoothly. Drawn on CPU so the stream is the same on every device (and resumes
+        # bit-for-bit).
         return torch.randn(n, self.config["code_length"], generator=gen).to(self.device)
 
     def g_loss(self, fake_logit: torch.Tensor) -> torch.Tensor:

@@ -10,6 +10,9 @@ from typing import Any
 
 from trainers.errors import ConfigError
 
+# Image sides every image source resizes to and every conv trainer builds (4 * 2**k: the
+# generator doubles a 4x4 map k times).
+IMAGE_SIZES = (8, 16, 32, 64)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -94,7 +97,7 @@ COMMON: dict[str, HParam] = {
         HParam("gp_lambda", float, 10.0, low=0.0, high=1000.0, help="gradient-penalty weight"),
         HParam("loss", str, "nonsaturating", choices=("minimax", "nonsaturating"),
                help="generator loss"),
-        HParam("image_size", int, 32, choices=(16, 32, 64), help="side of generated images"),
+        HParam("image_size", int, 32, choices=IMAGE_SIZES, help="side of generated images"),
         HParam("width", int, 64, low=1, high=4096,
                help="network width (conv: channels of the last hidden layer, the seed's "
                     "64x64 1024-512-256-128 stack is width=128; mlp: hidden units)"),

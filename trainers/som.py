@@ -46,6 +46,10 @@ _CHUNK_ELEMS = 1 << 24
 class SOM(Trainer):
     name = "som"
     data_kinds = ("vector", "image")
+    OUTPUT = "weights"
+    # A map whose units mostly win no sample has collapsed onto a few of them.
+    COLLAPSE_SIGNAL = "unit_utilization"
+    COLLAPSE_THRESHOLD = 0.2
     HPARAMS: ClassVar[dict[str, HParam]] = {
         **pick("rows", "cols", "sigma0", "eta0", "tau", "adjust_fraction", "rule"),
         "epochs": HParam(
@@ -161,6 +165,10 @@ class SOM(Trainer):
     def weights(self) -> np.ndarray:
         """(rows, cols, dim) float32."""
         return self.w.reshape(self.rows, self.cols, self.dim).cpu().numpy().astype(np.float32)
+
+    def output(self, n: int) -> np.ndarray:
+        """The map itself, whatever `n`: it is what a SOM is scored on and leaves behind."""
+        return self.weights()
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         """n unit weight vectors (distinct while n <= units), shaped like the data's samples."""

@@ -1,24 +1,45 @@
-"""Sample-quality and mode-diversity metrics (vocabulary in ARCHITECTURE.md).
+"""Sample-quality, mode-diversity and map metrics (names in analysis/vocabulary.py).
 
-One definition of each number, used by the trainers' reports, the stoppers, the search
+One definition of each number, used by the training loop's reports, the stoppers, the search
 objective, `gansweep eval` and the reports:
 
 - scoring.py    `score`, `default_n`: what is scored, against which reference, when
 - distances.py  fid, precision / recall / density / coverage
 - modes.py      modes_captured, hq_fraction, reverse_kl of the known-mean mixtures
 - classes.py    the evaluator's class histogram of generated images
-- som_scores    (below) quantization_error, topographic_error, unit_utilization of a SOM
+- som_scores    (below) quantization_error, topographic_error, unit_utilization of a map
+- score_output  (below) whichever applies to what a trainer leaves (its OUTPUT kind)
 - analysis/evaluator.py  the per-dataset feature network for images
 """
 from __future__ import annotations
 
 import numpy as np
 
-from analysis.metrics.scoring import cheap_metrics, default_n, score, validate_samples
-from analysis.vocabulary import SOM_METRICS
+from analysis.metrics import scoring
+from analysis.metrics.scoring import default_n, score, validate_samples
+from analysis.vocabulary import MAP_METRICS
 
-__all__ = ["SOM_METRICS", "cheap_metrics", "default_n", "score", "som_scores",
+__all__ = ["cheap_metrics", "default_n", "score", "score_output", "som_scores",
            "validate_samples"]
+
+
+def cheap_metrics(data, kind: str = "samples") -> frozenset[str]:
+    """What a report scores without `full` for a trainer whose OUTPUT is `kind`: a caller
+    that needs more scores fully at once rather than twice. A map's scores are all cheap."""
+    return MAP_METRICS if kind == "weights" else scoring.cheap_metrics(data)
+
+
+def score_output(kind: str, output: np.ndarray, data, full: bool,
+                 evaluator=None) -> dict[str, float]:
+    """Metrics of a trainer's output against `data.held_out`: samples in data space, or a
+    map's (rows, cols, dim) weights. Non-finite samples cannot be placed among neighbours
+    and score as `diverged`; a non-finite map scores NaN errors, which the loop reads as
+    divergence too (the row keeps the columns a SOM's curves show)."""
+    if kind == "weights":
+        return som_scores(output, data.held_out.reshape(len(data.held_out), -1))
+    if not np.isfinite(output).all():
+        return {"diverged": True}
+    return score(output, data, full=full, evaluator=evaluator)
 
 
 def som_scores(weights: np.ndarray, x: np.ndarray, chunk: int | None = None

@@ -88,6 +88,14 @@ def check_finite(x: np.ndarray, name: str) -> None:
         )
 
 
+def dataset_name(spec: Any, short: bool = False) -> str:
+    """The name a dataset spec (a name, a path, or {name: ...}) gives: as written, which is
+    what mixtures and sources are looked up by; `short` keeps only a path's last part, for
+    labels."""
+    name = str(spec.get("name") if isinstance(spec, dict) else spec)
+    return Path(name).name if short and "/" in name else name
+
+
 def load_dataset(spec: str | dict, image_size: int | None = None) -> Dataset:
     """Load a dataset by name, path, or `{name: ..., image_size: ..., subset: ...}`.
 

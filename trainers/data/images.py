@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from trainers.data import SPLIT_SEED, Dataset, cache_dir, check_finite, split
 from trainers.errors import ConfigError
+from trainers.hparams import IMAGE_SIZES
 
-IMAGE_SIZES = (8, 16, 32, 64)
 SUBSET_SEED = SPLIT_SEED + 1  # fixed, and independent of the trial's seed
 DOWNLOAD_TIMEOUT_S = 60  # per socket operation: a dead network fails instead of hanging
 

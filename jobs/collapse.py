@@ -8,9 +8,23 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 
+@dataclass(frozen=True)
+class CollapseRule:
+    """The spec's collapse settings, resolved for one trainer (its signal) and run length."""
+
+    signal: str = "mode_diversity"
+    threshold: float = 0.25
+    patience: int = 3
+    grace_steps: int = 0
+    enabled: bool = True
+
+    def detector(self) -> CollapseDetector:
+        return CollapseDetector(**asdict(self))
+
+
 @dataclass
 class CollapseDetector:
-    signal: str = "mode_diversity"  # unit_utilization for SOMs
+    signal: str = "mode_diversity"  # the trainer's COLLAPSE_SIGNAL
     threshold: float = 0.25
     patience: int = 3
     grace_steps: int = 0

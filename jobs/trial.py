@@ -1,0 +1,212 @@
+"""The Ray Tune trainable every sweep and rerun trial runs, and its constant settings.
+
+A trial gets its hyperparameters from the searcher (Tune's `config`, plus a `seed` where the
+trial's seed is not the sweep's) and everything else from one frozen `TrialControl`, handed
+over with `tune.with_parameters`. It trains one configuration, keyed in the trial store by
+(trainer, dataset, configuration, seed, steps): a stored result is returned at once, a
+checkpoint is resumed, a new configuration starts from step 0. Every report checkpoints to the
+store, so a killed trial loses at most one report interval.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from analysis import layout
+from analysis.layout import TrialStore, trial_key
+from jobs.collapse import CollapseRule
+from jobs.frozen import FrozenDict
+
+# Keys of Tune's config that are not hyperparameters: a trial's own seed, and which of a
+# rerun's configurations it trains.
+SEED, RERUN_INDEX = "seed", "rerun_index"
+RESERVED = (SEED, RERUN_INDEX)
+
+
+@dataclass(frozen=True)
+class TrialControl:
+    """What every trial of one driver run shares: the sweep's settings, never hashed."""
+
+    trainer: str
+    dataset: str | FrozenDict
+    seed: int
+    steps: int
+    report_every: int
+    score_every: int | None
+    metric: str
+    mode: str
+    store: str  # the trial store's root (SWEEP_DIR/trials)
+    evaluators: str  # where the driver put the image evaluator every trial loads
+    run_id: str  # this driver run; a lease of another run is stale
+    threads: int = 1
+    collapse: CollapseRule = field(default_factory=CollapseRule)
+
+    def hyperparameters(self, config: dict) -> dict:
+        return {k: v for k, v in config.items() if k not in RESERVED}
+
+    def seed_of(self, config: dict) -> int:
+        return int(config.get(SEED, self.seed))
+
+    def resolved(self, config: dict) -> dict:
+        """The full configuration the trial trains (defaults filled in)."""
+        from trainers.registry import resolve_config
+
+        return resolve_config(self.trainer, self.dataset, self.hyperparameters(config),
+                              self.steps)
+
+    def key(self, config: dict) -> str:
+        """The trial store key of the configuration (and seed) Tune handed a trial."""
+        return trial_key(self.trainer, self.dataset, self.resolved(config),
+                         self.seed_of(config), self.steps)
+
+    def record(self, config: dict, trial_id: str, **extra: Any) -> dict:
+        """config.json: what the configuration's store entry trains."""
+        return {"key": self.key(config), "trainer": self.trainer, "dataset": self.dataset,
+                "seed": self.seed_of(config), "steps": self.steps,
+                "config": self.resolved(config), "first_trial_id": trial_id,
+                "created": time.time(), **extra}
+
+    def objective(self, row: dict) -> float:
+        """The value the searcher sees: the metric, or a deliberate worst value for runs that
+        collapsed or diverged so TPE learns to avoid that region (the metric column stays
+        honest)."""
+        worst = math.inf if self.mode == "min" else -math.inf
+        if layout.stop_reason(row):
+            return worst
+        value = row.get(self.metric)
+        return worst if value is None or not math.isfinite(value) else float(value)
+
+
+def stored_objective(value) -> float | None:
+    """An objective read back from result.json, where strict JSON stores a penalty as the
+    string "-inf" / "inf": a number again (a string would reach Optuna, which cannot take it,
+    and ASHA, which cannot compare it). None stays None (Optuna then records the trial as
+    pruned)."""
+    return None if value is None else float(value)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_dataset(dataset_json: str, image_size: int | None):
+    from trainers.data import load_dataset
+
+    return load_dataset(json.loads(dataset_json), image_size=image_size)
+
+
+def _load(dataset, image_size=None):
+    """Datasets are loaded once per worker process; reused actors skip the reload."""
+    return _cached_dataset(json.dumps(dataset, sort_keys=True), image_size)
+
+
+def trainable(config: dict, control: TrialControl) -> None:
+    """One trial: `tune.with_parameters(trainable, control=...)`."""
+    import torch
+    from ray import tune
+
+    from analysis.evaluator import for_dataset
+    from jobs.loop import train_loop
+    from trainers.registry import build
+
+    store = TrialStore(control.store)
+    key = control.key(config)
+    seed = control.seed_of(config)
+    trial_id = tune.get_context().get_trial_id() or f"local-{os.getpid()}"
+
+    done = store.result(key)
+    if done is None and not store.claim(key, control.run_id, trial_id):
+        done = store.result(key)
+    if done is not None:  # this configuration already ran to its end: nothing runs twice
+        final = {k: v for k, v in done["final"].items() if not isinstance(v, str)}
+        tune.report({**final, "objective": stored_objective(done["objective"]), "key": key,
+                     "reused": True, "stop_reason": done["stop_reason"]})
+        return
+
+    torch.set_num_threads(max(1, control.threads))
+    trainer = build(control.trainer, control.dataset, control.hyperparameters(config), seed,
+                    steps=control.steps, loader=_load)
+    evaluator = for_dataset(trainer.data, control.evaluators)
+    detector = control.collapse.detector()
+    history: list[dict] = []
+    saved = _load_state(store, key)
+    if saved is not None:
+        trainer.load_state_dict(saved["trainer"])
+        history = [r for r in saved["history"] if r["step"] <= trainer.step]
+        detector.load_state_dict(saved["detector"])
+    else:
+        store.write_json(key, layout.CONFIG, control.record(
+            config, trial_id, node_id=_node_id(), device=str(trainer.device)))
+    resumed_from = trainer.step
+
+    def as_report(row: dict, reason: str) -> dict:
+        report = {k: v for k, v in row.items() if not isinstance(v, str)}
+        report.update(objective=control.objective(row), key=key, stop_reason=reason)
+        return report
+
+    def finish(row: dict) -> None:
+        reason = layout.stop_reason(row) or layout.COMPLETED
+        if reason != layout.DIVERGED:  # a diverged model leaves nothing worth keeping
+            from analysis.metrics import default_n
+
+            store.write_array(key, layout.output_file(trainer.OUTPUT),
+                              trainer.output(default_n(trainer.data)))
+        store.write_result(key, reason, trainer.step, control.objective(row), row, trial_id,
+                           resumed_from_step=resumed_from, node_id=_node_id())
+        # Resuming reads the trial store (keyed by configuration, so it survives Tune
+        # re-creating trials under new ids); the Tune checkpoint, reported once at the end,
+        # only points Ray's Result.checkpoint at the configuration's entry there.
+        with tempfile.TemporaryDirectory() as tmp:
+            with open(os.path.join(tmp, "pointer.json"), "w") as f:
+                json.dump({"store": store.path(key), "step": trainer.step}, f)
+            tune.report(as_report(row, reason), checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    def on_report(row: dict) -> bool:
+        row["collapsed"] = detector.update(row)
+        store.write_torch(key, layout.STATE, {"trainer": trainer.state_dict(),
+                                              "history": history,
+                                              "detector": detector.state_dict()})
+        store.write(key, layout.METRICS, layout.metrics_csv(history).encode())
+        stop = layout.stop_reason(row) is not None
+        if stop or trainer.step >= control.steps:
+            finish(row)
+        else:
+            tune.report(as_report(row, layout.RUNNING))
+        return stop
+
+    if history and (trainer.step >= control.steps or layout.stop_reason(history[-1])):
+        # Killed after its final checkpoint but before its result was written.
+        finish(history[-1])
+        return
+    train_loop(trainer, control.steps, control.report_every, control.score_every, history,
+               on_report, required=(control.metric,), evaluator=evaluator)
+
+
+def _load_state(store: TrialStore, key: str) -> dict | None:
+    """The configuration's checkpoint; an unreadable one is moved aside (kept, never
+    overwritten) and the configuration trains again from step 0."""
+    try:
+        return store.read_torch(key, layout.STATE)
+    except Exception as exc:  # a torn or foreign file: torch raises many kinds
+        aside = store.move_aside(key, layout.STATE, "corrupt")
+        print(f"[gansweep] checkpoint {store.path(key, layout.STATE)} is unreadable ({exc}); "
+              f"kept as {aside}, training this configuration from step 0", file=sys.stderr)
+        return None
+
+
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
+def tune_trainable(control: TrialControl, resources: dict[str, Any]):
+    """The trainable as Tune takes it: the control settings bound, resources per trial."""
+    from ray import tune
+
+    return tune.with_resources(tune.with_parameters(trainable, control=control),
+                               dict(resources))
