@@ -80,6 +80,11 @@ def trial_key(trainer: str, dataset: Any, config: dict, seed: int, steps: int) -
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
+def config_key(trainer: str, dataset: Any, config: dict, steps: int) -> str:
+    """A configuration whatever its seed: what its runs under several seeds share."""
+    return trial_key(trainer, dataset, config, "any", steps)
+
+
 def metrics_csv(history: list[dict]) -> str:
     """One row per report; columns are the union of keys in first-seen order."""
     keys: list[str] = []

@@ -27,8 +27,9 @@ from analysis.vocabulary import DIRECTIONS, LOSSES, kind_of_metric
 from trainers.data import dataset_name
 from trainers.errors import ConfigError
 
-BASE_COLUMNS = ("rank", "key", "seed", "steps_planned", "state", "stop_step", "time_s",
-                "objective", "created", "finished", "value")
+BASE_COLUMNS = ("rank", "key", "config_key", "seed", "steps_planned", "state", "stop_step",
+                "time_s", "objective", "created", "finished", "value")
+ONE_SEED = {"count": 1, "top": 3, "statistic": "mean"}  # a sweep made before `seeds` existed
 
 
 @dataclass
@@ -48,6 +49,9 @@ class Sweep:
     configs: dict[str, dict] = field(default_factory=dict)  # key -> configuration as trained
     rerun: dict | None = None  # a rerun's record: {"of", "top", "seeds", "configs"}
     notes: list[str] = field(default_factory=list)
+    seeds: dict = field(default_factory=lambda: dict(ONE_SEED))  # the spec's `seeds`
+    budget: dict = field(default_factory=dict)  # limits in force ({steps, hours}), if any
+    configurations: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row each
 
     @property
     def mode(self) -> str:
@@ -89,9 +93,24 @@ class Sweep:
         return [c for c in self.trials.columns if c.startswith("hp_")]
 
     def ranked(self) -> pd.DataFrame:
-        """Rows with a rank (ended, finite value), best first."""
+        """Runs with a rank (completed, finite value), best first."""
         t = self.trials
         return t[t["rank"].notna()].sort_values("rank")
+
+    def ranked_configurations(self) -> pd.DataFrame:
+        """Configurations with a rank (every run completed), best first: those judged on all
+        their seeds, then those judged on fewer."""
+        c = self.configurations
+        return c[c["rank"].notna()].sort_values("rank") if len(c) else c
+
+    def best_configuration(self) -> dict | None:
+        """What the sweep returns: its top configuration by the seed-robust value."""
+        r = self.ranked_configurations()
+        return r.iloc[0].to_dict() if len(r) else None
+
+    def steps_spent(self) -> int:
+        """Training steps over every run (a stopped run's up to where it stopped)."""
+        return int(np.nansum(self.trials["stop_step"].astype(float))) if len(self.trials) else 0
 
     def progress_line(self) -> str:
         if self.finished:
@@ -183,22 +202,32 @@ def load_sweep(root: str | Path) -> Sweep:
     if len(trials):
         trials = _rank(trials, mode)
     else:
-        trials = pd.DataFrame({c: pd.Series(dtype=object if c in ("key", "state") else float)
-                               for c in BASE_COLUMNS})
-    planned = int(meta.get("trials", spec.get("trials", len(trials))) or 0)
+        trials = pd.DataFrame({c: pd.Series(dtype=object if c in ("key", "config_key", "state")
+                                            else float) for c in BASE_COLUMNS})
+    seeds = {**ONE_SEED, **(spec.get("seeds") or {})}
+    n_configs = trials["config_key"].nunique() if len(trials) else 0
+    planned = int(meta.get("trials", spec.get("trials")) or n_configs)
+    budget = {k: v for k, v in {**(spec.get("budget") or {}), **meta.get("budget", {})}.items()
+              if v is not None}
     return Sweep(root=root, name=str(spec["name"]), trainer=str(spec["trainer"]),
                  dataset=spec["dataset"], metric=metric, steps=int(spec["steps"]),
                  report_every=int(spec.get("report_every") or 1), planned=planned,
                  seed=int(spec.get("seed") or 0), study_name=meta.get("study_name"),
                  trials=trials, curves=curves, configs=configs, rerun=meta.get("rerun"),
-                 notes=notes)
+                 notes=notes, seeds=seeds, budget=budget,
+                 configurations=configurations_table(trials, seeds, mode))
 
 
 def _row(key: str, record: dict, result: dict | None, curve: pd.DataFrame, spec: dict,
          metric: str) -> dict:
     last = curve.iloc[-1].to_dict() if len(curve) else {}
-    row: dict[str, Any] = {"key": key, "seed": record.get("seed", spec.get("seed")),
-                           "steps_planned": record.get("steps", spec["steps"])}
+    row: dict[str, Any] = {
+        "key": key, "seed": record.get("seed", spec.get("seed")),
+        "config_key": layout.config_key(record.get("trainer", spec["trainer"]),
+                                        record.get("dataset", spec["dataset"]),
+                                        record.get("config") or {},
+                                        record.get("steps", spec["steps"])),
+        "steps_planned": record.get("steps", spec["steps"])}
     if result is None:
         row.update(state=UNFINISHED, stop_step=_num(last.get("step", 0)),
                    time_s=_num(last.get("time_s")), objective=math.nan)
@@ -229,20 +258,74 @@ def _row(key: str, record: dict, result: dict | None, curve: pd.DataFrame, spec:
 
 
 def _rank(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """Rank ended configurations with a finite value by it (completed before stopped runs on a
-    tie); the others keep a blank rank and sort after them: unfinished by their current value,
-    then failed or diverged ones with no value."""
+    """Rank the runs that completed, by their value; the others keep a blank rank and sort
+    after them: unfinished ones by their value so far, then stopped ones (collapsed, diverged,
+    ASHA, failed: never what a sweep returns) by their value, then those with none."""
     t = trials.copy()
     finite = np.isfinite(t["value"].astype(float))
-    ended = t["state"] != UNFINISHED
+    completed = t["state"] == layout.COMPLETED
+    unfinished = t["state"] == UNFINISHED
     sign = 1.0 if mode == "min" else -1.0
-    t["_group"] = np.where(ended & finite, 0, np.where(~ended, 1, 2))
+    t["_group"] = np.select([completed & finite, unfinished, finite], [0, 1, 2], 3)
     t["_v"] = np.where(finite, sign * t["value"].astype(float), np.inf)
-    t["_c"] = (t["state"] != layout.COMPLETED).astype(int)
-    t = t.sort_values(["_group", "_v", "_c", "key"]).reset_index(drop=True)
+    t = t.sort_values(["_group", "_v", "key"]).reset_index(drop=True)
     rank = np.where(t["_group"] == 0, np.arange(1, len(t) + 1), np.nan)
     t.insert(0, "rank", rank)
-    return t.drop(columns=["_group", "_v", "_c"])
+    return t.drop(columns=["_group", "_v"])
+
+
+def robust(values: list[float], statistic: str, mode: str) -> float:
+    """A configuration's value over its seeds: the mean, or the worst seed."""
+    if not values:
+        return math.nan
+    if statistic == "worst":
+        return float(min(values) if mode == "max" else max(values))
+    return float(np.mean(values))
+
+
+def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.DataFrame:
+    """One row per configuration over its seeds: the robust value (`seeds.statistic` of the
+    metric as measured), spread, per-seed values, how its runs ended, and its rank.
+
+    Ranked (every run completed, finite values): first those judged on all `seeds.count`
+    seeds, then those judged on fewer, each by the robust value. Below them, unranked:
+    configurations still running, then those with a stopped run (collapsed, diverged, ASHA,
+    failed), which a sweep never returns."""
+    if not len(trials):
+        return pd.DataFrame(columns=["rank", "config_key", "key", "seeds", "value", "std"])
+    hp = [c for c in trials.columns if c.startswith("hp_")]
+    rows = []
+    for cid, g in trials.groupby("config_key", sort=False):
+        g = g.sort_values("seed")
+        ended = g[g["state"] != UNFINISHED]
+        vals = [float(v) for v in ended["value"] if np.isfinite(float(v))]
+        states = set(g["state"])
+        stopped = sorted(states - {layout.COMPLETED, UNFINISHED})
+        rows.append({
+            "config_key": cid, "key": g["key"].iloc[0], "seeds": len(ended),
+            "runs": len(g), "value": robust(vals, seeds["statistic"], mode),
+            "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan,
+            "min": min(vals) if vals else math.nan, "max": max(vals) if vals else math.nan,
+            "values": vals, "seed_list": [int(s) for s in ended["seed"]],
+            "state": (stopped[0] if stopped else UNFINISHED if UNFINISHED in states
+                      else layout.COMPLETED),
+            "stop_step": float(g["stop_step"].astype(float).sum()),
+            "time_s": float(np.nansum(g["time_s"].astype(float))),
+            "objective": robust([float(v) for v in ended["objective"]
+                                 if not math.isnan(float(v))], seeds["statistic"], mode),
+            "finished": float(ended["finished"].max()) if len(ended) else math.nan,
+            **{c: g[c].iloc[0] for c in hp}})
+    c = pd.DataFrame(rows)
+    finite = np.isfinite(c["value"].astype(float))
+    normal = (c["state"] == layout.COMPLETED) & finite
+    sign = 1.0 if mode == "min" else -1.0
+    c["_group"] = np.select([normal & (c["seeds"] >= seeds["count"]), normal,
+                             c["state"] == UNFINISHED], [0, 1, 2], 3)
+    c["_v"] = np.where(finite, sign * c["value"].astype(float), np.inf)
+    c = c.sort_values(["_group", "_v", "config_key"]).reset_index(drop=True)
+    c.insert(0, "rank", np.where(c["_group"] <= 1, np.arange(1, len(c) + 1), np.nan))
+    c["judged_on_all_seeds"] = c["_group"] == 0
+    return c.drop(columns=["_group", "_v"])
 
 
 def find_reruns(roots: list[Path]) -> list[Path]:

@@ -12,17 +12,18 @@ from __future__ import annotations
 DIRECTIONS = {
     "fid": "min", "precision": "max", "recall": "max", "density": "max", "coverage": "max",
     "mode_diversity": "max", "modes_captured": "max", "hq_fraction": "max",
-    "reverse_kl": "min", "quantization_error": "min", "topographic_error": "min",
+    "reverse_kl": "min", "mixture_score": "max", "quantization_error": "min",
+    "topographic_error": "min",
     "unit_utilization": "max",
 }
 MAP_METRICS = frozenset({"quantization_error", "topographic_error", "unit_utilization"})
-MIXTURE_METRICS = frozenset({"modes_captured", "hq_fraction", "reverse_kl"})
+MIXTURE_METRICS = frozenset({"modes_captured", "hq_fraction", "reverse_kl", "mixture_score"})
 MIXTURES = frozenset({"ring8", "grid25"})
 
 # Per OUTPUT kind: the metrics that apply, the default objective (on mixtures / elsewhere),
 # and what one training step is.
 OUTPUT_KINDS = ("samples", "weights")
-DEFAULT_METRIC = {"samples": ("modes_captured", "fid"),
+DEFAULT_METRIC = {"samples": ("mixture_score", "fid"),
                   "weights": ("quantization_error", "quantization_error")}
 STEP_NAME = {"samples": "training step", "weights": "epoch"}
 

@@ -95,7 +95,8 @@ def spec_for(name: str, storage: str, early_stop: dict, trials: int, steps: int,
     return {"name": name, "trainer": "gan", "dataset": "ring8", "trials": trials,
             "steps": steps, "report_every": report_every, "metric": "modes_captured",
             "seed": seed, "space": space, "fixed": fixed, "early_stop": early_stop,
-            "max_concurrent": 2, "resources": {"cpu": 1, "gpu": 0}, "storage": storage}
+            "max_concurrent": 2, "resources": {"cpu": 1, "gpu": 0}, "seeds": 1,
+            "storage": storage}
 
 
 def arm_results(root: Path) -> dict:

@@ -9,17 +9,34 @@ from trainers.errors import ConfigError, Interrupted
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from jobs.train_cmd import train_to_dir
+    from jobs.train_cmd import returned_configuration, train_to_dir
     from trainers.hparams import parse_sets
     from trainers.registry import get_trainer
 
-    cls = get_trainer(args.trainer)
-    overrides = parse_sets(cls.HPARAMS, args.set, f"trainer {args.trainer}")
-    if args.steps < 1:
+    base: dict = {}
+    steps, seed, every, score_every = args.steps, args.seed, args.report_every, args.score_every
+    trainer, dataset = args.trainer, args.dataset
+    if args.from_sweep:
+        if trainer or dataset:
+            raise ConfigError("--from trains the sweep's trainer on its dataset: drop the "
+                              "trainer and --dataset (use --set to change a hyperparameter)")
+        got = returned_configuration(args.from_sweep, log=print)
+        trainer, dataset, base = got["trainer"], got["dataset"], got["config"]
+        steps = steps or got["steps"]
+        seed = got["seed"] if seed is None else seed
+        every = every or got["report_every"]
+        score_every = score_every or got["score_every"]
+    elif not trainer or not dataset:
+        raise ConfigError("give a trainer and --dataset (e.g. gansweep train gan --dataset "
+                          "ring8 --out runs/r), or --from SWEEP_DIR")
+    cls = get_trainer(trainer)
+    overrides = {**base, **parse_sets(cls.HPARAMS, args.set, f"trainer {trainer}")}
+    steps, seed, every = steps or 1000, 0 if seed is None else seed, every or 100
+    if steps < 1:
         raise ConfigError("--steps must be at least 1")
-    train_to_dir(args.trainer, args.dataset, overrides, args.steps, Path(args.out),
-                 seed=args.seed, report_every=args.report_every, score_every=args.score_every,
-                 resume=args.resume, device=args.device)
+    train_to_dir(trainer, dataset, overrides, steps, Path(args.out), seed=seed,
+                 report_every=every, score_every=score_every, resume=args.resume,
+                 device=args.device)
     return 0
 
 
@@ -34,8 +51,29 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from jobs.submit import resume
 
-    resume(args.sweep_dir, address=args.address, trials=args.trials)
+    resume(args.sweep_dir, address=args.address, trials=args.trials,
+           budget=parse_budget(args.budget))
     return 0
+
+
+def parse_budget(items: list[str]) -> dict:
+    """`--budget steps=400000 --budget hours=2` (or `steps=400000,hours=2`) as a budget."""
+    out: dict = {}
+    for item in (p for i in items for p in i.split(",") if p.strip()):
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        try:
+            if not sep or key not in ("steps", "hours"):
+                raise ValueError
+            value = int(float(text)) if key == "steps" else float(text)
+            if value <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"--budget {item!r}: write steps=N (training steps over all "
+                              "runs, in total) or hours=H (wall-clock, in total), e.g. "
+                              "--budget steps=400000") from None
+        out[key] = value
+    return out
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -73,14 +111,19 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train one configuration without a sweep")
-    t.add_argument("trainer", help="dcgan | wgan | wgan-gp | gan | som")
-    t.add_argument("--dataset", required=True,
+    t.add_argument("trainer", nargs="?", help="dcgan | wgan | wgan-gp | gan | som")
+    t.add_argument("--dataset", default=None,
                    help="ring8, grid25, gauss1d, digits, olivetti, fashion-mnist or a path")
+    t.add_argument("--from", dest="from_sweep", metavar="SWEEP_DIR", default=None,
+                   help="train the configuration the sweep returned (its seed-robust best), "
+                        "on a seed it never trained with unless --seed is given")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a hyperparameter, e.g. --set lr_g=2e-4 (repeatable)")
-    t.add_argument("--steps", type=int, default=1000, help="training steps (som: epochs)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--report-every", type=int, default=100)
+    t.add_argument("--steps", type=int, default=None,
+                   help="training steps (som: epochs); default 1000, or the sweep's")
+    t.add_argument("--seed", type=int, default=None, help="default 0, or a fresh one")
+    t.add_argument("--report-every", type=int, default=None,
+                   help="default 100, or the sweep's")
     t.add_argument("--score-every", type=int, default=None,
                    help="steps between full quality scores (default: only at the end)")
     t.add_argument("--out", required=True, help="run directory to write")
@@ -98,6 +141,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("sweep_dir")
     r.add_argument("--trials", type=int, default=None,
                    help="raise the number of configurations to N")
+    r.add_argument("--budget", action="append", default=[], metavar="steps=N|hours=H",
+                   help="raise the budget to this total (repeatable)")
     r.add_argument("--address", default=None, help=address_help)
     r.set_defaults(func=cmd_resume)
 

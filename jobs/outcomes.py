@@ -11,6 +11,7 @@ from ray.tune import Callback
 
 from analysis import layout
 from analysis.vocabulary import DIRECTIONS, LOSSES
+from jobs.search import Budget
 from jobs.trial import TrialControl
 
 # What a result keeps of Tune's last result: the report's own columns, not Tune's bookkeeping.
@@ -18,10 +19,12 @@ KEPT = {"step", "objective", "time_s", *LOSSES, *DIRECTIONS}
 
 
 class RecordOutcomes(Callback):
-    def __init__(self, control: TrialControl):
-        self.control = control
+    def __init__(self, control: TrialControl, budget: Budget | None = None):
+        self.control, self.budget = control, budget
 
     def _record(self, trial, reason: str) -> None:
+        if self.budget is not None and self.budget.expired:
+            return  # stopped because the hour budget ran out: it resumes, nothing ended
         store = layout.TrialStore(self.control.store)
         key = self.control.key(trial.config or {})
         if store.has_result(key):

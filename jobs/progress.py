@@ -11,12 +11,15 @@ from analysis.vocabulary import better
 
 
 class Progress(Callback):
-    def __init__(self, metric: str, mode: str, total: int, every_s: float = 15.0, log=print):
-        self.metric, self.mode, self.total = metric, mode, total
+    """At most one line every `every_s` seconds (and one at the end): counts kept as trials
+    start and end, so a line costs the same at the ten-thousandth run as at the first."""
+
+    def __init__(self, metric: str, mode: str, every_s: float = 15.0, log=print):
+        self.metric, self.mode = metric, mode
         self.every_s, self.log = every_s, log
         self.best: float | None = None
-        self.stopped: dict[str, int] = {}
-        self.done = 0
+        self.ended: dict[str, int] = {}
+        self.started = 0
         self.last = 0.0
 
     def _better(self, value: float) -> bool:
@@ -24,33 +27,66 @@ class Progress(Callback):
             return False
         return self.best is None or better(self.metric, value, self.best)
 
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.started += 1
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if self._better(result.get("objective")):
             self.best = result["objective"]
-        if time.monotonic() - self.last > self.every_s:
-            self._line(trials)
+        self._maybe_line()
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         result = trial.last_result or {}
         reason = result.get("stop_reason", layout.COMPLETED)
         if reason == layout.RUNNING:  # stopped by the scheduler before its last step
             reason = layout.ASHA
-        self.stopped[reason] = self.stopped.get(reason, 0) + 1
-        self.done += 1
-        self._line(trials)
+        self.ended[reason] = self.ended.get(reason, 0) + 1
+        self._maybe_line()
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self.stopped[layout.FAILED] = self.stopped.get(layout.FAILED, 0) + 1
-        self.done += 1
-        self._line(trials)
+        self.ended[layout.FAILED] = self.ended.get(layout.FAILED, 0) + 1
+        self._maybe_line()
 
-    def _line(self, trials) -> None:
+    def on_experiment_end(self, trials, **info):
+        self._line()
+
+    def _maybe_line(self) -> None:
+        if time.monotonic() - self.last > self.every_s:
+            self._line()
+
+    def _line(self) -> None:
         self.last = time.monotonic()
-        running = sum(t.status == "RUNNING" for t in trials)
-        ends = ", ".join(f"{n} {r}" for r, n in sorted(self.stopped.items())) or "none yet"
+        done = sum(self.ended.values())
+        ends = ", ".join(f"{n} {r}" for r, n in sorted(self.ended.items())) or "none yet"
         best = "—" if self.best is None else f"{self.best:.4g}"
-        self.log(f"[gansweep] trials: {running} running, {self.done}/{self.total} finished "
-                 f"({ends}); best {self.metric} {best}")
+        self.log(f"[gansweep] runs: {max(0, self.started - done)} running, {done} ended "
+                 f"({ends}); best single-run {self.metric} {best}")
+
+
+class RunClock(Callback):
+    """Keeps this driver run's last-seen time in sweep.json, so an hour budget counts the
+    time of runs that were killed too (up to `every_s` of each is lost)."""
+
+    def __init__(self, root, meta: dict, every_s: float = 15.0):
+        self.root, self.meta, self.every_s = root, meta, every_s
+        self.last = time.monotonic()
+
+    def _tick(self, force: bool = False) -> None:
+        from jobs.sweep_dir import write_meta
+
+        if force or time.monotonic() - self.last > self.every_s:
+            self.last = time.monotonic()
+            self.meta["runs"][-1]["seen"] = time.time()
+            write_meta(self.root, self.meta)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._tick()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._tick()
+
+    def on_experiment_end(self, trials, **info):
+        self._tick(force=True)
 
 
 def tensorboard_logger():

@@ -24,16 +24,23 @@ from trainers.errors import ConfigError
 
 
 def top_configs(root: Path, k: int) -> list[dict]:
-    """The sweep's best K ended configurations by its metric as measured (not the penalised
-    objective), as stored in the trial store."""
+    """The sweep's best K configurations by its seed-robust ranking of the metric as measured
+    (never the penalised objective, never a stopped run), as stored in the trial store."""
     from analysis.sweeps import load_sweep
 
     sweep = load_sweep(root)
     picks = []
-    for r in sweep.ranked().head(k).to_dict("records"):
+    for r in sweep.ranked_configurations().head(k).to_dict("records"):
         picks.append({"key": r["key"], "rank": int(r["rank"]), "value": float(r["value"]),
-                      "state": r["state"], "config": sweep.configs[r["key"]]})
+                      "seeds": int(r["seeds"]), "state": r["state"],
+                      "config": sweep.configs[r["key"]]})
     return picks
+
+
+def fresh_seeds(spec, n: int) -> list[int]:
+    """Seeds the sweep never trained with (it used seed, seed + 1, ... for its races)."""
+    first = spec.seed + spec.seeds["count"]
+    return [first + i for i in range(n)]
 
 
 class _FromIndex:
@@ -96,10 +103,12 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
         if len(picks) < top:
             log(f"[gansweep] only {len(picks)} configuration(s) have ended with a finite "
                 f"{spec.metric}: rerunning those")
-        new_seeds = [spec.seed + 1 + i for i in range(seeds)]
+        new_seeds = fresh_seeds(spec, seeds)
         rspec = dataclasses.replace(
             spec, name=target.name, storage=str(root.parent.resolve()),
-            trials=len(picks) * seeds, early_stop={**spec.early_stop, "asha": None})
+            trials=len(picks) * seeds, early_stop={**spec.early_stop, "asha": None},
+            seeds={"count": 1, "top": 1, "statistic": spec.seeds["statistic"]},
+            budget={"steps": None, "hours": None})
         from jobs.submit import check_data
 
         check_data(rspec)
@@ -141,6 +150,6 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
             name=name, storage_path=str(target / layout.TUNE), stop=FlagStopper(),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            callbacks=[Progress(spec.metric, spec.mode, total, log=log), RecordOutcomes(ctl)],
+            callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl)],
             verbose=0))
     tuner.fit()

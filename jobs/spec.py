@@ -27,11 +27,22 @@ from trainers.data import dataset_name
 from trainers.errors import ConfigError
 from trainers.registry import TRAINERS, get_trainer
 
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "auto")
+STATISTICS = ("mean", "worst")
+SEEDS_DEFAULT = {"count": 3, "top": 3, "statistic": "mean"}
+# What a sweep directory made before a key existed means by its absence (jobs/sweep_dir.py
+# fills these in when it opens one, so an old sweep resumes as it ran).
+LEGACY = {"seeds": {"count": 1, "top": 3, "statistic": "mean"}}
 KEYS = {
     "name": "the sweep's directory under storage",
     "trainer": "dcgan | wgan | wgan-gp | gan | som",
     "dataset": "a name or {name: digits, image_size: 16}",
-    "trials": "configurations Optuna proposes",
+    "trials": "configurations Optuna proposes (a cap when a budget is given)",
+    "budget": "{steps: N} training steps summed over every run and/or {hours: H} of "
+              "wall-clock",
+    "seeds": "{count: 3, top: 3, statistic: mean}: configurations ranking in the top 3 on "
+             "the seeds run so far are trained on up to 3 seeds; 1 = one seed each",
+    "sampler": "Optuna's sampler: " + " | ".join(SAMPLERS),
     "steps": "training steps per trial (som: epochs)",
     "report_every": "steps between reports (and checkpoints)",
     "score_every": "steps between full quality scores (default: at the end; the objective "
@@ -46,7 +57,7 @@ KEYS = {
     "max_failures": "retries of a trial whose process dies",
     "storage": "a local directory, a shared filesystem path or s3://...",
 }
-REQUIRED = ("name", "trainer", "dataset", "trials", "steps")
+REQUIRED = ("name", "trainer", "dataset", "steps")
 
 
 @dataclass(frozen=True)
@@ -54,7 +65,7 @@ class SweepSpec:
     name: str
     trainer: str
     dataset: Any
-    trials: int
+    trials: int | None
     steps: int
     report_every: int
     metric: str
@@ -67,9 +78,13 @@ class SweepSpec:
     max_failures: int = 2
     score_every: int | None = None
     storage: str = "sweeps"
+    budget: dict = field(default_factory=lambda: {"steps": None, "hours": None})
+    seeds: dict = field(default_factory=lambda: dict(SEEDS_DEFAULT))
+    sampler: str = "tpe"
 
     def __post_init__(self):
-        for name in ("dataset", "space", "fixed", "early_stop", "resources"):
+        for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
+                     "seeds"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
 
     @property
@@ -85,9 +100,15 @@ class SweepSpec:
         return thaw(asdict(self))
 
     def fingerprint(self) -> str:
-        """What a sweep directory is bound to: everything that changes what trials mean."""
+        """What a sweep directory is bound to: everything that changes what trials mean or
+        how configurations are judged. How many, how much and how they are placed or chosen
+        (trials, budget, resources, sampler, ...) may change on resume; one seed per
+        configuration, the only judgement before `seeds` existed, hashes as it did then."""
         keep = {k: v for k, v in self.to_dict().items()
-                if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures")}
+                if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures",
+                             "budget", "sampler")}
+        if keep["seeds"]["count"] == 1:
+            del keep["seeds"]
         return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -149,9 +170,18 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
                           f"({report_every}); scores are taken at reports")
     from jobs.stopping import validate_early_stop
 
+    budget = _budget(raw.get("budget"))
+    if raw.get("trials") is None and budget == {"steps": None, "hours": None}:
+        raise ConfigError(f"{source}: give trials (how many configurations) or budget "
+                          "({steps: N} or {hours: H}), or both")
+    sampler = raw.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"sampler: {sampler!r} is not valid; use one of {', '.join(SAMPLERS)}")
     return SweepSpec(
         name=_name(raw["name"]), trainer=trainer, dataset=dataset,
-        trials=_int(raw, "trials", 1), steps=steps, report_every=report_every,
+        trials=_int(raw, "trials", 1) if raw.get("trials") is not None else None,
+        steps=steps, report_every=report_every, budget=budget,
+        seeds=_seeds(raw.get("seeds", SEEDS_DEFAULT)), sampler=sampler,
         metric=metric, seed=_int(raw, "seed", 0, default=0), space=space, fixed=fixed,
         early_stop=validate_early_stop(raw.get("early_stop"), trainer),
         resources=_resources(raw.get("resources", {"cpu": 1, "gpu": 0})),
@@ -160,6 +190,39 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         score_every=score_every,
         storage=_storage(raw.get("storage", "sweeps")),
     )
+
+
+def _budget(value: Any) -> dict:
+    if value is None:
+        return {"steps": None, "hours": None}
+    fix = "write budget: {steps: 400000} (training steps over all runs), {hours: 2.5}, or both"
+    if not isinstance(value, dict) or not value or set(value) - {"steps", "hours"}:
+        raise ConfigError(f"budget: {value!r} is not valid; {fix}")
+    steps, hours = value.get("steps"), value.get("hours")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
+                              or steps < 1):
+        raise ConfigError(f"budget.steps: {steps!r} is not valid; write a whole number >= 1")
+    if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float))
+                              or not hours > 0):
+        raise ConfigError(f"budget.hours: {hours!r} is not valid; write a number > 0")
+    return {"steps": steps, "hours": None if hours is None else float(hours)}
+
+
+def _seeds(value: Any) -> dict:
+    fix = "write seeds: {count: 3, top: 3, statistic: mean}, or seeds: 1 for one seed each"
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = {"count": value}
+    if not isinstance(value, dict) or set(value) - set(SEEDS_DEFAULT):
+        raise ConfigError(f"seeds: {value!r} is not valid; {fix}")
+    out = {**SEEDS_DEFAULT, **value}
+    for key in ("count", "top"):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise ConfigError(f"seeds.{key}: {v!r} is not valid; write a whole number >= 1")
+    if out["statistic"] not in STATISTICS:
+        raise ConfigError(f"seeds.statistic: {out['statistic']!r} is not valid; use "
+                          f"{' or '.join(STATISTICS)}")
+    return out
 
 
 def load_spec(path: str | Path) -> SweepSpec:

@@ -1,8 +1,9 @@
-"""`gansweep status SWEEP_DIR`: trials by state and the best configuration so far.
+"""`gansweep status SWEEP_DIR`: runs by state, the configuration the sweep returns so far (its
+seed-robust value and spread), and the budget spent.
 
 Reads only files (the frozen spec and the trial store), so it works while the sweep runs,
-after it ends, and after it was interrupted; each configuration counts once, whichever Ray
-trial ids it ran under.
+after it ends, and after it was interrupted; each run counts once, whichever Ray trial ids it
+ran under.
 """
 from __future__ import annotations
 
@@ -16,47 +17,85 @@ from jobs import sweep_dir as sd
 
 
 def collect(root: str | Path) -> dict:
-    """The sweep's state as a plain dict (what `--json` prints), from `load_sweep`'s table.
+    """The sweep's state as a plain dict (what `--json` prints).
 
-    Rows come best first (`load_sweep`'s ranking); `metric` is the spec metric as measured
-    (the last report's while a configuration runs) and `objective` what the searcher was told,
-    null while a configuration runs and for the +-inf penalty of a collapsed or diverged run
-    (its `state` says which)."""
+    `trials` are runs (a configuration under one seed), best first; `metric` is the spec
+    metric as measured (the last report's while a run goes on) and `objective` what the
+    searcher was told, null while a run goes on and for the +-inf penalty of a collapsed or
+    diverged run (its `state` says which). `configurations` are ranked by the seed-robust
+    value (`seeds.statistic` over the seeds each ran); `best` is the first of them, the
+    configuration the sweep returns; stopped ones are never ranked."""
     root = Path(root)
     spec, meta = sd.open_existing(root)  # refuses a directory whose spec was edited
     sweep = load_sweep(root)
     rows = [{"key": t["key"], "config": sweep.configs.get(t["key"], {}), "state": t["state"],
-             "step": int(finite(t["stop_step"]) or 0), "objective": finite(t["objective"]),
-             "metric": finite(t["value"])}
+             "seed": t["seed"], "step": int(finite(t["stop_step"]) or 0),
+             "objective": finite(t["objective"]), "metric": finite(t["value"])}
             for t in sweep.trials.to_dict("records")]
+    configs = [{"rank": None if c["rank"] != c["rank"] else int(c["rank"]),
+                "key": c["key"], "config": sweep.configs.get(c["key"], {}),
+                "state": c["state"], "seeds": int(c["seeds"]),
+                "judged_on_all_seeds": bool(c["judged_on_all_seeds"]),
+                "metric": finite(c["value"]), "std": finite(c["std"]),
+                "values": [finite(v) for v in c["values"]], "seed_list": c["seed_list"],
+                "objective": finite(c["objective"])}
+               for c in sweep.configurations.to_dict("records")]
     counts = {r: sum(x["state"] == r for x in rows) for r in (UNFINISHED,) + ENDED}
-    # Ranked by the metric itself (completed before stopped on a tie): the objective of a
-    # collapsed or diverged run is a penalty for the searcher, not a measurement.
-    best = rows[0] if len(sweep.ranked()) else None
+    best = next((c for c in configs if c["rank"] == 1), None)
+    budget = dict(sweep.budget)
+    if "steps" in budget:
+        budget["steps_spent"] = sweep.steps_spent()
+        budget["steps_left"] = max(0, budget["steps"] - budget["steps_spent"])
+    if "hours" in budget:
+        from jobs.submit import spent_seconds
+
+        budget["hours_spent"] = spent_seconds(meta) / 3600
+        budget["hours_left"] = max(0.0, budget["hours"] - budget["hours_spent"])
     return {"sweep": spec.name, "dir": str(root), "trainer": spec.trainer,
             "dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
-            "trials_planned": spec.trials, "configurations": len(rows), "counts": counts,
-            "best": best, "study_name": meta["study_name"], "trials": rows}
+            "trials_planned": meta.get("trials", spec.trials), "seeds": dict(spec.seeds),
+            "budget": budget, "configurations": len(configs), "runs": len(rows),
+            "steps_spent": sweep.steps_spent(), "counts": counts, "best": best,
+            "study_name": meta["study_name"], "ranking": configs, "trials": rows}
 
 
 def format_status(s: dict) -> str:
     c = s["counts"]
     ended = ", ".join(f"{c[r]} {r}" for r in ENDED if c[r]) or "none"
+    planned = "" if s["trials_planned"] is None else f" of {s['trials_planned']}"
+    seeds = s["seeds"]
     lines = [f"sweep {s['sweep']}: {s['trainer']} on {s['dataset']}, objective {s['metric']} "
              f"({s['mode']})  [{s['dir']}]",
-             f"configurations: {s['configurations']} of {s['trials_planned']} — "
+             f"configurations: {s['configurations']}{planned}, judged on up to "
+             f"{seeds['count']} seed(s) by the {seeds['statistic']}; runs: {s['runs']} — "
              f"{c['unfinished']} running or interrupted; ended: {ended}"]
+    b = s["budget"]
+    if "steps" in b:
+        lines.append(f"budget: {b['steps_spent']} of {b['steps']} training steps spent, "
+                     f"{b['steps_left']} left")
+    if "hours" in b:
+        lines.append(f"budget: {b['hours_spent']:.2f} of {b['hours']:g} hours spent, "
+                     f"{b['hours_left']:.2f} left")
     if s["best"]:
-        b = s["best"]
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(b["config"].items()))
-        lines.append(f"best {s['metric']}: {_fmt(b['metric'])} (config {b['key']}, "
-                     f"{b['state']} at step {b['step']})")
+        best = s["best"]
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(best["config"].items()))
+        spread = "" if best["std"] is None else f" ± {_fmt(best['std'])}"
+        judged = ("" if best["judged_on_all_seeds"] else
+                  f"; judged on {best['seeds']} of {seeds['count']} seeds only")
+        lines.append(f"best {s['metric']}: {_fmt(best['metric'])}{spread} over seeds "
+                     f"{', '.join(map(str, best['seed_list']))} "
+                     f"({', '.join(_fmt(v) for v in best['values'])}) (config {best['key']}, "
+                     f"{best['state']}{judged})")
         lines.append(f"  {params}")
+        for r in [x for x in s["ranking"] if x["rank"] and x["rank"] > 1][:4]:
+            lines.append(f"  #{r['rank']}: {_fmt(r['metric'])} over {r['seeds']} seed(s) "
+                         f"(config {r['key']})")
     else:
-        lines.append("best: no configuration has finished yet")
+        lines.append("best: no configuration has completed yet")
     stopped = [r for r in s["trials"] if r["state"] not in (UNFINISHED, layout.COMPLETED)]
     for r in stopped[:10]:
-        lines.append(f"  stopped: config {r['key']} {r['state']} at step {r['step']}")
+        lines.append(f"  stopped: config {r['key']} seed {r['seed']} {r['state']} at step "
+                     f"{r['step']}")
     if len(stopped) > 10:
         lines.append(f"  ... and {len(stopped) - 10} more stopped (see --json)")
     lines.append(f"optuna study {s['study_name']} in {Path(s['dir']) / layout.OPTUNA_DB}")

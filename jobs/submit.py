@@ -70,51 +70,25 @@ def study_storage(root: Path):
                                       engine_kwargs={"connect_args": {"timeout": 60}})
 
 
-def searcher(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
+def open_study(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
+    """The sweep's Optuna study (made on first use), with the spec's sampler."""
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
-    from search_spaces import make_space
+    from jobs.search import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    fixed = dict(spec.fixed)
-    return OptunaSearch(space=make_space(spec.trainer, spec.space, fixed, spec.steps),
-                        metric="objective", mode=spec.mode,
-                        sampler=optuna.samplers.TPESampler(seed=sampler_seed),
-                        study_name=study_name, storage=study_storage(root))
+    study = optuna.create_study(study_name=study_name, storage=study_storage(root),
+                                sampler=make_sampler(spec.sampler, sampler_seed),
+                                direction="minimize" if spec.mode == "min" else "maximize",
+                                load_if_exists=True)
+    if study.direction.name.lower()[:3] != spec.mode:
+        raise ConfigError(f"optuna study {study_name} in {root} optimises in the other "
+                          "direction; this directory was not made from this spec")
+    return study
 
 
 def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
-
-
-def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_samples: int,
-                name: str, sampler_seed: int, progress):
-    from ray import tune
-
-    from jobs.outcomes import RecordOutcomes
-    from jobs.progress import tensorboard_logger
-    from jobs.stopping import FlagStopper, make_scheduler
-    from jobs.trial import tune_trainable
-
-    scheduler = make_scheduler(spec.early_stop, spec.steps)
-    if spec.early_stop.get("asha"):
-        scheduler.set_search_properties("objective", spec.mode)
-    ctl = control(spec, root, run_id)
-    run_config = tune.RunConfig(
-        name=name, storage_path=str(root / layout.TUNE), stop=FlagStopper(),
-        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        # Tune checkpoints are pointers into the trial store (a few bytes): keep them all rather
-        # than force an experiment snapshot each time one is deleted.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-        callbacks=[progress, RecordOutcomes(ctl), tensorboard_logger()],
-        verbose=0)
-    tune_config = tune.TuneConfig(
-        search_alg=searcher(spec, root, meta["study_name"], sampler_seed), scheduler=scheduler,
-        num_samples=num_samples, max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
-        trial_dirname_creator=trial_dirname)
-    return tune.Tuner(tune_trainable(ctl, spec.resources), tune_config=tune_config,
-                      run_config=run_config)
 
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
@@ -124,54 +98,46 @@ def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
 
 
 def resume(root: str | Path, address: str | None = None, trials: int | None = None,
-           log=print) -> Path:
+           budget: dict | None = None, log=print) -> Path:
+    """Continue a sweep: spend only what is left of its budget, or extend it (`trials`,
+    `budget`: the new totals, recorded in sweep.json; the frozen spec keeps the original)."""
     root = Path(root)
     spec, meta = sd.open_existing(root)
     if "rerun" in meta:
         raise ConfigError(f"{root} is a seed rerun, not a search: continue it with "
                           f"`gansweep rerun {meta['rerun']['of']} --resume`")
     if trials is not None:
-        done = len(finished_keys(root))
+        done = len(configurations(root))
         if trials < done:
             raise ConfigError(f"--trials {trials}: {done} configurations have already "
-                              f"finished; give at least {done}")
+                              f"started; give at least {done}")
         meta["trials"] = trials
+    if budget:
+        meta["budget"] = {**sweep_budget(spec, meta), **budget}
     data = check_data(spec)
     return _run(spec, root, meta, data, address, log)
+
+
+def sweep_budget(spec: SweepSpec, meta: dict) -> dict:
+    """The budget in force: the spec's, or what a resume extended it to."""
+    return {**spec.budget, **meta.get("budget", {})}
+
+
+def configurations(root: Path) -> set[str]:
+    """Keys of the configurations (whatever their seeds) in the trial store."""
+    store = layout.TrialStore.of(root)
+    out = set()
+    for key in store.keys():
+        record = store.read_json(key, layout.CONFIG)
+        if record is not None:
+            out.add(layout.config_key(record["trainer"], record["dataset"], record["config"],
+                                      record["steps"]))
+    return out
 
 
 def finished_keys(root: Path) -> list[str]:
     store = layout.TrialStore.of(root)
     return [k for k in store.keys() if store.has_result(k)]
-
-
-def requeue_unfinished(spec: SweepSpec, root: Path, study_name: str, log=print) -> int:
-    """After an interruption: trials a dead driver left RUNNING in Optuna are marked failed,
-    and every configuration with a checkpoint but no result is queued again, so the next
-    trials Optuna hands out are exactly those, and each resumes from its own checkpoint."""
-    import optuna
-
-    study = optuna.load_study(study_name=study_name, storage=study_storage(root))
-    expected = optuna.study.StudyDirection.MINIMIZE if spec.mode == "min" else \
-        optuna.study.StudyDirection.MAXIMIZE
-    if study.direction != expected:
-        raise ConfigError(f"optuna study {study_name} in {root} optimises in the other "
-                          "direction; this directory was not made from this spec")
-    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(t.number, state=optuna.trial.TrialState.FAIL)
-    waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-    store = layout.TrialStore.of(root)
-    queued = 0
-    for key in store.keys():
-        record = store.read_json(key, layout.CONFIG)
-        if record is None or store.has_result(key):
-            continue
-        if not any(w.system_attrs.get("fixed_params") == record["config"] for w in waiting):
-            study.enqueue_trial(record["config"], skip_if_exists=False)
-        queued += 1
-    if queued:
-        log(f"[gansweep] {queued} interrupted configuration(s) resume from their checkpoints")
-    return queued
 
 
 class _StopOnSignal:
@@ -208,46 +174,81 @@ class _StopOnSignal:
 
 
 def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
-    """One driver run: as many Tune trials as configurations are still missing."""
+    """One driver run: the races still open, then new configurations while the budget and
+    the number of trials allow (jobs/search.py)."""
     import time
 
-    from jobs.progress import Progress
+    from ray import tune
+
+    from jobs.outcomes import RecordOutcomes
+    from jobs.progress import Progress, RunClock, tensorboard_logger
+    from jobs.search import Budget, BudgetStopper, SweepSearch
+    from jobs.stopping import FlagStopper, make_scheduler
+    from jobs.trial import tune_trainable
+    from search_spaces import make_space
 
     sd.check_writable(root)
-    target = meta.get("trials", spec.trials)
-    if target - len(finished_keys(root)) <= 0:
-        log(f"[gansweep] sweep {spec.name} already has its {target} configurations; raise "
-            "them with --trials N")
-        return root
     run_id = uuid.uuid4().hex[:12]
-    meta["runs"].append({"run_id": run_id, "started": time.time(),
-                         "name": f"run-{len(meta['runs']) + 1:03d}"})
+    name = f"run-{len(meta['runs']) + 1:03d}"
+    # A sampler seeded as in the last run would replay its random start-up suggestions,
+    # which have all run already: each driver run has its own seed.
+    study = open_study(spec, root, meta["study_name"], spec.seed + 1000 * len(meta["runs"]))
+    limits = sweep_budget(spec, meta)
+    budget = Budget(limits["steps"], limits["hours"], 0, spent_seconds(meta))
+    ctl = control(spec, root, run_id)
+    search = SweepSearch(ctl, study, make_space(spec.trainer, spec.space, dict(spec.fixed),
+                                                spec.steps),
+                         spec.seeds, meta.get("trials", spec.trials), budget, log)
+    resumed = search.restore(layout.TrialStore.of(root))
+    if search.idle():
+        log(f"[gansweep] sweep {spec.name} has nothing left to run ({search.summary()}); "
+            "extend it with --trials N or --budget steps=N / hours=H")
+        return root
+    meta["runs"].append({"run_id": run_id, "started": time.time(), "seen": time.time(),
+                         "name": name})
     sd.write_meta(root, meta)
-    if len(meta["runs"]) > 1:
-        requeue_unfinished(spec, root, meta["study_name"], log)
+    if resumed:
+        log(f"[gansweep] {resumed} interrupted run(s) resume from their checkpoints")
     prepare_evaluator(data, root, log)
     init_ray(address, log)
-    log(f"[gansweep] sweep {spec.name}: {target} configurations of {spec.trainer} on "
+    log(f"[gansweep] sweep {spec.name}: {search.summary()} of {spec.trainer} on "
         f"{spec.dataset}, objective {spec.metric} ({spec.mode}); directory {root}")
+    scheduler = make_scheduler(spec.early_stop, spec.steps)
+    if spec.early_stop.get("asha"):
+        scheduler.set_search_properties("objective", spec.mode)
+    run_config = tune.RunConfig(
+        name=name, storage_path=str(root / layout.TUNE),
+        stop=tune.stopper.CombinedStopper(FlagStopper(), BudgetStopper(budget)),
+        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+        # Tune checkpoints are pointers into the trial store (a few bytes): keep them all rather
+        # than force an experiment snapshot each time one is deleted.
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+        callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl, budget),
+                   RunClock(root, meta), tensorboard_logger()],
+        verbose=0)
+    tune_config = tune.TuneConfig(
+        search_alg=search, scheduler=scheduler, num_samples=-1,
+        max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
+        trial_dirname_creator=trial_dirname)
     stop = _StopOnSignal()
     try:
-        # Optuna may, rarely, suggest a configuration that already finished: it returns its
-        # stored result at once, and another round tops the sweep up to its number.
-        for round_ in range(3):
-            missing = target - len(finished_keys(root))
-            if missing <= 0:
-                break
-            # A sampler seeded as in the last run would replay its random start-up
-            # suggestions, which have all run already: each run and round has its own seed.
-            seed = spec.seed + 1000 * (len(meta["runs"]) - 1) + round_
-            name = meta["runs"][-1]["name"] + (f"-{round_}" if round_ else "")
-            progress = Progress(spec.metric, spec.mode, missing, log=log)
-            build_tuner(spec, root, meta, run_id, missing, name, seed, progress).fit()
-            if stop.signalled:
-                raise Interrupted(f"sweep interrupted ({stop.signalled}); every trial keeps the "
-                                  "checkpoint of its last report. Continue with:\n"
-                                  f"  gansweep resume {root}")
+        tune.Tuner(tune_trainable(ctl, spec.resources), tune_config=tune_config,
+                   run_config=run_config).fit()
+        if stop.signalled:
+            raise Interrupted(f"sweep interrupted ({stop.signalled}); every trial keeps the "
+                              "checkpoint of its last report. Continue with:\n"
+                              f"  gansweep resume {root}")
     finally:
         stop.restore()
-    log(f"[gansweep] done. Status: gansweep status {root}")
+    if budget.expired:
+        log(f"[gansweep] the {limits['hours']:g} h budget is spent; running trials were "
+            "stopped and keep their checkpoints. Continue with:\n"
+            f"  gansweep resume {root} --budget hours=H")
+    log(f"[gansweep] done ({search.summary()}). Status: gansweep status {root}")
     return root
+
+
+def spent_seconds(meta: dict) -> float:
+    """Wall-clock of the driver runs so far (each up to the last time it was seen alive)."""
+    return float(sum(max(0.0, r.get("seen", r["started"]) - r["started"])
+                     for r in meta.get("runs", [])))

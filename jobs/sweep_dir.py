@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from analysis.layout import EVALUATORS, META, OPTUNA_DB, SPEC, TRIALS, TUNE
-from jobs.spec import SweepSpec, parse_spec
+from jobs.spec import LEGACY, SweepSpec, parse_spec
 from trainers.errors import ConfigError
 
 __all__ = ["EVALUATORS", "META", "OPTUNA_DB", "SPEC", "TRIALS", "TUNE", "check_writable",
@@ -49,7 +49,10 @@ def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[
         raise ConfigError(f"{root} is not a gansweep sweep directory (no {SPEC} / {META}); "
                           "start a sweep with `gansweep submit SPEC`")
     try:
-        spec = parse_spec(yaml.safe_load((root / SPEC).read_text()), str(root / SPEC))
+        raw = yaml.safe_load((root / SPEC).read_text())
+        if isinstance(raw, dict):  # made before a key existed: what its absence meant then
+            raw = {**LEGACY, **raw}
+        spec = parse_spec(raw, str(root / SPEC))
         meta = json.loads((root / META).read_text())
     except (yaml.YAMLError, json.JSONDecodeError) as exc:
         raise ConfigError(f"{root}: sweep files are unreadable ({exc})") from None

@@ -9,6 +9,7 @@ directory of its own:
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -98,3 +99,28 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
     final = write_output(trainer, out)
     log(f"wrote {out / 'config.json'}, {out / 'metrics.csv'}, {final}, {ckpt_dir}/")
     return history
+
+
+def returned_configuration(sweep_dir: str | Path, log=print) -> dict:
+    """What `gansweep train --from SWEEP_DIR` trains: the sweep's trainer, dataset, length and
+    its top configuration by the seed-robust ranking, with a seed the sweep never used."""
+    from analysis.sweeps import load_sweep
+    from jobs import sweep_dir as sd
+
+    spec, _ = sd.open_existing(sweep_dir)
+    sweep = load_sweep(sweep_dir)
+    best = sweep.best_configuration()
+    if best is None:
+        raise ConfigError(f"{sweep_dir} has no configuration whose runs all completed yet; "
+                          f"see `gansweep status {sweep_dir}`")
+    judged = (f"over seeds {', '.join(map(str, best['seed_list']))}"
+              + ("" if best["judged_on_all_seeds"] else
+                 f" (judged on {best['seeds']} of {spec.seeds['count']} seeds only)"))
+    spread = "" if math.isnan(best["std"]) else f" ± {best['std']:.4g}"
+    log(f"[gansweep] training the configuration {sweep_dir} returned: {spec.metric} "
+        f"{best['value']:.4g}{spread} {judged} (config {best['key']})")
+    from jobs.rerun import fresh_seeds
+
+    return {"trainer": spec.trainer, "dataset": spec.dataset, "steps": spec.steps,
+            "report_every": spec.report_every, "score_every": spec.score_every,
+            "config": dict(sweep.configs[best["key"]]), "seed": fresh_seeds(spec, 1)[0]}

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analysis import layout
-from analysis.layout import TrialStore, trial_key
+from analysis.layout import TrialStore, config_key, trial_key
 from jobs.collapse import CollapseRule
 from jobs.frozen import FrozenDict
 
@@ -65,6 +65,11 @@ class TrialControl:
         """The trial store key of the configuration (and seed) Tune handed a trial."""
         return trial_key(self.trainer, self.dataset, self.resolved(config),
                          self.seed_of(config), self.steps)
+
+    def config_key(self, config: dict, resolved: bool = False) -> str:
+        """The configuration's key whatever the seed (`resolved`: `config` is complete)."""
+        full = config if resolved else self.resolved(config)
+        return config_key(self.trainer, self.dataset, full, self.steps)
 
     def record(self, config: dict, trial_id: str, **extra: Any) -> dict:
         """config.json: what the configuration's store entry trains."""

@@ -41,10 +41,11 @@ def ray_local():
 
 
 def tiny_spec(storage, **changes) -> dict:
-    """A sweep small enough for CI: the MLP GAN on ring8, a few reports per trial."""
+    """A sweep small enough for CI: the MLP GAN on ring8, a few reports per trial, one seed
+    per configuration (tests of seed racing say `seeds` themselves)."""
     raw = {"name": "tiny", "trainer": "gan", "dataset": "ring8", "trials": 3, "steps": 40,
            "report_every": 20, "metric": "modes_captured", "seed": 0,
-           "fixed": {"width": 16, "batch_size": 64}, "max_concurrent": 2,
+           "fixed": {"width": 16, "batch_size": 64}, "max_concurrent": 2, "seeds": 1,
            "storage": str(storage)}
     raw.update(changes)
     return raw

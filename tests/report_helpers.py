@@ -38,7 +38,7 @@ def real_sweeps(tmp_path_factory) -> dict:
     som = submit(parse_spec({"name": "som-digits", "trainer": "som", "dataset": "digits",
                              "trials": 3, "steps": 4, "report_every": 2,
                              "metric": "quantization_error", "fixed": {"rows": 4},
-                             "storage": str(storage)}), log=quiet)
+                             "seeds": 1, "storage": str(storage)}), log=quiet)
     som_rerun = rerun(som, top=2, seeds=2, log=quiet)
     half = storage / "gan-half"
     make_half_finished(gan, half)

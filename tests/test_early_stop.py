@@ -63,14 +63,21 @@ def expected_stop(grace: int, patience: int, every: int) -> int:
     return first + (patience - 1) * every
 
 
-def assert_optuna_clean(root, n: int) -> None:
-    """Every trial told, none left RUNNING, no NaN anywhere in the study."""
+def assert_optuna_clean(root, n: int, pruned: int = 0) -> None:
+    """Every trial told, none left RUNNING, no NaN anywhere in the study; `pruned` of them
+    (those ASHA stopped) PRUNED with their intermediate values, the rest COMPLETE."""
     trials = study(root).get_trials(deepcopy=False)
     assert len(trials) == n
+    states = [t.state for t in trials]
+    assert states.count(optuna.trial.TrialState.PRUNED) == pruned, trials
     for t in trials:
+        assert not any(math.isnan(v) for v in t.intermediate_values.values()), t
+        if t.state == optuna.trial.TrialState.PRUNED:  # Optuna keeps its last report
+            assert t.intermediate_values and t.value == t.intermediate_values[
+                max(t.intermediate_values)], t
+            continue
         assert t.state == optuna.trial.TrialState.COMPLETE, t
         assert t.value is not None and not math.isnan(t.value), t
-        assert not any(math.isnan(v) for v in t.intermediate_values.values()), t
 
 
 # ---- the detector on its own ---------------------------------------------------------------
@@ -268,7 +275,7 @@ def test_a_som_that_diverges_ends_at_once_and_the_sweep_goes_on(ray_local, tmp_p
                        "steps": 2, "report_every": 1, "metric": "quantization_error",
                        "space": {"eta0": {"choices": [0.5, 10.0]}},
                        "fixed": {"rows": 4, "cols": 4, "rule": "online", "sigma0": 3.0},
-                       "max_concurrent": 2, "storage": str(tmp_path)})
+                       "max_concurrent": 2, "seeds": 1, "storage": str(tmp_path)})
     root = submit(spec, **QUIET)
     check_divergence(root, spec, lambda row: not math.isfinite(float(row["quantization_error"])),
                      lambda config: config["eta0"] == 10.0)
@@ -287,7 +294,7 @@ def test_a_gan_whose_loss_overflows_ends_at_once_and_the_sweep_goes_on(ray_local
                        "steps": 10, "report_every": 5, "metric": "coverage",
                        "space": {"batch_size": {"choices": [16, 256]}},
                        "fixed": {"width": 8, "code_length": 2, "minibatch_disc": False},
-                       "max_concurrent": 2, "storage": str(tmp_path)})
+                       "max_concurrent": 2, "seeds": 1, "storage": str(tmp_path)})
     root = submit(spec, **QUIET)
     check_divergence(root, spec, lambda row: not math.isfinite(float(row["loss_d"])),
                      lambda config: config["batch_size"] == 256)
@@ -321,7 +328,11 @@ def test_asha_stops_poor_trials_and_they_say_so(ray_local, tmp_path):
     assert {r["stop_reason"] for r in rs.values()} <= {"asha", "completed"}
     s = collect(root)
     assert s["counts"]["asha"] == len(asha) and "asha" in format_status(s)
-    assert_optuna_clean(root, spec.trials)
+    # what TPE learns: a run ASHA cut short is PRUNED (Optuna's own pruners' state), with
+    # the objective at each report as its intermediate values, never a COMPLETE value
+    assert_optuna_clean(root, spec.trials, pruned=len(asha))
+    for t in study(root).get_trials(states=(optuna.trial.TrialState.PRUNED,)):
+        assert max(t.intermediate_values) == every
 
 
 def test_small_early_stop_benchmark_saves_steps_at_the_same_best(ray_local, tmp_path):

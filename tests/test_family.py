@@ -44,7 +44,7 @@ from jobs.submit import submit
 submit(parse_spec({"name": "standin", "trainer": NAME, "dataset": "gauss1d", "trials": 3,
                    "steps": 60, "report_every": 20, "metric": "coverage",
                    "space": {"lr_g": {"low": 0.01, "high": 0.2, "log": True}},
-                   "storage": sys.argv[1]}), log=lambda *_: None)
+                   "seeds": 1, "storage": sys.argv[1]}), log=lambda *_: None)
 """
 
 

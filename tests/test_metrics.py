@@ -309,3 +309,28 @@ def test_image_reports_load_the_evaluator_once_per_trainer(digits: Dataset, monk
                       history=[], on_report=lambda row: None)
     assert len(calls) == 1
     assert all(r["mode_diversity"] > 0.9 for r in rows) and "fid" in rows[-1]
+
+
+@pytest.mark.parametrize("name", ["ring8", "grid25"])
+def test_mixture_score_ranks_sharp_and_complete_above_either_alone(name: str) -> None:
+    """The one scalar for mixtures, at the values its documentation gives."""
+    from analysis.metrics.modes import mode_scores
+
+    data = load_dataset(name)
+    m, s, n = data.modes, data.mode_std, 2500
+    rng = np.random.default_rng(0)
+    k = len(m)
+    cases = {
+        "real": data.held_out[:n],
+        "diffuse": m[rng.integers(k, size=n)] + 5 * s * rng.standard_normal((n, 2)),
+        "half": m[rng.choice(np.arange(0, k, 2), size=n)] + s * rng.standard_normal((n, 2)),
+        "one": m[np.zeros(n, int)] + s * rng.standard_normal((n, 2)),
+    }
+    got = {c: mode_scores(x, m, s)["mixture_score"] for c, x in cases.items()}
+    want = {"ring8": {"real": 0.99, "diffuse": 0.16, "half": 0.49, "one": 0.12},
+            "grid25": {"real": 0.98, "diffuse": 0.17, "half": 0.51, "one": 0.04}}[name]
+    assert got == pytest.approx(want, abs=0.015)
+    assert got["real"] > got["half"] > got["diffuse"] > got["one"]
+    # the two it combines cannot rank these alone
+    assert mode_scores(cases["one"], m, s)["hq_fraction"] > 0.98
+    assert mode_scores(cases["diffuse"], m, s)["modes_captured"] == k

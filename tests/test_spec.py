@@ -46,7 +46,14 @@ def spec_with(**changes):
     ({"early_stop": {"collapse": {"threshold": 3}}}, "early_stop.collapse.threshold"),
     ({"early_stop": {"asha": {"reduction_factor": 1}}}, "early_stop.asha.reduction_factor"),
     ({"name": "../escape"}, "name: '../escape' is not valid"),
-    ({"trials": None}, "missing key trials"),
+    ({"trials": None}, "give trials (how many configurations) or budget"),
+    ({"budget": {"steps": 0}}, "budget.steps: 0 is not valid"),
+    ({"budget": {"hours": "2"}}, "budget.hours: '2' is not valid"),
+    ({"budget": {"epochs": 5}}, "write budget: {steps: 400000}"),
+    ({"seeds": 0}, "seeds.count: 0 is not valid"),
+    ({"seeds": {"count": 3, "statistic": "median"}}, "seeds.statistic: 'median' is not valid"),
+    ({"seeds": {"runs": 3}}, "seeds: {'runs': 3} is not valid"),
+    ({"sampler": "grid"}, "sampler: 'grid' is not valid"),
 ])
 def test_bad_spec_is_refused_with_the_key(changes, fragment):
     with pytest.raises(ConfigError) as err:

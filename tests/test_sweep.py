@@ -99,7 +99,11 @@ def test_a_second_family_sweeps_too(ray_local, tmp_path):
                        "fixed": {"rows": 4, "cols": 4}, "storage": str(tmp_path)})
     root = submit(spec, log=lambda *_: None)
     rs = results(root)
-    assert len(rs) == 2
+    # the default judges configurations on 3 seeds: with 2 configurations, too few to race,
+    # both run on all three
+    s = collect(root)
+    assert s["configurations"] == 2 and len(rs) == s["runs"] == 6
+    assert sorted(c["seed_list"] for c in s["ranking"]) == [[0, 1, 2], [0, 1, 2]]
     for key, r in rs.items():
         assert r["final"]["quantization_error"] > 0
         assert (root / sd.TRIALS / key / "weights.npy").is_file()

@@ -12,6 +12,14 @@ KL(p || u) = ln K - H(p), with 0 ln 0 = 0, so empty modes are safe: keeping K/2 
 gives ln 2, one mode gives ln K. With no high-quality sample at all there is no histogram; we
 report ln K, the value of the worst histogram, so the number stays finite (a NaN would read as
 divergence in the training loop) and monotone in quality.
+
+`mixture_score` = hq_fraction x exp(-reverse_kl), in [0, 1]: the share of samples that are
+sharp, times the effective number of modes they spread over (exp of the histogram's entropy)
+divided by K. Neither count alone ranks runs as a researcher does: every good run ties at
+modes_captured = K, and a run on one sharp mode has hq_fraction 0.99. Values at n = 2500
+(tests/test_metrics.py), ring8 / grid25: real data 0.99 / 0.98; every mode present but
+diffuse (std x 5) 0.16 / 0.17; half the modes (4 of 8, 13 of 25), sharp 0.49 / 0.51; one
+mode, sharp 0.12 / 0.04; nothing near a mode 0.
 """
 from __future__ import annotations
 
@@ -48,8 +56,10 @@ def reverse_kl(counts: np.ndarray) -> float:
 def mode_scores(x: np.ndarray, means: np.ndarray, std: float) -> dict[str, float]:
     """modes_captured, hq_fraction and reverse_kl of (N, D) samples against K known means."""
     counts, hq_fraction = mode_histogram(x, means, std)
+    rkl = reverse_kl(counts)
     return {
         "modes_captured": float((counts > 0).sum()),
         "hq_fraction": hq_fraction,
-        "reverse_kl": reverse_kl(counts),
+        "reverse_kl": rkl,
+        "mixture_score": float(hq_fraction * np.exp(-rkl)),
     }

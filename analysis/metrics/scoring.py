@@ -136,7 +136,8 @@ def reference(data, evaluator=None) -> Reference:
     return built
 
 
-CHEAP_MIXTURE = frozenset({"mode_diversity", "modes_captured", "hq_fraction", "reverse_kl"})
+CHEAP_MIXTURE = frozenset({"mode_diversity", "modes_captured", "hq_fraction", "reverse_kl",
+                           "mixture_score"})
 CHEAP_OTHER = frozenset({"mode_diversity", "coverage"})
 
 
