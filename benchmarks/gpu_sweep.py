@@ -148,7 +148,9 @@ def sweep_phase(sizes, cuda: bool, deadline: float) -> dict:
     # On a machine without CUDA, one logical GPU: Ray assigns it as it would a real one
     # (CUDA_VISIBLE_DEVICES, ray.get_gpu_ids()); the trials then train on the CPU.
     extra = {} if cuda else {"num_cpus": 2, "num_gpus": 1}
-    ray.init(include_dashboard=False, log_to_driver=False, **extra)
+    # "local": a Ray of its own even where RAY_ADDRESS or a stale ray_current_cluster points
+    # elsewhere; one try on a borrowed machine should not depend on what ran there before
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, **extra)
     storage = Path(tempfile.mkdtemp(prefix="gansweep-gpu-check-"))
     arms = {}
     try:
