@@ -10,6 +10,7 @@ from pathlib import Path
 
 from analysis import layout
 from jobs import sweep_dir as sd
+from jobs.resources import check_gpus
 from jobs.spec import SweepSpec
 from jobs.stopping import collapse_rule
 from jobs.trial import TrialControl
@@ -93,6 +94,7 @@ def trial_dirname(trial) -> str:
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
     data = check_data(spec)
+    check_gpus(spec.resources, address, log)
     meta = sd.create(spec)
     return _run(spec, Path(spec.sweep_dir), meta, data, address, log)
 
@@ -115,6 +117,7 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
     if budget:
         meta["budget"] = {**sweep_budget(spec, meta), **budget}
     data = check_data(spec)
+    check_gpus(spec.resources, address, log)
     return _run(spec, root, meta, data, address, log)
 
 

@@ -145,7 +145,8 @@ def trainable(config: dict, control: TrialControl) -> None:
         detector.load_state_dict(saved["detector"])
     else:
         store.write_json(key, layout.CONFIG, control.record(
-            config, trial_id, node_id=_node_id(), device=str(trainer.device)))
+            config, trial_id, node_id=_node_id(), device=str(trainer.device),
+            gpu_ids=_gpu_ids()))
     resumed_from = trainer.step
 
     def as_report(row: dict, reason: str) -> dict:
@@ -207,6 +208,14 @@ def _node_id() -> str | None:
     import ray
 
     return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
+def _gpu_ids() -> list[str]:
+    """The GPUs Ray assigned this trial (what its CUDA_VISIBLE_DEVICES names), kept beside the
+    device the trainer chose so a sweep shows how trials were packed onto GPUs."""
+    import ray
+
+    return [str(i) for i in ray.get_gpu_ids()] if ray.is_initialized() else []
 
 
 def tune_trainable(control: TrialControl, resources: dict[str, Any]):
