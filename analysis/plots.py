@@ -334,26 +334,27 @@ def param_scatter(title: str, trials: pd.DataFrame, params: list[str], metric: s
 # ---- budget --------------------------------------------------------------------------------
 
 def best_so_far(metric: str, dataset: str, series: list[dict], path: Path) -> Path:
-    """Best value so far against configurations ended and against compute spent. Each series:
-    {"label", "n": [1..], "compute": [...], "best": [...]}."""
+    """Best completed run so far against runs ended and against budget spent (training
+    steps). Each series: {"label", "n": [1..], "steps": [...], "best": [...]}."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     for i, s in enumerate(series):
         color = TOP_COLORS[i % len(TOP_COLORS)]
         a1.step(s["n"], s["best"], where="post", color=color, lw=1.8, label=s["label"])
-        a2.step(s["compute"], s["best"], where="post", color=color, lw=1.8, label=s["label"])
+        a2.step(s["steps"], s["best"], where="post", color=color, lw=1.8, label=s["label"])
         best = np.asarray(s["best"], dtype=float)
         prev = np.concatenate([[np.nan], best[:-1]])
         new = np.isfinite(best) & ~(best == prev)  # a marker where the best improved
         a1.plot(np.asarray(s["n"])[new], best[new], "o", color=color, ms=4)
-        a2.plot(np.asarray(s["compute"])[new], best[new], "o", color=color, ms=4)
-    a1.set_xlabel("configurations ended (in the order they ended; o: a new best)")
+        a2.plot(np.asarray(s["steps"])[new], best[new], "o", color=color, ms=4)
+    a1.set_xlabel("runs ended (in the order they ended; o: a new best)")
     a1.xaxis.set_major_locator(MaxNLocator(integer=True))
-    a2.set_xlabel("compute spent: training seconds summed over configurations")
+    a2.set_xlabel("budget spent: training steps summed over runs (a stopped run's to its "
+                  "stop)")
     for ax in (a1, a2):
-        ax.set_ylabel("best " + _metric_label(metric))
+        ax.set_ylabel("best completed " + _metric_label(metric))
         ax.grid(alpha=0.3)
-    a1.set_title(f"{dataset}: best {metric} so far vs trials")
-    a2.set_title(f"{dataset}: best {metric} so far vs compute")
+    a1.set_title(f"{dataset}: best {metric} so far vs runs")
+    a2.set_title(f"{dataset}: best {metric} so far vs budget spent")
     a1.legend(loc="best")
     fig.tight_layout()
     return _save(fig, path)

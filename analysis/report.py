@@ -327,28 +327,44 @@ def leaderboard(s: Sweep) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def configuration_board(s: Sweep) -> pd.DataFrame:
+    """Configurations over their seeds: what the sweep ranks and returns."""
+    varying, _ = _varying_hp(s)
+    rows = []
+    for r in s.configurations.to_dict("records"):
+        row = {"rank": fmt(r.get("rank")), "config": _short(r["key"]),
+               "seeds": f"{r['seeds']} of {s.seeds['count']}",
+               f"{s.seeds['statistic']} {s.metric}": fmt(r["value"]), "std": fmt(r["std"]),
+               "per seed": ", ".join(fmt(v) for v in r["values"]),
+               "state": _state_text(r["state"]), "objective told": fmt(r["objective"])}
+        for c in varying:
+            row[c[3:]] = fmt(r.get(c))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def _leaderboard_section(page: Page, ctx: _Context) -> None:
     page.h(2, "Leaderboard")
-    page.p("Every configuration, failed and stopped ones included, ranked by the sweep's metric "
-           "as measured (ties: completed runs first). Runs with no finite value, and unfinished "
-           "ones, have no rank and come last.")
+    page.p("Configurations first, ranked by their seed-robust value (the sweep's `seeds` "
+           "statistic over the seeds each ran): those judged on every seed, then those judged "
+           "on fewer; a configuration with a stopped run (collapsed, diverged, ASHA, failed) is "
+           "never ranked and comes below, as do unfinished ones. Then every run, failed and "
+           "stopped ones included: completed runs ranked by the metric as measured, the others "
+           "after them without a rank.")
     searches = ctx.searches
     if len(searches) > 1:
         page.h(3, "Across sweeps: the best configuration of each")
         rows = []
         for s in searches:
-            best = s.ranked().head(1)
+            conf = s.best_configuration()
             row = {"sweep": s.name, "trainer": s.trainer, "dataset": s.dataset_name,
                    "metric": f"{s.metric} ({s.mode})"}
-            if len(best):
-                b = best.iloc[0]
-                row.update({"best value": fmt(b["value"]), "config": _short(b["key"]),
-                            "state": b["state"], "step": fmt(b["stop_step"])})
-                for m in ("mode_diversity", "fid", "coverage", "unit_utilization"):
-                    if f"final_{m}" in b and not _nan(b[f"final_{m}"]):
-                        row[m] = fmt(b[f"final_{m}"])
+            if conf is not None:
+                row.update({"best value": fmt(conf["value"]), "± std": fmt(conf["std"]),
+                            "seeds": f"{conf['seeds']} of {s.seeds['count']}",
+                            "config": _short(conf["key"]), "state": conf["state"]})
             else:
-                row["best value"] = "none ended yet"
+                row["best value"] = "none completed yet"
             row["configurations"] = f"{s.n_ended}/{s.planned}"
             row["stopped early"] = int(s.trials["state"].isin(STOPPED_EARLY).sum())
             row["failed"] = int((s.trials["state"] == layout.FAILED).sum())
@@ -368,21 +384,29 @@ def _leaderboard_section(page: Page, ctx: _Context) -> None:
             page.p("Same in every configuration: "
                    + ", ".join(f"{k}={fmt(v)}" for k, v in sorted(fixed.items())))
         page.p(_how_sure(s, ctx))
+        if s.seeds["count"] > 1 and len(s.configurations):
+            page.table(configuration_board(s))
+            page.p("Every run:")
         page.table(leaderboard(s))
 
 
 def _how_sure(s: Sweep, ctx: _Context) -> str:
-    r = s.ranked()
+    r = s.ranked_configurations()
     if not len(r):
-        return f"No configuration has ended with a finite {s.metric} yet."
+        return f"No configuration has completed with a finite {s.metric} yet."
     b = r.iloc[0]
-    text = (f"Best {s.metric}: {fmt(b['value'])} (config {_short(b['key'])}, {b['state']} at "
-            f"step {fmt(b['stop_step'])}).")
+    spread = "" if _nan(b["std"]) else f" ± {fmt(b['std'])}"
+    text = (f"Best {s.metric}: {fmt(b['value'])}{spread} over {b['seeds']} seed(s) "
+            f"(config {_short(b['key'])}).")
     if len(r) > 1:
         gap = abs(float(r.iloc[1]["value"]) - float(b["value"]))
         text += f" Runner-up {fmt(r.iloc[1]['value'])} (gap {fmt(gap)})."
     if s.is_rerun:
         return text
+    if b["judged_on_all_seeds"] and s.seeds["count"] > 1:
+        return text + (f" Each was judged on the same {s.seeds['count']} seeds by the "
+                       f"{s.seeds['statistic']}; `gansweep rerun {s.root} --top K --seeds S` "
+                       "trains the top ones on seeds the sweep never used.")
     rerun = next((x for x in ctx.sweeps if x.is_rerun
                   and Path(x.rerun["of"]).resolve() == s.root.resolve()), None)
     if rerun is None:
@@ -576,29 +600,32 @@ def _importance_section(page: Page, ctx: _Context) -> None:
 # ---- budget --------------------------------------------------------------------------------
 
 def best_so_far_series(s: Sweep) -> dict:
-    """Ended configurations in the order they ended: count, cumulative training seconds, and
-    the best finite value so far (NaN before the first)."""
+    """Ended runs in the order they ended: count, cumulative budget (training steps) and
+    training seconds spent, and the best value of a *completed* run so far (NaN before the
+    first; a stopped run spends budget but is never the incumbent)."""
     t = s.trials[s.trials["state"] != UNFINISHED].copy()
     order = t["finished"].fillna(t["created"]).fillna(0.0)
     t = t.assign(_o=order).sort_values(["_o", "key"])
     sign = 1.0 if s.mode == "min" else -1.0
     best, out_best = math.inf, []
-    for v in t["value"].astype(float):
-        if math.isfinite(v) and sign * v < best:
+    for v, state in zip(t["value"].astype(float), t["state"]):
+        if state == layout.COMPLETED and math.isfinite(v) and sign * v < best:
             best = sign * v
         out_best.append(sign * best if math.isfinite(best) else math.nan)
     compute = np.nancumsum(t["time_s"].astype(float).to_numpy())
+    steps = np.nancumsum(t["stop_step"].astype(float).to_numpy())
     return {"label": s.label, "n": list(range(1, len(t) + 1)), "compute": list(compute),
-            "best": out_best}
+            "steps": list(steps), "best": out_best}
 
 
 def _best_so_far_section(page: Page, ctx: _Context) -> None:
     page.h(2, "Best objective so far")
-    page.p("The best value of each sweep's metric (as measured) against the number of "
-           "configurations ended and against compute spent, per family — the budget plot of "
-           "large GAN studies. Compute is training seconds (each configuration's time_s: its "
-           "training and scoring time, summed over configurations; not wall-clock, since "
-           "configurations run in parallel).")
+    page.p("The best value of each sweep's metric (as measured) among runs that completed, "
+           "against the number of runs ended and against the budget spent, per family — how "
+           "Hyperband, ASHA and BOHB judge a search. Budget is training steps summed over "
+           "runs, a stopped run's up to where it stopped (what `budget: {steps: N}` counts); "
+           "the table also gives training seconds (each run's time_s, training and scoring, "
+           "summed: not wall-clock, since runs go in parallel).")
     if not ctx.searches:
         page.note("skipped — only seed reruns were given")
         return
@@ -610,8 +637,12 @@ def _best_so_far_section(page: Page, ctx: _Context) -> None:
         rows = []
         for s, ser in zip(group, series):
             finite = [b for b in ser["best"] if math.isfinite(b)]
+            budget = s.budget.get("steps")
             rows.append({"sweep": s.name, "family": s.trainer, "dataset": s.dataset_name,
-                         "configurations ended": len(ser["n"]),
+                         "runs ended": len(ser["n"]),
+                         "budget spent (steps)": fmt(ser["steps"][-1] if ser["steps"]
+                                                     else 0.0)
+                         + (f" of {fmt(budget)}" if budget else ""),
                          "compute (training s)": fmt(ser["compute"][-1] if ser["compute"]
                                                      else 0.0),
                          f"best {metric}": fmt(finite[-1]) if finite else "none yet"})

@@ -92,7 +92,9 @@ class Budget:
         self.steps, self.hours = steps, hours
         self.spent_steps, self.prior_s = spent_steps, spent_s
         self.started = time.time()
-        self.committed: dict[str, int] = {}  # Tune trial id -> steps it may still train
+        # Tune trial id -> the steps a running run may train in all (counted as spent, at
+        # what it really trained, when it ends)
+        self.committed: dict[str, int] = {}
         self.expired = False  # the hour budget ran out and running trials were stopped
 
     def elapsed_s(self) -> float:
@@ -190,7 +192,6 @@ class SweepSearch(Searcher):
         step = int(result.get("step", 0))
         start, _ = self.trained[trial_id]
         self.trained[trial_id] = (start, max(step, start))
-        self.budget.committed[trial_id] = max(0, self.control.steps - step)
         race = self.races[cid]
         value = result.get("objective")
         if j == 0 and race.number is not None and isinstance(value, (int, float)) \
@@ -206,6 +207,8 @@ class SweepSearch(Searcher):
             return
         race = self.races[cid]
         race.running.discard(j)
+        if result and not result.get("reused"):  # the last report comes only here
+            end = max(end, int(result.get("step", 0) or 0))
         self.budget.spent_steps += end - start
         if self.budget.expired:  # stopped by the hour budget: resumable, not an outcome
             self.resume_at[(cid, j)] = end
@@ -239,7 +242,7 @@ class SweepSearch(Searcher):
         if self.budget.steps is not None:
             text += f", {self.budget.spent_steps} of {self.budget.steps} budget steps spent"
         if self.budget.hours is not None:
-            text += (f", {self.budget.elapsed_s() / 3600:.2f} of {self.budget.hours:g} budget "
+            text += (f", {self.budget.elapsed_s() / 3600:.3g} of {self.budget.hours:.3g} budget "
                      "hours spent")
         return text
 

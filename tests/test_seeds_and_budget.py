@@ -1,0 +1,187 @@
+"""Seed racing and budgets in real sweeps on a real local Ray: configurations judged on several
+seeds with Optuna told the robust value, `gansweep train --from` training what a sweep
+returned, step and hour budgets that are spent, shown, resumed and extended."""
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from analysis.layout import TrialStore
+from jobs import sweep_dir as sd
+from jobs.spec import parse_spec
+from jobs.status import collect, format_status
+from jobs.submit import resume, submit
+from tests.conftest import run_cli, tiny_spec
+
+QUIET = {"log": lambda *_: None}
+
+
+def results(root) -> dict:
+    return {p.parent.name: json.loads(p.read_text())
+            for p in sorted((root / sd.TRIALS).glob("*/result.json"))}
+
+
+def study(root):
+    meta = json.loads((root / sd.META).read_text())
+    return optuna.load_study(study_name=meta["study_name"],
+                             storage=f"sqlite:///{root / sd.OPTUNA_DB}")
+
+
+@pytest.fixture(scope="module")
+def raced(ray_local, tmp_path_factory):
+    """Six configurations on gauss1d (fid varies smoothly with the learning rates), judged
+    on up to 3 seeds with one configuration racing at a time."""
+    storage = tmp_path_factory.mktemp("raced")
+    spec = parse_spec(tiny_spec(storage, name="raced", dataset="gauss1d", metric="fid",
+                                trials=6, steps=20, report_every=10,
+                                fixed={"width": 8, "batch_size": 32},
+                                seeds={"count": 3, "top": 1},
+                                early_stop={"collapse": False}))
+    return spec, submit(spec, **QUIET)
+
+
+def test_only_configurations_that_win_their_race_get_more_seeds(raced):
+    spec, root = raced
+    s = collect(root)
+    by_seeds = {}
+    for c in s["ranking"]:
+        by_seeds.setdefault(len(c["seed_list"]), []).append(c)
+        assert c["seed_list"] == [0, 1, 2][:len(c["seed_list"])]  # seeds in order, no gaps
+    assert s["configurations"] == 6 and s["runs"] == sum(len(c["seed_list"])
+                                                        for c in s["ranking"])
+    assert 3 in by_seeds and 1 in by_seeds  # some won a race, some lost
+    # a loser lost to configurations at least as good on the first seed (fid: lower wins)
+    first = {c["key"]: c["values"][0] for c in s["ranking"]}
+    best_first = min(first.values())
+    assert min(c["values"][0] for c in by_seeds[3]) == best_first
+    # what the sweep returns was judged on every seed
+    assert s["best"]["judged_on_all_seeds"] and s["best"]["seeds"] == 3
+    assert "over seeds 0, 1, 2" in format_status(s)
+
+
+def test_optuna_is_told_the_mean_over_seeds(raced):
+    spec, root = raced
+    rs = results(root)
+    s = collect(root)
+    trials = study(root).get_trials(deepcopy=False)
+    assert {t.state for t in trials} == {optuna.trial.TrialState.COMPLETE}
+    assert len(trials) == s["configurations"]
+    told = sorted(t.value for t in trials)
+    robust = sorted(sum(rs[k]["objective"] for k in _run_keys(root, c)) / len(c["seed_list"])
+                    for c in s["ranking"])
+    assert told == pytest.approx(robust)
+
+
+def _run_keys(root, config_row) -> list[str]:
+    store = TrialStore.of(root)
+    want = config_row["config"]
+    return [k for k in store.keys() if store.read_json(k, "config.json")["config"] == want]
+
+
+def test_train_from_a_sweep_trains_its_returned_configuration_on_a_fresh_seed(raced, tmp_path):
+    spec, root = raced
+    out = tmp_path / "again"
+    proc = run_cli("train", "--from", str(root), "--steps", "20", "--out", str(out))
+    record = json.loads((out / "config.json").read_text())
+    best = collect(root)["best"]
+    assert record["config"] == best["config"] and record["trainer"] == "gan"
+    assert record["seed"] == 3 and record["dataset"] == "gauss1d"  # the sweep used 0, 1, 2
+    assert "over seeds 0, 1, 2" in proc.stdout
+    bad = run_cli("train", "gan", "--from", str(root), "--out", str(tmp_path / "x"),
+                  check=False)
+    assert bad.returncode == 2 and "drop the trainer" in bad.stderr
+
+
+def test_a_step_budget_is_spent_exactly_and_extended_on_resume(ray_local, tmp_path):
+    """No trials key: 200 budget steps of 40-step runs are five runs; a resume with nothing
+    left starts nothing; --budget raises it and two more run."""
+    spec = parse_spec({k: v for k, v in tiny_spec(
+        tmp_path, name="steps", trials=None, steps=40, report_every=20,
+        budget={"steps": 200}, early_stop={"collapse": False}).items() if v is not None})
+    root = submit(spec, **QUIET)
+    s = collect(root)
+    assert s["runs"] == 5 and s["steps_spent"] == 200
+    assert s["budget"]["steps_left"] == 0 and "200 of 200 training steps spent" in \
+        format_status(s)
+    before = results(root)
+    resume(root, **QUIET)
+    assert results(root) == before  # nothing left: nothing ran
+    proc = run_cli("resume", str(root), "--budget", "steps=280")
+    assert proc.returncode == 0
+    s = collect(root)
+    assert s["runs"] == 7 and s["steps_spent"] == 280 and s["budget"]["steps"] == 280
+    assert all(before[k] == r for k, r in results(root).items() if k in before)
+
+
+def test_stopped_runs_count_up_to_their_stop_and_give_the_rest_back(ray_local, tmp_path):
+    """Every run collapses at its first report (threshold 1.0: mode diversity never reaches
+    it), so each spends 20 of its 40 planned steps: 200 budget steps buy nine runs, not five,
+    and the last 20 stay unspent because a run starts only when its planned 40 fit."""
+    spec = parse_spec({k: v for k, v in tiny_spec(
+        tmp_path, name="refund", trials=None, steps=40, report_every=20,
+        budget={"steps": 200},
+        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0}}).items()
+        if v is not None})
+    root = submit(spec, **QUIET)
+    s = collect(root)
+    assert s["counts"]["collapsed"] == s["runs"] == 9 and s["steps_spent"] == 180
+    assert s["budget"]["steps_left"] == 20
+
+
+def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_path):
+    """Runs far longer than a budget of a few seconds: they are stopped where they stand,
+    keep their checkpoints, are neither outcomes nor Optuna results; a resume with a larger
+    budget continues each from its checkpoint (no report trained twice)."""
+    spec = parse_spec(tiny_spec(tmp_path, name="hours", trials=2, steps=500_000,
+                                report_every=200, budget={"hours": 8 / 3600},
+                                fixed={"width": 8, "batch_size": 16},
+                                early_stop={"collapse": False}))
+    root = submit(spec, **QUIET)
+    s = collect(root)
+    assert s["counts"]["unfinished"] == s["runs"] >= 1 and not results(root)
+    assert s["budget"]["hours_left"] == 0
+    first = {t["key"]: t["step"] for t in s["trials"]}
+    assert all(v < 500_000 for v in first.values()) and max(first.values()) > 0
+    assert {t.state for t in study(root).trials} == {optuna.trial.TrialState.RUNNING}
+    text = run_cli("status", str(root)).stdout
+    assert "hours spent" in text and f"{s['runs']} running or interrupted" in text
+    resume(root, budget={"hours": 24 / 3600}, **QUIET)
+    s = collect(root)
+    second = {t["key"]: t["step"] for t in s["trials"]}
+    assert s["counts"]["unfinished"] == 2 and not results(root)
+    assert all(second[k] >= first[k] for k in first) and second != first
+    for key in first:  # its history is whole: one row per report, none trained twice
+        lines = (root / sd.TRIALS / key / "metrics.csv").read_text().splitlines()[1:]
+        steps = [int(float(ln.split(",")[0])) for ln in lines]
+        assert steps == list(range(200, second[key] + 1, 200))
+    assert {t.state for t in study(root).trials} == {optuna.trial.TrialState.RUNNING}
+
+
+def test_a_sweep_made_before_seeds_and_budgets_existed_keeps_its_fingerprint(tmp_path):
+    """Its frozen spec has no seeds, budget or sampler: opened, it means one seed each, and
+    its fingerprint is what the version that made it wrote (the old formula, spelled out)."""
+    import hashlib
+
+    import yaml
+
+    old = {"name": "old", "trainer": "gan", "dataset": "ring8", "trials": 3, "steps": 40,
+           "report_every": 20, "metric": "modes_captured", "seed": 0, "space": {},
+           "fixed": {"width": 16}, "early_stop": {"collapse": {"threshold": 0.25,
+                                                               "patience": 3,
+                                                               "grace_steps": None},
+                                                  "asha": None},
+           "resources": {"cpu": 1, "gpu": 0}, "max_concurrent": 2, "max_failures": 2,
+           "score_every": None, "storage": str(tmp_path)}
+    keep = {k: v for k, v in old.items()
+            if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures")}
+    fingerprint = hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()
+                               ).hexdigest()
+    root = tmp_path / "old"
+    root.mkdir()
+    (root / sd.SPEC).write_text(yaml.safe_dump(old, sort_keys=False))
+    (root / sd.META).write_text(json.dumps({"study_name": "old-1", "runs": [],
+                                            "spec_fingerprint": fingerprint}))
+    spec, _ = sd.open_existing(root)
+    assert spec.seeds["count"] == 1 and spec.budget == {"steps": None, "hours": None}
