@@ -169,8 +169,8 @@ class SweepSearch(Searcher):
             return Searcher.FINISHED
         self._decide()
         run = self._next_queued()
-        if run is None and self._can_grow():
-            run = self._new_configuration()
+        if run is None and self._can_grow() and self.budget.fits(self.control.steps):
+            run = self._new_configuration()  # asked only once it can start at once
         if run is None or not self.budget.fits(self._remaining(*run)):
             if not self.runs:  # nothing running: nothing will change
                 self._end()

@@ -9,7 +9,8 @@ worst possible objective (-inf when maximising, +inf when minimising; never NaN)
 stores as a COMPLETE trial with that value, so TPE ranks its region last and learns to avoid
 it; the metric columns keep the honest numbers. ASHA (optional) stops merely poor runs on the
 objective and never sees those penalties (FiniteASHA). Every configuration's result.json keeps
-`stop_reason` (completed, collapsed, diverged, asha, failed) and `stop_step`.
+`stop_reason` (completed, collapsed, diverged, asha, failed) and `stop_step`. With
+`early_stop: {penalty: false}` the searcher is told such a run's measured metric instead.
 """
 from __future__ import annotations
 
@@ -28,14 +29,19 @@ PATIENCE, GRACE_FRACTION = 3, 0.25
 
 
 def validate_early_stop(raw: Any, trainer: str) -> dict:
-    """Normalise `early_stop: {collapse: {...} | false, asha: {...} | absent}`.
+    """Normalise `early_stop: {collapse: {...} | false, asha: {...} | absent, penalty}`.
 
-    The result parses back to itself (it is what the frozen spec stores)."""
+    The result parses back to itself (it is what the frozen spec stores); `penalty` appears
+    only when false, so specs frozen before it existed keep their fingerprints."""
     raw = {} if raw is None else raw
-    if not isinstance(raw, dict) or set(raw) - {"collapse", "asha"}:
+    if not isinstance(raw, dict) or set(raw) - {"collapse", "asha", "penalty"}:
         raise ConfigError("early_stop: write {collapse: {threshold: 0.3, patience: 3, "
-                          "grace_steps: 500}, asha: {grace_steps: 200, reduction_factor: 3}}; "
-                          "divergence (NaN/inf) always stops a trial")
+                          "grace_steps: 500}, asha: {grace_steps: 200, reduction_factor: 3}, "
+                          "penalty: true}; divergence (NaN/inf) always stops a trial")
+    penalty = raw.get("penalty", True)
+    if not isinstance(penalty, bool):
+        raise ConfigError(f"early_stop.penalty: {penalty!r}; write true (collapsed and "
+                          "diverged runs are told the worst value) or false (their metric)")
     cls = get_trainer(trainer)
     collapse = raw.get("collapse", {})
     if collapse is False:
@@ -68,6 +74,8 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
         if isinstance(rf, bool) or not isinstance(rf, (int, float)) or rf <= 1:
             raise ConfigError(f"early_stop.asha.reduction_factor: {rf!r}; write a number > 1")
         out["asha"] = {"grace_steps": g, "reduction_factor": rf}
+    if not penalty:
+        out["penalty"] = False
     return out
 
 

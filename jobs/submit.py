@@ -25,7 +25,8 @@ def control(spec: SweepSpec, root: Path, run_id: str) -> TrialControl:
         mode=spec.mode, store=str(root / layout.TRIALS),
         evaluators=str(root / layout.EVALUATORS), run_id=run_id,
         threads=max(1, int(spec.resources["cpu"])),
-        collapse=collapse_rule(spec.early_stop, spec.trainer, spec.steps))
+        collapse=collapse_rule(spec.early_stop, spec.trainer, spec.steps),
+        penalize=spec.early_stop.get("penalty", True))
 
 
 def check_data(spec: SweepSpec):

@@ -47,6 +47,7 @@ class TrialControl:
     run_id: str  # this driver run; a lease of another run is stale
     threads: int = 1
     collapse: CollapseRule = field(default_factory=CollapseRule)
+    penalize: bool = True  # collapsed and diverged runs are told the worst value
 
     def hyperparameters(self, config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in RESERVED}
@@ -79,11 +80,11 @@ class TrialControl:
                 "created": time.time(), **extra}
 
     def objective(self, row: dict) -> float:
-        """The value the searcher sees: the metric, or a deliberate worst value for runs that
-        collapsed or diverged so TPE learns to avoid that region (the metric column stays
-        honest)."""
+        """The value the searcher sees: the metric, or (`penalize`) a deliberate worst value
+        for runs that collapsed or diverged so TPE learns to avoid that region (the metric
+        column stays honest)."""
         worst = math.inf if self.mode == "min" else -math.inf
-        if layout.stop_reason(row):
+        if self.penalize and layout.stop_reason(row):
             return worst
         value = row.get(self.metric)
         return worst if value is None or not math.isfinite(value) else float(value)

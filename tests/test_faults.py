@@ -73,6 +73,53 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
     assert resumed_at, "no kill landed while a trial had a checkpoint"
 
 
+def test_sigkill_mid_race_under_a_budget_then_resume(tmp_path):
+    """Seeds and a step budget: killed while a configuration's second seed trains and again
+    later, then resumed. Every (configuration, seed) runs once to its end, none repeated,
+    histories whole, the budget spent exactly (no step counted twice), the races kept: seeds
+    run in order, and the study holds one COMPLETE trial per configuration, none RUNNING."""
+    import optuna
+
+    sweep = tmp_path / "tiny"
+    raw = fault_spec(tmp_path, seeds={"count": 2, "top": 1}, budget={"steps": 7 * STEPS})
+    del raw["trials"]
+    spec = write_spec(tmp_path / "spec.yaml", raw)
+
+    def second_seed_started():
+        return any(json.loads(p.read_text())["seed"] == 1 and p.parent.name in running(sweep)
+                   for p in sweep.glob("trials/*/config.json"))
+
+    driver = Driver("submit", str(spec), log=tmp_path / "run0.log")
+    finished_before, resumed_at = {}, {}
+    for i, (what, cond) in enumerate([("a second seed training", second_seed_started),
+                                      ("more runs ended", lambda: len(results(sweep)) >= 5)]):
+        wait_for(cond, what, driver=driver)
+        driver.kill(signal.SIGKILL)
+        finished_before.update(results(sweep))
+        resumed_at.update(running(sweep))
+        driver = Driver("resume", str(sweep), log=tmp_path / f"run{i + 1}.log")
+    assert driver.wait() == 0, driver.output()[-3000:]
+    final = results(sweep)
+    assert len(final) == 7 and all(r["stop_reason"] == "completed" for r in final.values())
+    assert sum(r["stop_step"] for r in final.values()) == 7 * STEPS
+    for key, r in finished_before.items():
+        assert final[key] == r
+    counts = collections.Counter(tune_reports(sweep))
+    assert not [kv for kv, n in counts.items() if n > 1], counts
+    for key, steps in store_steps(sweep).items():
+        assert steps == list(range(EVERY, STEPS + 1, EVERY)), (key, steps)
+    for key, step in resumed_at.items():
+        assert final[key]["resumed_from_step"] >= step
+    s = collect(sweep)
+    assert all(c["seed_list"] == list(range(len(c["seed_list"]))) for c in s["ranking"])
+    assert any(len(c["seed_list"]) == 2 for c in s["ranking"])
+    meta = json.loads((sweep / "sweep.json").read_text())
+    study = optuna.load_study(study_name=meta["study_name"],
+                              storage=f"sqlite:///{sweep / 'optuna.db'}")
+    states = collections.Counter(t.state.name for t in study.trials)
+    assert states["RUNNING"] == 0 and states["COMPLETE"] == s["configurations"], states
+
+
 def test_sigint_stops_cleanly_and_prints_the_resume_command(ray_local, tmp_path):
     sweep = tmp_path / "tiny"
     spec = write_spec(tmp_path / "spec.yaml", fault_spec(tmp_path))

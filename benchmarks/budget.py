@@ -1,0 +1,268 @@
+"""Best found for compute spent: five ways to spend the same step budget, on paired seeds.
+
+Each arm is the same seeded sweep through the real submit path (`jobs.submit.submit`), of the
+MLP GAN on ring8 or grid25 over a wide space (both learning rates over four decades, as a user
+who does not know them yet would write it), with a budget of 20 full runs' training steps and
+no cap on configurations:
+
+    random            random search, no stopping
+    tpe               TPE, no stopping
+    tpe+asha          TPE with Ray Tune's ASHA alone (what a Ray Tune user does today)
+    tpe+collapse      TPE with gansweep's collapse stopping
+    tpe+collapse+asha both
+
+The incumbent after each run is the best *completed* run so far by the sweep's own score
+(mixture_score on 2500 samples); the curve plots that incumbent's final model rescored on
+20 000 fresh samples (another latent seed), so it measures the model, not the noise of the
+score that picked it. Per arm and seed: the final incumbent at the full budget, the area under
+the best-so-far curve (mean over the budget), and the budget it needed to come within 0.02 of
+the no-stopping TPE arm's final incumbent on the same seed.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/budget.py --dataset ring8 --seeds 100-111
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/budget.py --dataset ring8 --seeds 0-3 \
+        --out benchmarks/results/budget_dev_ring8.json   # development seeds
+
+Writes benchmarks/results/budget.json (one entry per dataset, merged with what is there).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+RUNS = 20  # the budget, in full runs' steps
+FRESH_N, FRESH_SEED = 20_000, 777
+TOLERANCE = 0.02
+SPACE = {"lr_g": {"low": 1e-5, "high": 1e-1, "log": True},
+         "lr_d": {"low": 1e-5, "high": 1e-1, "log": True}}
+DATASETS = {
+    "ring8": {"steps": 2000, "report_every": 100, "fixed": {"width": 64}},
+    "grid25": {"steps": 3000, "report_every": 150, "fixed": {"width": 128}},
+}
+# Chosen on the development seeds 0-3 of each dataset (benchmarks/results/budget_dev_*.json):
+# see the README's early-stopping guidance.
+COLLAPSE = {"threshold": 0.25, "patience": 3}
+ASHA = {"reduction_factor": 3}  # grace: a tenth of a run
+ARMS = {
+    "random": {"sampler": "random", "early_stop": {"collapse": False}},
+    "tpe": {"sampler": "tpe", "early_stop": {"collapse": False}},
+    "tpe+asha": {"sampler": "tpe", "early_stop": {"collapse": False, "asha": "ASHA"}},
+    "tpe+collapse": {"sampler": "tpe", "early_stop": {"collapse": "COLLAPSE"}},
+    "tpe+collapse+asha": {"sampler": "tpe",
+                          "early_stop": {"collapse": "COLLAPSE", "asha": "ASHA"}},
+}
+
+
+def spec_for(dataset: str, arm: str, seed: int, storage: str, steps: int | None = None,
+             runs: int = RUNS, collapse: dict | None = None) -> dict:
+    d = DATASETS[dataset]
+    steps = steps or d["steps"]
+    every = max(1, d["report_every"] * steps // d["steps"])
+    early = {}
+    for k, v in ARMS[arm]["early_stop"].items():
+        if v == "COLLAPSE":
+            v = {**COLLAPSE, "grace_steps": steps // 4, **(collapse or {})}
+        elif v == "ASHA":
+            v = {**ASHA, "grace_steps": max(every, steps // 10)}
+        early[k] = v
+    return {"name": f"{dataset}-{arm}-{seed}", "trainer": "gan", "dataset": dataset,
+            "steps": steps, "report_every": every, "metric": "mixture_score", "seed": seed,
+            "space": SPACE, "fixed": d["fixed"], "early_stop": early, "seeds": 1,
+            "sampler": ARMS[arm]["sampler"], "budget": {"steps": runs * steps},
+            "max_concurrent": 2, "storage": storage}
+
+
+def rescore(root: Path, key: str, dataset) -> float:
+    """A run's final model on FRESH_N samples of another latent seed."""
+    import torch
+
+    from analysis.layout import STATE, TrialStore
+    from analysis.metrics.modes import mode_scores
+    from trainers.registry import build
+
+    store = TrialStore.of(root)
+    record = store.read_json(key, "config.json")
+    trainer = build(record["trainer"], record["dataset"], record["config"], record["seed"],
+                    device="cpu", steps=record["steps"])
+    trainer.load_state_dict(store.read_torch(key, STATE)["trainer"])
+    with torch.no_grad():
+        x = trainer.sample(FRESH_N, seed=FRESH_SEED).numpy()
+    if not np.isfinite(x).all():
+        return 0.0
+    return mode_scores(x, dataset.modes, dataset.mode_std)["mixture_score"]
+
+
+def curve(root: Path, dataset) -> dict:
+    """Best-so-far: after each run (in the order runs ended), budget spent and the current
+    incumbent's fresh score."""
+    from analysis.sweeps import load_sweep
+
+    s = load_sweep(root)
+    t = s.trials[s.trials["state"] != "unfinished"].copy()
+    t = t.assign(_o=t["finished"].fillna(0.0)).sort_values(["_o", "key"])
+    best_key, best_v, fresh = None, -math.inf, {}
+    steps, values, counts = [], [], {}
+    spent = 0.0
+    for r in t.to_dict("records"):
+        spent += float(r["stop_step"])
+        counts[r["state"]] = counts.get(r["state"], 0) + 1
+        v = float(r["value"])
+        if r["state"] == "completed" and math.isfinite(v) and v > best_v:
+            best_key, best_v = r["key"], v
+            fresh[best_key] = rescore(root, best_key, dataset)
+        steps.append(spent)
+        values.append(fresh.get(best_key, 0.0))
+    return {"steps": steps, "fresh": values, "runs": len(t), "counts": counts,
+            "configurations": int(t["config_key"].nunique()),
+            "incumbent": best_key, "incumbent_sweep_score": best_v if best_key else None}
+
+
+def at(c: dict, budget: float) -> float:
+    """The incumbent's fresh score once `budget` steps were spent (0 before any)."""
+    out = 0.0
+    for s, v in zip(c["steps"], c["fresh"]):
+        if s > budget + 1e-9:
+            break
+        out = v
+    return out
+
+
+def auc(c: dict, budget: float) -> float:
+    """Mean over the budget of the best-so-far step function."""
+    xs = [0.0] + [min(s, budget) for s in c["steps"]] + [budget]
+    ys = [0.0] + c["fresh"]
+    return float(sum((xs[i + 1] - xs[i]) * ys[i] for i in range(len(ys))) / budget)
+
+
+def reach(c: dict, target: float) -> float | None:
+    for s, v in zip(c["steps"], c["fresh"]):
+        if v >= target:
+            return s
+    return None
+
+
+def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int | None = None,
+        runs: int = RUNS, collapse: dict | None = None, log=print) -> dict:
+    from jobs.spec import parse_spec
+    from jobs.submit import submit
+    from trainers.data import load_dataset
+
+    data = load_dataset(dataset)
+    full = steps or DATASETS[dataset]["steps"]
+    budget = runs * full
+    out: dict = {"dataset": dataset, "budget_steps": budget, "run_steps": full,
+                 "arms": arms, "seeds": seeds, "per_seed": {}}
+    for seed in seeds:
+        row = {}
+        for arm in arms:
+            spec = parse_spec(spec_for(dataset, arm, seed, str(work), steps, runs, collapse))
+            t0 = time.perf_counter()
+            root = submit(spec, log=lambda *_: None)
+            c = curve(root, data)
+            c["wall_s"] = round(time.perf_counter() - t0, 1)
+            c["final"], c["auc"] = at(c, budget), auc(c, budget)
+            row[arm] = c
+            log(f"{dataset} seed {seed} {arm}: final {c['final']:.3f}, auc {c['auc']:.3f}, "
+                f"{c['runs']} runs {c['counts']}, {c['wall_s']} s")
+        target = row["tpe"]["final"] - TOLERANCE if "tpe" in row else None
+        for c in row.values():
+            c["reach_tpe_final"] = None if target is None else reach(c, target)
+        out["per_seed"][str(seed)] = row
+    out["summary"] = summarise(out)
+    return out
+
+
+def summarise(out: dict) -> dict:
+    budget = out["budget_steps"]
+    summary = {}
+    for arm in out["arms"]:
+        rows = [r[arm] for r in out["per_seed"].values() if arm in r]
+        finals = [c["final"] for c in rows]
+        reaches = [c["reach_tpe_final"] for c in rows]
+        got = [x for x in reaches if x is not None]
+        summary[arm] = {
+            "final_mean": float(np.mean(finals)), "final_std": float(np.std(finals, ddof=1))
+            if len(finals) > 1 else None, "final_min": min(finals), "final_max": max(finals),
+            "auc_mean": float(np.mean([c["auc"] for c in rows])),
+            "reached_tpe_final": f"{len(got)} of {len(rows)}",
+            # a seed that never reached the target counts as needing more than the budget
+            "median_budget_to_reach": float(np.median([x if x is not None else math.inf
+                                                       for x in reaches]) / budget),
+            "configurations_mean": float(np.mean([c["configurations"] for c in rows])),
+            "stopped_mean": float(np.mean([sum(v for k, v in c["counts"].items()
+                                               if k != "completed") for c in rows])),
+            "wall_s_mean": float(np.mean([c["wall_s"] for c in rows]))}
+    return summary
+
+
+def targets(summary: dict) -> dict:
+    """The issue's three targets, judged on one dataset's summary."""
+    out = {}
+    tpe = summary.get("tpe")
+    for arm in ("tpe+collapse", "tpe+collapse+asha"):
+        s = summary.get(arm)
+        if not (s and tpe):
+            continue
+        asha = summary.get("tpe+asha")
+        out[arm] = {
+            "half_budget_on_median_seed": s["median_budget_to_reach"] <= 0.5,
+            "mean_final_no_worse_than_tpe": s["final_mean"] >= tpe["final_mean"] - 1e-9,
+            "beats_asha_alone": bool(asha) and (
+                s["final_mean"] > asha["final_mean"] + TOLERANCE / 2
+                or (abs(s["final_mean"] - asha["final_mean"]) <= TOLERANCE / 2
+                    and s["median_budget_to_reach"] < asha["median_budget_to_reach"]))}
+    if tpe and "random" in summary:
+        out["tpe_beats_random"] = tpe["final_mean"] > summary["random"]["final_mean"]
+    return out
+
+
+def parse_seeds(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        a, _, b = part.partition("-")
+        out += list(range(int(a), int(b) + 1)) if b else [int(a)]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=list(DATASETS), required=True)
+    p.add_argument("--seeds", default="100-111", help="sampler seeds, e.g. 100-111 or 0,1,2")
+    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--out", default=str(RESULTS / "budget.json"))
+    p.add_argument("--threshold", type=float, default=None, help="collapse threshold override")
+    p.add_argument("--patience", type=int, default=None)
+    args = p.parse_args()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    collapse = {k: v for k, v in (("threshold", args.threshold), ("patience", args.patience))
+                if v is not None}
+    with tempfile.TemporaryDirectory(prefix="budget-") as work:
+        t0 = time.perf_counter()
+        res = run(args.dataset, parse_seeds(args.seeds), args.arms.split(","), Path(work),
+                  collapse=collapse or None)
+    res["collapse"] = {**COLLAPSE, **collapse}
+    res["targets"] = targets(res["summary"])
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    res["load_average"] = os.getloadavg()
+    path = Path(args.out)
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged[args.dataset] = res
+    path.write_text(json.dumps(merged, indent=1))
+    print(json.dumps({"summary": res["summary"], "targets": res["targets"]}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
