@@ -161,6 +161,10 @@ class SweepSearch(Searcher):
         self.peers: dict[int, int] = {}
         self.best: dict[int, list] = {}
         self.undecided: set[str] = set()  # ran a seed, not told, nothing queued or running
+        self.waiting: set[str] = set()  # has runs queued (kept so a step costs the same
+        # at the ten-thousandth configuration as at the first)
+        self.first_in_flight: set[str] = set()  # its first seed queued or running
+        self.ended_runs = 0
         self.finished = False
 
     # ---- Tune's side ------------------------------------------------------------------------
@@ -177,7 +181,7 @@ class SweepSearch(Searcher):
                 return Searcher.FINISHED
             return None
         race, j = run
-        race.queued.discard(j)
+        self._unqueue(race, j)
         race.running.add(j)
         self.runs[trial_id] = (race.cid, j)
         start = self.resume_at.get((race.cid, j), 0)
@@ -212,8 +216,11 @@ class SweepSearch(Searcher):
         self.budget.spent_steps += end - start
         if self.budget.expired:  # stopped by the hour budget: resumable, not an outcome
             self.resume_at[(cid, j)] = end
-            race.queued.add(j)
+            self._queue(race, j)
             return
+        self.ended_runs += 1
+        if j == 0:
+            self.first_in_flight.discard(cid)
         result = result or {}
         reason = layout.FAILED if error else result.get("stop_reason") or layout.FAILED
         if reason == layout.RUNNING:  # stopped from outside before its last step: ASHA
@@ -233,10 +240,10 @@ class SweepSearch(Searcher):
     def idle(self) -> bool:
         """Nothing to run: every race decided and no new configuration allowed."""
         self._decide()
-        return not any(r.queued for r in self.races.values()) and not self._can_grow()
+        return not self.waiting and not self._can_grow()
 
     def summary(self) -> str:
-        runs = sum(len(r.reasons) for r in self.races.values())
+        runs = self.ended_runs
         cap = "" if self.trials is None else f" of {self.trials}"
         text = f"{len(self.races)}{cap} configurations, {runs} runs ended"
         if self.budget.steps is not None:
@@ -266,6 +273,17 @@ class SweepSearch(Searcher):
             del best[self.top:]
         race.ranked_to = max(race.ranked_to, j)
 
+    def _queue(self, race: Race, j: int) -> None:
+        race.queued.add(j)
+        self.waiting.add(race.cid)
+        if j == 0:
+            self.first_in_flight.add(race.cid)
+
+    def _unqueue(self, race: Race, j: int) -> None:
+        race.queued.discard(j)
+        if not race.queued:
+            self.waiting.discard(race.cid)
+
     def _remaining(self, race: Race, j: int) -> int:
         return self.control.steps - self.resume_at.get((race.cid, j), 0)
 
@@ -282,12 +300,10 @@ class SweepSearch(Searcher):
 
     def _decide(self) -> None:
         """Promote, or end the race of, every configuration waiting on a decision."""
-        smallest = min([self._remaining(r, j) for r in self.races.values() for j in r.queued]
-                       + [self.control.steps])
+        smallest = min([self._remaining(self.races[c], j) for c in self.waiting
+                        for j in self.races[c].queued] + [self.control.steps])
         exhausted = self.budget.exhausted(smallest)
-        first_seeds_coming = self._can_grow() or any(
-            not r.told and 0 in r.running | r.queued for r in self.races.values()) \
-            if self.undecided else False
+        first_seeds_coming = self._can_grow() or bool(self.first_in_flight)
         for cid in sorted(self.undecided):
             race = self.races[cid]
             j = race.done()
@@ -297,7 +313,7 @@ class SweepSearch(Searcher):
             if j == 1 and self.peers.get(1, 0) < 2 * self.top and first_seeds_coming:
                 continue  # too few configurations have run the first seed to judge it yet
             if self._rank_key(race, j) <= self.best[j][-1]:  # among the best `top`
-                race.queued.add(j)
+                self._queue(race, j)
                 self.undecided.discard(cid)
             else:
                 self._tell(race)
@@ -306,7 +322,8 @@ class SweepSearch(Searcher):
         import optuna
 
         race.told = True
-        race.queued.clear()
+        for j in list(race.queued):
+            self._unqueue(race, j)
         self.undecided.discard(race.cid)
         if race.number is None:
             return
@@ -340,7 +357,7 @@ class SweepSearch(Searcher):
     def _next_queued(self) -> tuple[Race, int] | None:
         """A promoted configuration's next seed, or an interrupted run to resume: these go
         before new configurations, interrupted runs first, then the best ranked."""
-        waiting = [r for r in self.races.values() if r.queued]
+        waiting = [self.races[c] for c in self.waiting]
         if not waiting:
             return None
 
@@ -361,6 +378,7 @@ class SweepSearch(Searcher):
             if cid not in self.races:
                 trial.set_user_attr(CID_ATTR, cid)
                 race = self.races[cid] = Race(cid, params, trial.number)
+                self.first_in_flight.add(cid)
                 return race, 0
             objs = [v for _, v in sorted(self.races[cid].objectives.items())]
             if objs:
@@ -408,6 +426,7 @@ class SweepSearch(Searcher):
                 continue
             j = self.seeds.index(e["seed"])
             if e["result"] is not None:
+                self.ended_runs += 1
                 self.budget.spent_steps += e["step"]
                 r = e["result"]
                 self._record(race, j, r.get("stop_reason", layout.FAILED),
@@ -418,7 +437,7 @@ class SweepSearch(Searcher):
             self.resume_at[(cid, j)] = e["step"]
             resumed += 1
             if not race.told:  # placed again before anything new
-                race.queued.add(j)
+                self._queue(race, j)
             else:  # an older driver's interrupted configuration: Optuna suggests it again
                 self.study.enqueue_trial(e["config"], skip_if_exists=False)
                 del self.races[cid]

@@ -135,7 +135,7 @@ def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_p
     keep their checkpoints, are neither outcomes nor Optuna results; a resume with a larger
     budget continues each from its checkpoint (no report trained twice)."""
     spec = parse_spec(tiny_spec(tmp_path, name="hours", trials=2, steps=500_000,
-                                report_every=200, budget={"hours": 8 / 3600},
+                                report_every=200, budget={"hours": 15 / 3600},
                                 fixed={"width": 8, "batch_size": 16},
                                 early_stop={"collapse": False}))
     root = submit(spec, **QUIET)
@@ -147,7 +147,7 @@ def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_p
     assert {t.state for t in study(root).trials} == {optuna.trial.TrialState.RUNNING}
     text = run_cli("status", str(root)).stdout
     assert "hours spent" in text and f"{s['runs']} running or interrupted" in text
-    resume(root, budget={"hours": 24 / 3600}, **QUIET)
+    resume(root, budget={"hours": 30 / 3600}, **QUIET)
     s = collect(root)
     second = {t["key"]: t["step"] for t in s["trials"]}
     assert s["counts"]["unfinished"] == 2 and not results(root)

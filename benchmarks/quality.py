@@ -1,0 +1,194 @@
+"""What a sweep returns, trained again on seeds it never saw, against the published tables.
+
+Per search: a complete sweep through `gansweep submit` (seed racing on, an hour budget that
+bounds its wall time on this machine, its own seed checks included), then the configuration
+it returns trained on 5 fresh seeds through `gansweep train --from` (timed separately) and
+scored: modes captured, high-quality fraction and reverse KL on mixtures (2500 samples, the
+PacGAN/VEEGAN definitions); the evaluator's class histogram and coverage on digits, beside
+the coverage of real held-out digits against real training digits at the same n.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py --dataset ring8
+    (ring8, grid25, digits-dcgan, digits-wgan-gp; one at a time)
+
+Writes benchmarks/results/quality.json (merged per search), including each returned
+configuration with every hyperparameter as `gansweep train --set` takes it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+FRESH_SEEDS = 5
+PUBLISHED = {  # PacGAN (Lin et al. 2018), 2D-ring and 2D-grid tables: means over runs
+    "ring8": [("GAN", 6.3, 98.2), ("PacGAN2", 7.9, 95.6)],
+    "grid25": [("PacGAN3", 24.6, 94.2), ("PacGAN4", 24.8, 93.6)],
+}
+TARGETS = {"ring8": (7.9, 0.96), "grid25": (24.8, 0.94)}
+IMAGE = {"name": "digits", "image_size": 16}
+SEARCHES = {
+    "ring8": {"trainer": "gan", "dataset": "ring8", "metric": "mixture_score",
+              "steps": 12000, "report_every": 1000, "hours": 0.5,
+              "space": {"lr_g": {"low": 1e-4, "high": 3e-3, "log": True},
+                        "lr_d": {"low": 1e-4, "high": 3e-3, "log": True}},
+              "fixed": {"width": 128}},
+    "grid25": {"trainer": "gan", "dataset": "grid25", "metric": "mixture_score",
+               "steps": 15000, "report_every": 1000, "hours": 0.75,
+               "space": {"lr_g": {"low": 1e-4, "high": 3e-3, "log": True},
+                         "lr_d": {"low": 1e-4, "high": 3e-3, "log": True}},
+               "fixed": {"width": 256}},
+    "digits-dcgan": {"trainer": "dcgan", "dataset": IMAGE, "metric": "coverage",
+                     "steps": 3000, "report_every": 500, "hours": 0.5,
+                     "space": {}, "fixed": {"width": 32}},
+    "digits-wgan-gp": {"trainer": "wgan-gp", "dataset": IMAGE, "metric": "coverage",
+                       "steps": 1500, "report_every": 250, "hours": 0.5,
+                       "space": {"n_critic": {"low": 1, "high": 5}}, "fixed": {"width": 32}},
+}
+
+
+def spec_for(name: str, storage: str, seed: int = 0, hours: float | None = None) -> dict:
+    s = SEARCHES[name]
+    return {"name": f"quality-{name}", "trainer": s["trainer"], "dataset": s["dataset"],
+            "metric": s["metric"], "steps": s["steps"], "report_every": s["report_every"],
+            "seed": seed, "space": s["space"], "fixed": s["fixed"],
+            "budget": {"hours": hours or s["hours"]},
+            "seeds": s.get("seeds", {"count": 3, "top": 3}), "max_concurrent": 2,
+            "storage": storage}
+
+
+def cli(*args: str, timeout: float = 7200) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if proc.returncode:
+        raise RuntimeError(f"gansweep {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def last_row(run: Path) -> dict:
+    import csv
+
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    return {k: float(v) for k, v in rows[-1].items() if v not in ("", "True", "False")}
+
+
+def fresh_seed_runs(root: Path, work: Path, seeds: list[int]) -> list[dict]:
+    """The returned configuration trained on each fresh seed, two at a time (the cores)."""
+    def one(seed: int) -> dict:
+        out = work / f"fresh-{seed}"
+        cli("train", "--from", str(root), "--seed", str(seed), "--out", str(out))
+        row = last_row(out)
+        return {"seed": seed, **{k: row[k] for k in row if k in KEEP or k.startswith(
+            "class_hist_")}}
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, seeds))
+
+
+KEEP = {"step", "modes_captured", "hq_fraction", "reverse_kl", "mixture_score", "coverage",
+        "fid", "precision", "recall", "density", "classes_covered", "class_kl", "time_s"}
+
+
+def real_coverage(dataset) -> float:
+    """Coverage of real training images against the held-out split at the scoring n."""
+    from analysis.metrics import default_n, score
+    from trainers.data import load_dataset
+
+    data = load_dataset(dataset)
+    n = default_n(data)
+    x = data.train[np.random.default_rng(0).permutation(len(data.train))[:n]]
+    return score(x, data, full=True)["coverage"]
+
+
+def judge(name: str, runs: list[dict]) -> dict:
+    modes = [r.get("modes_captured") for r in runs]
+    out: dict = {}
+    if name in TARGETS:
+        want_m, want_hq = TARGETS[name]
+        hq = [r["hq_fraction"] for r in runs]
+        out = {"modes_mean": float(np.mean(modes)), "hq_mean": float(np.mean(hq)),
+               "hq_std": float(np.std(hq, ddof=1)), "reverse_kl_mean":
+               float(np.mean([r["reverse_kl"] for r in runs])),
+               "target": {"modes": want_m, "hq": want_hq},
+               "met": bool(np.mean(modes) >= want_m and np.mean(hq) >= want_hq)}
+    else:
+        hist = [[r.get(f"class_hist_{i}", 0.0) for i in range(10)] for r in runs]
+        cov = [r["coverage"] for r in runs]
+        out = {"coverage_mean": float(np.mean(cov)), "coverage_std":
+               float(np.std(cov, ddof=1)), "smallest_class_share_mean":
+               float(np.mean([min(h) for h in hist])), "class_hist_mean":
+               [float(v) for v in np.mean(hist, axis=0)],
+               "target": {"every_class_share": 0.05, "coverage": 0.8},
+               "met": bool(all(min(h) >= 0.05 for h in hist) and np.mean(cov) >= 0.8)}
+    return out
+
+
+def run(name: str, work: Path, seed: int = 0, hours: float | None = None) -> dict:
+    from jobs.spec import parse_spec
+    from jobs.status import collect
+    from jobs.submit import submit
+    from jobs.train_cmd import returned_configuration
+
+    spec = parse_spec(spec_for(name, str(work), seed, hours))
+    t0 = time.perf_counter()
+    root = submit(spec, log=print)
+    search_s = time.perf_counter() - t0
+    s = collect(root)
+    got = returned_configuration(root)
+    fresh = list(range(got["seed"], got["seed"] + FRESH_SEEDS))
+    t1 = time.perf_counter()
+    runs = fresh_seed_runs(root, work, fresh)
+    out = {"search": name, "trainer": spec.trainer, "dataset": spec.dataset,
+           "steps": spec.steps, "metric": spec.metric, "space": SEARCHES[name]["space"],
+           "fixed": SEARCHES[name]["fixed"], "seeds_rule": dict(spec.seeds),
+           "search_wall_s": round(search_s, 1), "hours_budget": spec.budget["hours"],
+           "configurations": s["configurations"], "runs": s["runs"],
+           "counts": s["counts"], "returned": {
+               "key": s["best"]["key"], "sweep_value": s["best"]["metric"],
+               "sweep_std": s["best"]["std"], "sweep_seeds": s["best"]["seed_list"],
+               "set": [f"{k}={v}" for k, v in sorted(got["config"].items())]},
+           "fresh_seeds": fresh, "fresh_wall_s": round(time.perf_counter() - t1, 1),
+           "fresh_runs": runs, **judge(name, runs)}
+    if name.startswith("digits"):
+        out["real_vs_real_coverage"] = real_coverage(spec.dataset)
+    if name in PUBLISHED:
+        out["published"] = [{"row": r, "modes": m, "hq_percent": h} for r, m, h in
+                            PUBLISHED[name]]
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", choices=list(SEARCHES), required=True)
+    p.add_argument("--seed", type=int, default=0, help="the search's seed")
+    p.add_argument("--hours", type=float, default=None, help="override the search's budget")
+    p.add_argument("--out", default=str(RESULTS / "quality.json"))
+    args = p.parse_args()
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    with tempfile.TemporaryDirectory(prefix="quality-") as work:
+        res = run(args.dataset, Path(work), args.seed, args.hours)
+    res["load_average"] = os.getloadavg()
+    path = Path(args.out)
+    merged = json.loads(path.read_text()) if path.is_file() else {}
+    merged[args.dataset] = res
+    path.write_text(json.dumps(merged, indent=1))
+    print(json.dumps({k: v for k, v in res.items() if k != "fresh_runs"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
