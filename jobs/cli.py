@@ -34,7 +34,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from jobs.submit import resume
 
-    resume(args.sweep_dir, address=args.address, trials=args.trials)
+    resume(args.sweep_dir, address=args.address, trials=args.trials, study_url=args.study)
     return 0
 
 
@@ -98,6 +98,10 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("sweep_dir")
     r.add_argument("--trials", type=int, default=None,
                    help="raise the number of configurations to N")
+    r.add_argument("--study", default=None, metavar="URL",
+                   help="the study's database, when it moved or needs a password not in "
+                   "PGPASSWORD / ~/.pgpass (postgresql://USER:PASSWORD@HOST:PORT/DB; the "
+                   "password is used, never written)")
     r.add_argument("--address", default=None, help=address_help)
     r.set_defaults(func=cmd_resume)
 

@@ -22,7 +22,9 @@ def collect(root: str | Path) -> dict:
     (the last report's while a configuration runs) and `objective` what the searcher was told,
     null while a configuration runs and for the +-inf penalty of a collapsed or diverged run
     (its `state` says which)."""
-    root = Path(root)
+    from jobs import study
+
+    root = layout.sweep_path(root)
     spec, meta = sd.open_existing(root)  # refuses a directory whose spec was edited
     sweep = load_sweep(root)
     rows = [{"key": t["key"], "config": sweep.configs.get(t["key"], {}), "state": t["state"],
@@ -36,7 +38,8 @@ def collect(root: str | Path) -> dict:
     return {"sweep": spec.name, "dir": str(root), "trainer": spec.trainer,
             "dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
             "trials_planned": spec.trials, "configurations": len(rows), "counts": counts,
-            "best": best, "study_name": meta["study_name"], "trials": rows}
+            "best": best, "study_name": meta["study_name"],
+            "study_storage": study.describe(root, meta), "trials": rows}
 
 
 def format_status(s: dict) -> str:
@@ -59,7 +62,7 @@ def format_status(s: dict) -> str:
         lines.append(f"  stopped: config {r['key']} {r['state']} at step {r['step']}")
     if len(stopped) > 10:
         lines.append(f"  ... and {len(stopped) - 10} more stopped (see --json)")
-    lines.append(f"optuna study {s['study_name']} in {Path(s['dir']) / layout.OPTUNA_DB}")
+    lines.append(f"optuna study {s['study_name']} in {s['study_storage']}")
     return "\n".join(lines)
 
 

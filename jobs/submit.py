@@ -64,10 +64,10 @@ def init_ray(address: str | None, log=print) -> None:
 
 
 def study_storage(root: Path):
-    import optuna
+    """The Optuna storage the sweep directory records (jobs/study.py)."""
+    from jobs import study
 
-    return optuna.storages.RDBStorage(f"sqlite:///{root / layout.OPTUNA_DB}",
-                                      engine_kwargs={"connect_args": {"timeout": 60}})
+    return study.open_for(root)
 
 
 def searcher(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
@@ -118,14 +118,19 @@ def build_tuner(spec: SweepSpec, root: Path, meta: dict, run_id: str, num_sample
 
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
+    from jobs import study
+
     data = check_data(spec)
+    study.check(spec.study)  # the study's database answers before anything is made
     meta = sd.create(spec)
-    return _run(spec, Path(spec.sweep_dir), meta, data, address, log)
+    return _run(spec, layout.sweep_path(spec.sweep_dir), meta, data, address, log)
 
 
 def resume(root: str | Path, address: str | None = None, trials: int | None = None,
-           log=print) -> Path:
-    root = Path(root)
+           log=print, study_url: str | None = None) -> Path:
+    from jobs import study
+
+    root = layout.sweep_path(root)
     spec, meta = sd.open_existing(root)
     if "rerun" in meta:
         raise ConfigError(f"{root} is a seed rerun, not a search: continue it with "
@@ -137,6 +142,7 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
                               f"finished; give at least {done}")
         meta["trials"] = trials
     data = check_data(spec)
+    study.attach(root, meta, study_url, log)  # a moved database is recorded by _run
     return _run(spec, root, meta, data, address, log)
 
 
