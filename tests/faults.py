@@ -131,3 +131,37 @@ def download(root, dest: Path) -> Path:
     pafs.copy_files(path, str(dest), source_filesystem=fs,
                     destination_filesystem=pafs.LocalFileSystem())
     return dest
+
+
+class _Plant:
+    """Pickles as a call of open(marker, "w"): a full unpickler (torch.load with
+    weights_only=False) creates the marker file, i.e. runs code the file carries."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def planted_checkpoint(marker: Path) -> bytes:
+    """A file shaped like a checkpoint that would run code when loaded in full."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"trainer": _Plant(marker), "history": [], "detector": {}}, buf)
+    return buf.getvalue()
+
+
+def runs_code_when_fully_unpickled(data: bytes, marker: Path) -> bool:
+    """The control: loading it the old way (weights_only=False) does create the marker."""
+    import io
+
+    import torch
+
+    torch.load(io.BytesIO(data), weights_only=False)
+    made = marker.exists()
+    marker.unlink(missing_ok=True)
+    return made
