@@ -57,6 +57,7 @@ CONFIG, STATE, METRICS, RESULT, LEASE = (
     "config.json", "state.pt", "metrics.csv", "result.json", "lease.json")
 RERUN_SUFFIX = "-rerun"
 STUDY_STORAGE = "study_storage"  # sweep.json: the study's database URL; absent for SQLite
+SPEC_SHA1 = "spec_sha1"  # sweep.json: digest of spec.yaml as written, for quick readers
 
 # How a configuration ended (result.json's stop_reason); readers add UNFINISHED for those
 # without a result, and a report that is not a trial's last says RUNNING.
@@ -166,8 +167,27 @@ def filesystem(uri: str | Path) -> tuple[pafs.FileSystem, str]:
             return _bucket_fs(scheme, rest.split("/", 1)[0]), rest.rstrip("/")
         return pafs.FileSystem.from_uri(uri)
     except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
-        raise ConfigError(f"{uri}: not a location pyarrow's filesystems can open ({exc}); "
-                          "give a local path, s3://bucket/prefix or gs://bucket/prefix") from None
+        raise ConfigError(f"{uri}: cannot be opened ({exc}); check the bucket's name and this "
+                          "machine's environment (AWS_REGION, AWS_ENDPOINT_URL, credentials)"
+                          ) from None
+
+
+# The URI schemes of pyarrow's filesystems (pyarrow.fs.FileSystem.from_uri).
+SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
+def check_uri(uri: str) -> None:
+    """Refuse, without touching the network, a URI no pyarrow filesystem opens, or one that
+    carries settings: spec.yaml and sweep.json record the location, so no secret may be in it,
+    and every node must reach the store the same way (its environment)."""
+    scheme = uri.split("://", 1)[0]
+    if scheme not in SCHEMES:
+        raise ConfigError(f"{uri}: {scheme}:// is not a filesystem pyarrow opens; give a local "
+                          "path, s3://bucket/prefix or gs://bucket/prefix")
+    if "?" in uri:
+        raise ConfigError(f"{uri}: give the endpoint and credentials of an object store in "
+                          "the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                          "AWS_SECRET_ACCESS_KEY, ...), not in the URI; drop the '?...' part")
 
 
 def sweep_path(path: str | Path | UriPath) -> Path | UriPath:
@@ -176,10 +196,7 @@ def sweep_path(path: str | Path | UriPath) -> Path | UriPath:
         return path
     if not is_uri(path):
         return Path(path)
-    if "?" in str(path):  # spec.yaml and sweep.json record the location: no secrets in it
-        raise ConfigError(f"{path}: give the endpoint and credentials of an object store in "
-                          "the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
-                          "AWS_SECRET_ACCESS_KEY, ...), not in the URI; drop the '?...' part")
+    check_uri(str(path))
     return UriPath(path)
 
 
@@ -190,7 +207,14 @@ class UriPath:
 
     def __init__(self, uri: str):
         self.uri = str(uri).rstrip("/")
-        self.fs, self.path = filesystem(self.uri)
+
+    @property
+    def fs(self) -> pafs.FileSystem:  # made on first use: it may look the bucket's region up
+        return filesystem(self.uri)[0]
+
+    @property
+    def path(self) -> str:
+        return filesystem(self.uri)[1]
 
     def __reduce__(self):  # pickles as its URI: each process makes its own client
         return UriPath, (self.uri,)

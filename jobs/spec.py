@@ -242,10 +242,10 @@ def _storage(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError("storage: write a directory path or s3://bucket/prefix")
     if "://" in value:
-        from analysis.layout import sweep_path
+        from analysis.layout import check_uri
 
         try:
-            sweep_path(value)  # a scheme pyarrow opens; no endpoint or secret in the URI
+            check_uri(value)  # a scheme pyarrow opens; no endpoint or secret in the URI
         except ConfigError as exc:
             raise ConfigError(f"storage: {exc}") from None
         return value.rstrip("/")

@@ -25,7 +25,7 @@ def collect(root: str | Path) -> dict:
     from jobs import study
 
     root = layout.sweep_path(root)
-    spec, meta = sd.open_existing(root)  # refuses a directory whose spec was edited
+    spec, meta = sd.read_frozen(root)  # refuses a directory whose spec was edited
     sweep = load_sweep(root)
     rows = [{"key": t["key"], "config": sweep.configs.get(t["key"], {}), "state": t["state"],
              "step": int(finite(t["stop_step"]) or 0), "objective": finite(t["objective"]),
@@ -35,9 +35,9 @@ def collect(root: str | Path) -> dict:
     # Ranked by the metric itself (completed before stopped on a tie): the objective of a
     # collapsed or diverged run is a penalty for the searcher, not a measurement.
     best = rows[0] if len(sweep.ranked()) else None
-    return {"sweep": spec.name, "dir": str(root), "trainer": spec.trainer,
-            "dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
-            "trials_planned": spec.trials, "configurations": len(rows), "counts": counts,
+    return {"sweep": spec["name"], "dir": str(root), "trainer": spec["trainer"],
+            "dataset": spec["dataset"], "metric": sweep.metric, "mode": sweep.mode,
+            "trials_planned": spec["trials"], "configurations": len(rows), "counts": counts,
             "best": best, "study_name": meta["study_name"],
             "study_storage": study.describe(root, meta), "trials": rows}
 

@@ -173,6 +173,8 @@ def attach(root, meta: dict, given: str | None, log=print) -> None:
 
 
 def describe(root, meta: dict) -> str:
-    """Where the study is, fit to print."""
+    """Where the study is, fit to print: the SQLite file, or the database URL."""
     url = layout.study_url(root, meta)
-    return redact(url) if url else "(no study database recorded)"
+    if url is None:
+        return "(no study database recorded)"
+    return str(root / layout.OPTUNA_DB) if url.startswith("sqlite") else redact(url)

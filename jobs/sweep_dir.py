@@ -4,6 +4,7 @@ names, records) is analysis/layout.py's; the names are re-exported here for the 
 sweep directory may be a path or a bucket URI (layout.sweep_path)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -16,6 +17,7 @@ from analysis.layout import (
     META,
     OPTUNA_DB,
     SPEC,
+    SPEC_SHA1,
     STUDY_STORAGE,
     TRIALS,
     TUNE,
@@ -38,9 +40,11 @@ def create(spec: SweepSpec) -> dict:
                           f"`gansweep resume {root}`, or change `name` in the spec to start a "
                           "new sweep")
     root.mkdir(parents=True, exist_ok=True)
-    (root / SPEC).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    frozen = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+    (root / SPEC).write_text(frozen)
     meta = {"study_name": f"{spec.name}-{uuid.uuid4().hex[:8]}",
-            "spec_fingerprint": spec.fingerprint(), "created": time.time(), "runs": []}
+            "spec_fingerprint": spec.fingerprint(), SPEC_SHA1: _sha1(frozen),
+            "created": time.time(), "runs": []}
     if spec.study:  # without its password (jobs/study.py); absent: SQLite in the directory
         meta[STUDY_STORAGE] = spec.study
     write_meta(root, meta)
@@ -71,6 +75,26 @@ def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[
             raise ConfigError(f"{spec_path} differs from the spec {root} was submitted with; "
                               "submit it under another name to start a new sweep")
     return spec, meta
+
+
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def read_frozen(sweep_dir: str | Path) -> tuple[dict, dict]:
+    """The frozen spec as written (a plain mapping) and the metadata, for readers that run
+    often (`gansweep status` every second): when spec.yaml is byte for byte what was written
+    at submission, it is not validated again, which would import torch and Ray. Anything else
+    (an edit, a sweep made before the digest was recorded) goes through `open_existing`."""
+    root = sweep_path(sweep_dir)
+    try:
+        text, meta = (root / SPEC).read_text(), json.loads((root / META).read_text())
+    except (OSError, json.JSONDecodeError):
+        text, meta = None, {}
+    if text is not None and meta.get(SPEC_SHA1) == _sha1(text):
+        return yaml.safe_load(text), meta
+    spec, meta = open_existing(root)
+    return spec.to_dict(), meta
 
 
 MIN_FREE_BYTES = 200 * 2**20

@@ -40,6 +40,29 @@ def _mid_sweep(root) -> bool:
                               for k, v in store_histories(root).items())
 
 
+def _no_password_from_libpq(mp: pytest.MonkeyPatch, tmp) -> None:
+    """Neither PGPASSWORD nor a ~/.pgpass of whoever runs the tests: the password must come
+    from where the test says."""
+    mp.delenv("PGPASSWORD", raising=False)
+    mp.setenv("PGPASSFILE", str(tmp / "no-pgpass"))
+
+
+def _submit_kill_resume(spec, uri, root, url, tmp):
+    driver = Driver("submit", str(spec), log=tmp / "run0.log")
+    wait_for(lambda: _mid_sweep(root), "one configuration finished, another mid-way",
+             driver=driver)
+    # The head node lost at once: the driver and the Ray processes it started (its process
+    # group), so no trial outlives it to finish after the snapshot below.
+    os.killpg(driver.proc.pid, signal.SIGKILL)
+    driver.proc.wait(timeout=120)
+    driver.clear()
+    before = store_results(root)
+    at_kill = {k: v[-1] for k, v in store_histories(root).items() if v and k not in before}
+    driver = Driver("resume", uri, "--study", url, log=tmp / "run1.log")
+    assert driver.wait() == 0, driver.output()[-3000:]
+    return before, at_kill
+
+
 @pytest.fixture(scope="module")
 def bucket_sweep(s3, postgres, tmp_path_factory):
     """Submit (the password in the spec's study URL), SIGKILL mid-sweep, resume (the password
@@ -54,26 +77,14 @@ def bucket_sweep(s3, postgres, tmp_path_factory):
     spec = write_spec(tmp / "spec.yaml", raw)
     uri = f"{bucket}/sweeps/tiny"
     root = sweep_path(uri)
-    assert "PGPASSWORD" not in os.environ
-
-    driver = Driver("submit", str(spec), log=tmp / "run0.log")
-    wait_for(lambda: _mid_sweep(root), "one configuration finished, another mid-way",
-             driver=driver)
-    # The head node lost at once: the driver and the Ray processes it started (its process
-    # group), so no trial outlives it to finish after the snapshot below.
-    os.killpg(driver.proc.pid, signal.SIGKILL)
-    driver.proc.wait(timeout=120)
-    driver.clear()
-    before = store_results(root)
-    at_kill = {k: v[-1] for k, v in store_histories(root).items() if v and k not in before}
-    driver = Driver("resume", uri, "--study", url, log=tmp / "run1.log")
-    assert driver.wait() == 0, driver.output()[-3000:]
-
-    pg_env = {"PGPASSWORD": PG_PASSWORD}
-    status = run_cli("status", uri, "--json")
-    rerun = Driver("rerun", uri, "--top", "1", "--seeds", "1", log=tmp / "rerun.log")
-    assert rerun.wait() == 0, rerun.output()[-3000:]
-    report = run_cli("report", uri, "--out", str(tmp / "report"), env=pg_env)
+    with pytest.MonkeyPatch.context() as mp:
+        _no_password_from_libpq(mp, tmp)
+        before, at_kill = _submit_kill_resume(spec, uri, root, url, tmp)
+        status = run_cli("status", uri, "--json")
+        rerun = Driver("rerun", uri, "--top", "1", "--seeds", "1", log=tmp / "rerun.log")
+        assert rerun.wait() == 0, rerun.output()[-3000:]
+        report = run_cli("report", uri, "--out", str(tmp / "report"),
+                         env={"PGPASSWORD": PG_PASSWORD})
     return SimpleNamespace(
         tmp=tmp, uri=uri, root=root, url=url, spec=spec, before=before, at_kill=at_kill,
         copy=download(root, tmp / "copy"), status=json.loads(status.stdout),
@@ -151,9 +162,11 @@ def test_no_password_or_secret_key_is_written(bucket_sweep):
     assert not [t for t in b.printed if PG_PASSWORD in t or S3_SECRET in t]
 
 
-def test_unreachable_study_database_is_refused_before_ray(s3, postgres, tmp_path):
+def test_unreachable_study_database_is_refused_before_ray(s3, postgres, tmp_path,
+                                                          monkeypatch):
     """No password anywhere (none in the URL, no PGPASSWORD): refused with one message, exit
     code 2, nothing made in the bucket."""
+    _no_password_from_libpq(monkeypatch, tmp_path)
     bucket = s3.create_bucket("refused")
     raw = tiny_spec(f"{bucket}/sweeps", study=postgres.url("postgres"))
     proc = run_cli("submit", str(write_spec(tmp_path / "spec.yaml", raw)), check=False)
@@ -199,3 +212,25 @@ def test_two_node_cluster_keeps_its_trial_store_in_the_bucket(s3, postgres, tmp_
     assert len(nodes) == 2 and used == nodes, f"trials ran on {used}, nodes {nodes}"
     assert len(store_results(f"{bucket}/sweeps/tiny")) == 2
     assert not list(tmp_path.rglob("trials")), "a trial wrote to the local disk"
+
+
+def test_image_evaluator_is_shared_through_the_bucket(s3, monkeypatch):
+    """A sweep in a bucket keeps its one evaluator there; a node without it in its cache
+    fetches that copy (and loads it weights-only) rather than training its own."""
+    import torch
+
+    from analysis import evaluator
+    from trainers.data import load_dataset
+
+    where = s3.create_bucket("evaluators") + "/sweeps/tiny/evaluators"
+    data = load_dataset({"name": "digits", "subset": 300}, image_size=8)
+    trained = evaluator.load_or_train(data, where)
+    remote = sweep_path(where) / f"{evaluator.cache_key(data)}.pt"
+    assert remote.is_file()
+    evaluator.clear_memory_cache()
+    evaluator.cache_path(data).unlink()  # another node: nothing cached
+    monkeypatch.setattr(evaluator, "train", lambda _: pytest.fail("trained a second one"))
+    fetched = evaluator.load_or_train(data, where)
+    assert evaluator.cache_path(data).read_bytes() == remote.read_bytes()
+    for a, b in zip(trained.net.state_dict().values(), fetched.net.state_dict().values()):
+        assert torch.equal(a, b)
