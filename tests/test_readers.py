@@ -15,7 +15,7 @@ from tests.conftest import tiny_spec
 from tests.faults import Driver, wait_for, write_spec
 from tests.readers import LOCKED, Readers
 
-TRIALS, STEPS, EVERY = 9, 400, 40
+TRIALS, STEPS, EVERY = 6, 400, 40
 
 
 def _same(seen: float | None, final: float | None) -> bool:
