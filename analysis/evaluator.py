@@ -273,7 +273,11 @@ def for_dataset(data: Dataset, directory: str | Path | None = None) -> Evaluator
 
 def load_or_train(data: Dataset, directory: str | Path | None = None) -> Evaluator:
     """Load the cached evaluator of `data`, training and caching it first if there is none."""
+    from analysis import layout
+
     key = cache_key(data)
+    if layout.is_uri(directory):  # a sweep in a bucket: one copy there, each node caches it
+        return _through_bucket(data, layout.sweep_path(directory) / f"{key}.pt")
     path = evaluator_dir(directory) / f"{key}.pt"
     ev = _MEMO.get(key) or _load(path, data)
     if ev is None:
@@ -285,6 +289,21 @@ def load_or_train(data: Dataset, directory: str | Path | None = None) -> Evaluat
     elif not path.exists():  # held in memory from another cache dir: store a copy here too
         save(ev, path)
     _MEMO[key] = ev
+    return ev
+
+
+def _through_bucket(data: Dataset, remote) -> Evaluator:
+    """The evaluator a sweep in a bucket keeps at `remote`: fetched into this machine's cache
+    (and loaded from there, weights only) or, the first time, trained and put there, so every
+    trial on every node scores with the same weights."""
+    local = cache_path(data)
+    if not local.is_file() and remote.is_file():
+        tmp = local.with_name(f"{local.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(remote.read_bytes())
+        os.replace(tmp, local)
+    ev = load_or_train(data)
+    if not remote.is_file():
+        remote.write_bytes(local.read_bytes())
     return ev
 
 

@@ -1,6 +1,7 @@
 """Hyperparameter importance from a sweep's Optuna study (fANOVA).
 
-The study lives in the sweep directory's Optuna file under the name in its sweep.json.
+The study lives where sweep.json says (the sweep directory's SQLite file by default, or a
+server database, whose password comes from PGPASSWORD / ~/.pgpass), under the name it records.
 Collapsed or diverged runs report a deliberate worst objective (inf / -inf) so the searcher
 avoids them; that is a penalty, not a measurement, and fANOVA cannot fit it. The importances
 are therefore computed on an in-memory copy of the study holding only its COMPLETE trials
@@ -28,26 +29,27 @@ class Importance:
     log_params: set[str] = field(default_factory=set)
 
 
-def finite_study(root: Path):
+def finite_study(root: Path | layout.UriPath):
     """(in-memory study of the finite COMPLETE trials, number of COMPLETE trials, log-scale
     parameter names) or a string saying why there is none."""
     import optuna
     import sqlalchemy.exc
 
-    db = root / layout.OPTUNA_DB
-    meta_path = root / layout.META
-    if not db.is_file():
-        return (f"no Optuna study in this directory ({layout.OPTUNA_DB} is missing; a rerun "
-                "has none)")
     try:
-        name = json.loads(meta_path.read_text())["study_name"]
+        meta = json.loads((root / layout.META).read_text())
+        name = meta["study_name"]
     except (OSError, KeyError, json.JSONDecodeError):
         return f"{layout.META} names no Optuna study"
+    url = layout.study_url(root, meta)
+    if url is None or meta.get("rerun") or (
+            url.startswith("sqlite") and not (root / layout.OPTUNA_DB).is_file()):
+        return (f"no Optuna study in this directory ({layout.OPTUNA_DB} is missing; a rerun "
+                "has none)")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         storage = optuna.storages.RDBStorage(
-            f"sqlite:///{db}", skip_compatibility_check=True,
-            engine_kwargs={"connect_args": {"timeout": 30}})
+            layout.driver_url(url), skip_compatibility_check=True,
+            engine_kwargs={"connect_args": {"timeout": 30}} if url.startswith("sqlite") else {})
         study = optuna.load_study(study_name=name, storage=storage)
         trials = study.get_trials(deepcopy=False,
                                   states=(optuna.trial.TrialState.COMPLETE,))
@@ -65,7 +67,7 @@ def compute(root: str | Path, min_trials: int = MIN_TRIALS, seed: int = 0) -> Im
     """fANOVA importances of the searched parameters, or why there are none."""
     import optuna
 
-    got = finite_study(Path(root))
+    got = finite_study(layout.sweep_path(root))
     if isinstance(got, str):
         return Importance(False, got)
     study, n_complete, log_params = got

@@ -2,8 +2,9 @@
 them. The one owner of the layout: `jobs` writes through it, `analysis` reads through it.
 
     SWEEP_DIR/spec.yaml    the validated spec, frozen at submission
-    SWEEP_DIR/sweep.json   study name, spec fingerprint, driver runs; a rerun's record
-    SWEEP_DIR/optuna.db    the Optuna study (sqlite), readable live
+    SWEEP_DIR/sweep.json   study name and where the study lives, spec fingerprint, driver
+                           runs; a rerun's record
+    SWEEP_DIR/optuna.db    the Optuna study (sqlite, the default), readable live
     SWEEP_DIR/tune/        one Ray Tune experiment per driver run (run-001, ...)
     SWEEP_DIR/evaluators/  the image evaluator, trained once by the driver
     SWEEP_DIR/trials/KEY/  per configuration and seed:
@@ -19,16 +20,28 @@ them. The one owner of the layout: `jobs` writes through it, `analysis` reads th
 KEY is a hash of (trainer, dataset, configuration, seed, steps): Ray Tune re-creates trials
 begun after its last experiment snapshot under new ids when a driver is killed hard, and a
 re-suggested configuration must find its own checkpoint or stored result whatever trial id it
-runs under. Paths may be local, a shared filesystem, or any URI pyarrow understands (s3://...).
+runs under.
+
+A sweep directory may be a local path, a shared filesystem path, or a URI pyarrow's filesystems
+open (s3://bucket/prefix, gs://...; credentials and endpoint from the environment, as pyarrow
+and Ray read them). `sweep_path` gives a `pathlib.Path` for the first two and a `UriPath`, with
+the same few methods, for the last, so one body of code reads and writes all three.
+
+Checkpoints are loaded with `torch.load(weights_only=True)`: anyone who can write to a shared
+sweep directory could plant a file there, and a full unpickler runs whatever code a pickle
+carries. What gansweep saves is tensors and plain values only (a torch.Generator's state is a
+uint8 tensor), so nothing needs allow-listing.
 """
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
 import math
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -36,11 +49,15 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
+from trainers.errors import ConfigError
+
 SPEC, META, OPTUNA_DB, TUNE, TRIALS, EVALUATORS = (
     "spec.yaml", "sweep.json", "optuna.db", "tune", "trials", "evaluators")
 CONFIG, STATE, METRICS, RESULT, LEASE = (
     "config.json", "state.pt", "metrics.csv", "result.json", "lease.json")
 RERUN_SUFFIX = "-rerun"
+STUDY_STORAGE = "study_storage"  # sweep.json: the study's database URL; absent for SQLite
+SPEC_SHA1 = "spec_sha1"  # sweep.json: digest of spec.yaml as written, for quick readers
 
 # How a configuration ended (result.json's stop_reason); readers add UNFINISHED for those
 # without a result, and a report that is not a trial's last says RUNNING.
@@ -60,13 +77,30 @@ def output_file(kind: str) -> str:
 OUTPUT_FILES = tuple(output_file(k) for k in ("samples", "weights"))
 
 
-def rerun_dir(root: Path) -> Path:
+def rerun_dir(root: Path | UriPath) -> Path | UriPath:
     return root.parent / (root.name + RERUN_SUFFIX)
 
 
-def is_sweep_dir(root: str | Path) -> bool:
-    root = Path(root)
+def is_sweep_dir(root: str | Path | UriPath) -> bool:
+    root = sweep_path(root)
     return (root / SPEC).is_file() and (root / META).is_file()
+
+
+def study_url(root: Path | UriPath, meta: dict) -> str | None:
+    """Where the sweep's Optuna study lives: the URL sweep.json records (a server database,
+    without its password), or the SQLite file in the sweep directory (the default, and every
+    sweep made before the record existed). None for a sweep in a bucket with no record."""
+    if meta.get(STUDY_STORAGE):
+        return meta[STUDY_STORAGE]
+    return None if is_uri(root) else f"sqlite:///{root / OPTUNA_DB}"
+
+
+def driver_url(url: str) -> str:
+    """The URL SQLAlchemy is given: a bare postgresql:// names psycopg 3, the driver gansweep
+    installs (SQLAlchemy before 2.1 would look for psycopg2)."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
 
 
 def stop_reason(row: dict) -> str | None:
@@ -107,15 +141,209 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+# ---- where a sweep lives: a local or shared path, or a bucket -------------------------------
+
+def is_uri(path: Any) -> bool:
+    return "://" in str(path)
+
+
+# Object stores make an object visible whole when its upload completes: a write there is
+# atomic without the temporary file and rename a filesystem needs (a rename is a copy there).
+WHOLE_OBJECT_STORES = ("s3", "gcs")
+
+
+@functools.lru_cache(maxsize=32)
+def _bucket_fs(scheme: str, bucket: str) -> pafs.FileSystem:
+    """One filesystem per bucket and process: pyarrow reads credentials and the endpoint from
+    the environment when one is made (and on S3 may look the bucket's region up), which is not
+    worth repeating for every file."""
+    fs, _ = pafs.FileSystem.from_uri(f"{scheme}://{bucket}")
+    return fs
+
+
+def filesystem(uri: str | Path) -> tuple[pafs.FileSystem, str]:
+    """(filesystem, path on it) of a local path or of a URI pyarrow's filesystems open."""
+    uri = str(uri)
+    if not is_uri(uri):
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
+    scheme, rest = uri.split("://", 1)
+    try:
+        if scheme in ("s3", "gs", "gcs"):
+            return _bucket_fs(scheme, rest.split("/", 1)[0]), rest.rstrip("/")
+        return pafs.FileSystem.from_uri(uri)
+    except (ValueError, OSError) as exc:  # pyarrow.ArrowInvalid is a ValueError
+        raise ConfigError(f"{uri}: cannot be opened ({exc}); check the bucket's name and this "
+                          "machine's environment (AWS_REGION, AWS_ENDPOINT_URL, credentials)"
+                          ) from None
+
+
+# The URI schemes of pyarrow's filesystems (pyarrow.fs.FileSystem.from_uri).
+SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
+def check_uri(uri: str) -> None:
+    """Refuse, without touching the network, a URI no pyarrow filesystem opens, or one that
+    carries settings: spec.yaml and sweep.json record the location, so no secret may be in it,
+    and every node must reach the store the same way (its environment)."""
+    scheme = uri.split("://", 1)[0]
+    if scheme not in SCHEMES:
+        raise ConfigError(f"{uri}: {scheme}:// is not a filesystem pyarrow opens; give a local "
+                          "path, s3://bucket/prefix or gs://bucket/prefix")
+    if "?" in uri:
+        raise ConfigError(f"{uri}: give the endpoint and credentials of an object store in "
+                          "the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
+                          "AWS_SECRET_ACCESS_KEY, ...), not in the URI; drop the '?...' part")
+
+
+def sweep_path(path: str | Path | UriPath) -> Path | UriPath:
+    """A sweep directory (or a file in one) as a Path, or as a UriPath for a URI."""
+    if isinstance(path, (Path, UriPath)):
+        return path
+    if not is_uri(path):
+        return Path(path)
+    check_uri(str(path))
+    return UriPath(path)
+
+
+class UriPath:
+    """A file or folder named by a URI (s3://bucket/key), with the pathlib.Path methods the
+    sweep code uses. Reads of a missing file raise FileNotFoundError, as Path's do; writes are
+    atomic (see `write_file`)."""
+
+    def __init__(self, uri: str):
+        self.uri = str(uri).rstrip("/")
+
+    @property
+    def fs(self) -> pafs.FileSystem:  # made on first use: it may look the bucket's region up
+        return filesystem(self.uri)[0]
+
+    @property
+    def path(self) -> str:
+        return filesystem(self.uri)[1]
+
+    def __reduce__(self):  # pickles as its URI: each process makes its own client
+        return UriPath, (self.uri,)
+
+    def __str__(self) -> str:
+        return self.uri
+
+    def __repr__(self) -> str:
+        return f"UriPath({self.uri!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UriPath) and other.uri == self.uri
+
+    def __hash__(self) -> int:
+        return hash(self.uri)
+
+    def __truediv__(self, name: str) -> UriPath:
+        return UriPath(f"{self.uri}/{name}")
+
+    @property
+    def name(self) -> str:
+        return self.uri.rsplit("/", 1)[-1]
+
+    @property
+    def parent(self) -> UriPath:
+        head = self.uri.rsplit("/", 1)[0]
+        return UriPath(head) if "://" in head and head.split("://", 1)[1] else self
+
+    def resolve(self) -> UriPath:
+        return self
+
+    def _type(self) -> pafs.FileType:
+        return self.fs.get_file_info(self.path).type
+
+    def exists(self) -> bool:
+        return self._type() != pafs.FileType.NotFound
+
+    def is_file(self) -> bool:
+        return self._type() == pafs.FileType.File
+
+    def is_dir(self) -> bool:
+        return self._type() == pafs.FileType.Directory
+
+    def iterdir(self):
+        if not self.is_dir():
+            return iter(())
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=False))
+        return iter([self / i.base_name for i in infos])
+
+    def mkdir(self, parents: bool = False, exist_ok: bool = False) -> None:
+        if self.fs.type_name not in WHOLE_OBJECT_STORES:  # a bucket has no folders to make
+            self.fs.create_dir(self.path, recursive=parents)
+
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.path) as f:
+            return f.read()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode()
+
+    def write_bytes(self, data: bytes) -> None:
+        write_file(self, data)
+
+    def write_text(self, text: str) -> None:
+        write_file(self, text.encode())
+
+    def unlink(self) -> None:
+        self.fs.delete_file(self.path)
+
+
+def write_file(path: Path | UriPath, data: bytes) -> None:
+    """Atomic: a reader, or a kill mid-write, never leaves a torn file. A temporary file then a
+    rename on filesystems; an object store shows an object only once it is whole."""
+    if isinstance(path, UriPath) and path.fs.type_name in WHOLE_OBJECT_STORES:
+        with path.fs.open_output_stream(path.path) as f:
+            f.write(data)
+        return
+    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
+    tmp.write_bytes(data)
+    if isinstance(path, UriPath):
+        path.fs.move(tmp.path, path.path)
+    else:
+        os.replace(tmp, path)
+
+
+def load_array(path: Path | UriPath):
+    """A .npy a run left (samples or a map's weights): plain numbers, never pickled objects."""
+    import numpy as np
+
+    return np.load(io.BytesIO(path.read_bytes()), allow_pickle=False)
+
+
+class UnsafeCheckpoint(Exception):
+    """A checkpoint that cannot be loaded as tensors and plain values (see `load_checkpoint`)."""
+
+
+def load_checkpoint(data: bytes, where: str) -> Any:
+    """A checkpoint's contents, loaded with weights_only=True: a pickle that would run code --
+    planted in a shared sweep directory, or from elsewhere -- is refused, never run."""
+    import torch
+
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torn files and refused pickles raise many kinds
+        text = str(exc)
+        found = re.search(r"GLOBAL (\S+)", text)
+        if found:  # torch's own message goes on to suggest weights_only=False: not here
+            raise UnsafeCheckpoint(
+                f"{where} holds a pickled reference to {found.group(1)}, which loading it "
+                "would run or build; refused without running it. gansweep writes tensors and "
+                "plain values only: this file was planted or comes from elsewhere") from None
+        reason = text.strip().splitlines()[-1] if text.strip() else type(exc).__name__
+        if "Weights only load failed" in text:
+            reason = "not a checkpoint gansweep wrote: its pickle has unknown operations"
+        raise UnsafeCheckpoint(f"{where} is unreadable ({reason})") from None
+
+
 class TrialStore:
     """SWEEP_DIR/trials: one folder per configuration key; every write is atomic."""
 
     def __init__(self, root: str):
-        self.uri = root.rstrip("/")
-        if "://" in self.uri:
-            self.fs, self.root = pafs.FileSystem.from_uri(self.uri)
-        else:
-            self.fs, self.root = pafs.LocalFileSystem(), os.path.abspath(self.uri)
+        self.uri = str(root).rstrip("/")
+        self.fs, self.root = filesystem(self.uri)
+        self.whole_objects = self.fs.type_name in WHOLE_OBJECT_STORES
 
     @classmethod
     def of(cls, sweep_dir: str | Path) -> TrialStore:
@@ -143,7 +371,12 @@ class TrialStore:
             return None
 
     def write(self, key: str, name: str, data: bytes) -> None:
-        """Write then rename, so a kill mid-write never leaves a torn file behind."""
+        """Write then rename, so a kill mid-write never leaves a torn file behind (an object
+        store needs no rename: see `write_file`)."""
+        if self.whole_objects:
+            with self.fs.open_output_stream(self.path(key, name)) as f:
+                f.write(data)
+            return
         self.fs.create_dir(self.path(key), recursive=True)
         tmp = self.path(key, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
         with self.fs.open_output_stream(tmp) as f:
@@ -164,12 +397,10 @@ class TrialStore:
         self.write(key, name, json.dumps(_json_safe(obj), indent=1, default=str).encode())
 
     def read_torch(self, key: str, name: str):
-        import torch
-
+        """A checkpoint (None when there is none); raises UnsafeCheckpoint for one that is torn
+        or would run code when loaded."""
         data = self.read(key, name)
-        if data is None:
-            return None
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
+        return None if data is None else load_checkpoint(data, self.path(key, name))
 
     def write_torch(self, key: str, name: str, obj: Any) -> None:
         import torch

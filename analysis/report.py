@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import html
+import itertools
 import math
 import time
 from dataclasses import dataclass, field
@@ -186,7 +187,7 @@ def write_report(sweep_dirs: list[Path], out: Path) -> Path:
     rerun siblings (SWEEP_DIR-rerun) are picked up. Returns the path of index.html."""
     t0 = time.perf_counter()
     out = Path(out)
-    sweeps = load_sweeps([Path(d) for d in sweep_dirs])
+    sweeps = load_sweeps([layout.sweep_path(d) for d in sweep_dirs])
     img = out / "img"
     img.mkdir(parents=True, exist_ok=True)
     for old in img.glob("*.png"):  # figures of an earlier report into the same directory
@@ -408,7 +409,7 @@ def _how_sure(s: Sweep, ctx: _Context) -> str:
                        f"{s.seeds['statistic']}; `gansweep rerun {s.root} --top K --seeds S` "
                        "trains the top ones on seeds the sweep never used.")
     rerun = next((x for x in ctx.sweeps if x.is_rerun
-                  and Path(x.rerun["of"]).resolve() == s.root.resolve()), None)
+                  and layout.sweep_path(x.rerun["of"]).resolve() == s.root.resolve()), None)
     if rerun is None:
         text += (" Each configuration ran under one seed, so this ranking may reward a lucky "
                  f"seed: `gansweep rerun {s.root} --top K --seeds S` measures the spread.")
@@ -495,8 +496,9 @@ def _samples_section(page: Page, ctx: _Context) -> None:
         page.h(3, s.label)
         ranked = s.ranked()
         fname = layout.output_file(s.kind)
-        rows = [r for r in ranked.to_dict("records")
-                if s.output_path(r["key"]).is_file()][:TOP_SAMPLES]
+        # lazily: in a bucket every look is a request, and only the top few are shown
+        rows = list(itertools.islice((r for r in ranked.to_dict("records")
+                                      if s.output_path(r["key"]).is_file()), TOP_SAMPLES))
         if not rows:
             why = ("no configuration has ended yet" if not len(ranked) else
                    f"no ranked configuration has {fname} (diverged runs write none)")
@@ -514,7 +516,7 @@ def _samples_section(page: Page, ctx: _Context) -> None:
 def _sample_panels(page: Page, ctx: _Context, s: Sweep, rows: list[dict]) -> None:
     panels = []
     for r in rows:
-        x = np.load(s.output_path(r["key"]), allow_pickle=False)
+        x = layout.load_array(s.output_path(r["key"]))
         panels.append({"samples": x, "label": f"#{fmt(r['rank'])} {_short(r['key'])}: "
                        f"{s.metric} {fmt(r['value'])}"})
     kind = "image" if panels[0]["samples"].ndim >= 3 else "vector"
@@ -533,7 +535,7 @@ def _sample_panels(page: Page, ctx: _Context, s: Sweep, rows: list[dict]) -> Non
 def _som_panels(page: Page, ctx: _Context, s: Sweep, rows: list[dict]) -> None:
     panels = []
     for r in rows:
-        w = np.load(s.output_path(r["key"]), allow_pickle=False)
+        w = layout.load_array(s.output_path(r["key"]))
         panels.append({"weights": w, "label": f"#{fmt(r['rank'])} {_short(r['key'])} "
                        f"({w.shape[0]}x{w.shape[1]}): {s.metric} {fmt(r['value'])}"})
     data = ctx.real(s)
@@ -840,7 +842,7 @@ def _seed_section(page: Page, ctx: _Context) -> None:
                   f"{names or 'SWEEP_DIR'} --top 3 --seeds 3` and report again")
         return
     for r in reruns:
-        of = Path(r.rerun["of"])
+        of = layout.sweep_path(r.rerun["of"])
         original = next((s for s in ctx.sweeps if s.root.resolve() == of.resolve()), None)
         if original is None and layout.is_sweep_dir(of):
             try:

@@ -22,7 +22,16 @@ import pandas as pd
 import yaml
 
 from analysis import layout
-from analysis.layout import FLAGS, META, SPEC, UNFINISHED, TrialStore, is_sweep_dir
+from analysis.layout import (
+    FLAGS,
+    META,
+    SPEC,
+    UNFINISHED,
+    TrialStore,
+    UriPath,
+    is_sweep_dir,
+    sweep_path,
+)
 from analysis.vocabulary import DIRECTIONS, LOSSES, kind_of_metric
 from trainers.data import dataset_name
 from trainers.errors import ConfigError
@@ -34,7 +43,7 @@ ONE_SEED = {"count": 1, "top": 3, "statistic": "mean"}  # a sweep made before `s
 
 @dataclass
 class Sweep:
-    root: Path
+    root: Path | UriPath  # a path, or a URI for a sweep in a bucket
     name: str
     trainer: str
     dataset: Any
@@ -66,7 +75,7 @@ class Sweep:
         """What its configurations leave and are scored on (a trainer's OUTPUT kind)."""
         return kind_of_metric(self.metric)
 
-    def output_path(self, key: str) -> Path:
+    def output_path(self, key: str) -> Path | UriPath:
         return self.root / layout.TRIALS / key / layout.output_file(self.kind)
 
     @property
@@ -158,8 +167,13 @@ def _read_curve(data: bytes | None) -> pd.DataFrame:
 
 def load_sweep(root: str | Path) -> Sweep:
     """One sweep directory as a `Sweep` (a ConfigError for a directory that is not one)."""
-    root = Path(root)
-    if not root.is_dir():
+    root = sweep_path(root)
+    try:
+        found = root.is_dir()
+    except OSError as exc:  # a bucket this machine cannot reach
+        raise ConfigError(f"{root} cannot be read ({exc}); check the storage credentials and "
+                          "endpoint in this machine's environment") from None
+    if not found:
         raise ConfigError(f"{root} does not exist; give a sweep directory (storage/name of a "
                           "submitted spec)")
     if not is_sweep_dir(root):
@@ -328,7 +342,7 @@ def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.Dat
     return c.drop(columns=["_group", "_v"])
 
 
-def find_reruns(roots: list[Path]) -> list[Path]:
+def find_reruns(roots: list[Path | UriPath]) -> list[Path | UriPath]:
     """Rerun siblings (SWEEP_DIR-rerun) of the given sweeps that were not given themselves."""
     given = {p.resolve() for p in roots}
     out = []
@@ -341,7 +355,7 @@ def find_reruns(roots: list[Path]) -> list[Path]:
 
 
 def load_sweeps(roots: list[str | Path], with_reruns: bool = True) -> list[Sweep]:
-    paths = [Path(r) for r in roots]
+    paths = [sweep_path(r) for r in roots]
     if not paths:
         raise ConfigError("give at least one sweep directory")
     if with_reruns:

@@ -52,7 +52,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
     from jobs.submit import resume
 
     resume(args.sweep_dir, address=args.address, trials=args.trials,
-           budget=parse_budget(args.budget))
+           budget=parse_budget(args.budget), study_url=args.study)
     return 0
 
 
@@ -143,6 +143,10 @@ def parser() -> argparse.ArgumentParser:
                    help="raise the number of configurations to N")
     r.add_argument("--budget", action="append", default=[], metavar="steps=N|hours=H",
                    help="raise the budget to this total (repeatable)")
+    r.add_argument("--study", default=None, metavar="URL",
+                   help="the study's database, when it moved or needs a password not in "
+                   "PGPASSWORD / ~/.pgpass (postgresql://USER:PASSWORD@HOST:PORT/DB; the "
+                   "password is used, never written)")
     r.add_argument("--address", default=None, help=address_help)
     r.set_defaults(func=cmd_resume)
 

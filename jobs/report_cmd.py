@@ -13,13 +13,18 @@ def report(sweep_dirs: list[str], out: str, log=print) -> Path:
     from analysis.sweeps import is_sweep_dir
 
     for d in sweep_dirs:
-        if not is_sweep_dir(d):
+        try:
+            found = is_sweep_dir(d)
+        except OSError as exc:  # a bucket this machine cannot reach
+            raise ConfigError(f"{d} cannot be read ({exc}); check the storage credentials "
+                              "and endpoint in this machine's environment") from None
+        if not found:
             raise ConfigError(f"{d} is not a gansweep sweep directory (no spec.yaml / "
                               "sweep.json); give directories `gansweep submit` created, "
                               "e.g. demo-output/sweeps/demo-gan-ring8")
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out}: a file of that name exists; give a directory")
-    index = write_report([Path(d) for d in sweep_dirs], out_dir)
+    index = write_report(list(sweep_dirs), out_dir)
     log(f"[gansweep] report written: {index.resolve()}")
     return index

@@ -17,7 +17,7 @@ import time
 import uuid
 from pathlib import Path
 
-from analysis.layout import rerun_dir
+from analysis.layout import rerun_dir, sweep_path
 from jobs import sweep_dir as sd
 from jobs.resources import check_gpus
 from jobs.trial import RERUN_INDEX, SEED
@@ -71,7 +71,7 @@ def param_space(configs: list[dict], seeds: list[int]) -> dict:
 
 def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = None,
           resume: bool = False, log=print) -> Path:
-    root = Path(sweep_dir)
+    root = sweep_path(sweep_dir)
     spec, meta = sd.open_existing(root)
     if meta.get("rerun"):
         raise ConfigError(f"{root} is itself a seed rerun (of {meta['rerun']['of']}); rerun "

@@ -55,7 +55,9 @@ KEYS = {
     "resources": "per trial: {cpu: 1, gpu: 0.25}",
     "max_concurrent": "trials running at once",
     "max_failures": "retries of a trial whose process dies",
-    "storage": "a local directory, a shared filesystem path or s3://...",
+    "storage": "a local directory, a shared filesystem path, s3://bucket/prefix or gs://...",
+    "study": "the Optuna study's database: sqlite (a file in the sweep directory, the "
+             "default) or postgresql://USER@HOST:PORT/DATABASE",
 }
 REQUIRED = ("name", "trainer", "dataset", "steps")
 
@@ -81,6 +83,7 @@ class SweepSpec:
     budget: dict = field(default_factory=lambda: {"steps": None, "hours": None})
     seeds: dict = field(default_factory=lambda: dict(SEEDS_DEFAULT))
     sampler: str = "tpe"
+    study: str | None = None  # a database URL without password (jobs/study.py); None: sqlite
 
     def __post_init__(self):
         for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
@@ -106,7 +109,7 @@ class SweepSpec:
         configuration, the only judgement before `seeds` existed, hashes as it did then."""
         keep = {k: v for k, v in self.to_dict().items()
                 if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures",
-                             "budget", "sampler")}
+                             "budget", "sampler", "study")}
         if keep["seeds"]["count"] == 1:
             del keep["seeds"]
         return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
@@ -168,6 +171,7 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     if score_every is not None and score_every % report_every:
         raise ConfigError(f"score_every: {score_every} is not a multiple of report_every "
                           f"({report_every}); scores are taken at reports")
+    from jobs import study
     from jobs.stopping import validate_early_stop
 
     budget = _budget(raw.get("budget"))
@@ -177,6 +181,7 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     sampler = raw.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         raise ConfigError(f"sampler: {sampler!r} is not valid; use one of {', '.join(SAMPLERS)}")
+    storage = _storage(raw.get("storage", "sweeps"))
     return SweepSpec(
         name=_name(raw["name"]), trainer=trainer, dataset=dataset,
         trials=_int(raw, "trials", 1) if raw.get("trials") is not None else None,
@@ -188,7 +193,8 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         max_concurrent=_int(raw, "max_concurrent", 1, default=2),
         max_failures=_int(raw, "max_failures", 0, default=2),
         score_every=score_every,
-        storage=_storage(raw.get("storage", "sweeps")),
+        storage=storage,
+        study=study.parse(raw.get("study"), storage),
     )
 
 
@@ -298,5 +304,11 @@ def _storage(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError("storage: write a directory path or s3://bucket/prefix")
     if "://" in value:
-        return value
+        from analysis.layout import check_uri
+
+        try:
+            check_uri(value)  # a scheme pyarrow opens; no endpoint or secret in the URI
+        except ConfigError as exc:
+            raise ConfigError(f"storage: {exc}") from None
+        return value.rstrip("/")
     return str(Path(value).expanduser().resolve())

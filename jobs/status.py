@@ -25,8 +25,10 @@ def collect(root: str | Path) -> dict:
     diverged run (its `state` says which). `configurations` are ranked by the seed-robust
     value (`seeds.statistic` over the seeds each ran); `best` is the first of them, the
     configuration the sweep returns; stopped ones are never ranked."""
-    root = Path(root)
-    spec, meta = sd.open_existing(root)  # refuses a directory whose spec was edited
+    from jobs import study
+
+    root = layout.sweep_path(root)
+    spec, meta = sd.read_frozen(root)  # refuses a directory whose spec was edited
     sweep = load_sweep(root)
     rows = [{"key": t["key"], "config": sweep.configs.get(t["key"], {}), "state": t["state"],
              "seed": t["seed"], "step": int(finite(t["stop_step"]) or 0),
@@ -47,16 +49,21 @@ def collect(root: str | Path) -> dict:
         budget["steps_spent"] = sweep.steps_spent()
         budget["steps_left"] = max(0, budget["steps"] - budget["steps_spent"])
     if "hours" in budget:
-        from jobs.submit import spent_seconds
-
         budget["hours_spent"] = spent_seconds(meta) / 3600
         budget["hours_left"] = max(0.0, budget["hours"] - budget["hours_spent"])
-    return {"sweep": spec.name, "dir": str(root), "trainer": spec.trainer,
-            "dataset": spec.dataset, "metric": spec.metric, "mode": spec.mode,
-            "trials_planned": meta.get("trials", spec.trials), "seeds": dict(spec.seeds),
-            "budget": budget, "configurations": len(configs), "runs": len(rows),
-            "steps_spent": sweep.steps_spent(), "counts": counts, "best": best,
-            "study_name": meta["study_name"], "ranking": configs, "trials": rows}
+    return {"sweep": spec["name"], "dir": str(root), "trainer": spec["trainer"],
+            "dataset": spec["dataset"], "metric": sweep.metric, "mode": sweep.mode,
+            "trials_planned": meta.get("trials", spec.get("trials")),
+            "seeds": dict(sweep.seeds), "budget": budget, "configurations": len(configs),
+            "runs": len(rows), "steps_spent": sweep.steps_spent(), "counts": counts,
+            "best": best, "study_name": meta["study_name"],
+            "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows}
+
+
+def spent_seconds(meta: dict) -> float:
+    """Wall-clock of the driver runs so far (each up to the last time it was seen alive)."""
+    return float(sum(max(0.0, r.get("seen", r["started"]) - r["started"])
+                     for r in meta.get("runs", [])))
 
 
 def format_status(s: dict) -> str:
@@ -98,7 +105,7 @@ def format_status(s: dict) -> str:
                      f"{r['step']}")
     if len(stopped) > 10:
         lines.append(f"  ... and {len(stopped) - 10} more stopped (see --json)")
-    lines.append(f"optuna study {s['study_name']} in {Path(s['dir']) / layout.OPTUNA_DB}")
+    lines.append(f"optuna study {s['study_name']} in {s['study_storage']}")
     return "\n".join(lines)
 
 

@@ -66,10 +66,10 @@ def init_ray(address: str | None, log=print) -> None:
 
 
 def study_storage(root: Path):
-    import optuna
+    """The Optuna storage the sweep directory records (jobs/study.py)."""
+    from jobs import study
 
-    return optuna.storages.RDBStorage(f"sqlite:///{root / layout.OPTUNA_DB}",
-                                      engine_kwargs={"connect_args": {"timeout": 60}})
+    return study.open_for(root)
 
 
 def open_study(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
@@ -94,17 +94,22 @@ def trial_dirname(trial) -> str:
 
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
+    from jobs import study
+
     data = check_data(spec)
     check_gpus(spec.resources, address, log)
+    study.check(spec.study)  # the study's database answers before anything is made
     meta = sd.create(spec)
-    return _run(spec, Path(spec.sweep_dir), meta, data, address, log)
+    return _run(spec, layout.sweep_path(spec.sweep_dir), meta, data, address, log)
 
 
 def resume(root: str | Path, address: str | None = None, trials: int | None = None,
-           budget: dict | None = None, log=print) -> Path:
+           budget: dict | None = None, log=print, study_url: str | None = None) -> Path:
     """Continue a sweep: spend only what is left of its budget, or extend it (`trials`,
     `budget`: the new totals, recorded in sweep.json; the frozen spec keeps the original)."""
-    root = Path(root)
+    from jobs import study
+
+    root = layout.sweep_path(root)
     spec, meta = sd.open_existing(root)
     if "rerun" in meta:
         raise ConfigError(f"{root} is a seed rerun, not a search: continue it with "
@@ -119,6 +124,7 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
         meta["budget"] = {**sweep_budget(spec, meta), **budget}
     data = check_data(spec)
     check_gpus(spec.resources, address, log)
+    study.attach(root, meta, study_url, log)  # a moved database is recorded by _run
     return _run(spec, root, meta, data, address, log)
 
 

@@ -1,8 +1,10 @@
 """The rules that protect a sweep directory: made once, never overwritten or mixed with
 another spec, refused before Ray starts when it cannot take checkpoints. Its layout (file
-names, records) is analysis/layout.py's; the names are re-exported here for the writers."""
+names, records) is analysis/layout.py's; the names are re-exported here for the writers. A
+sweep directory may be a path or a bucket URI (layout.sweep_path)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -10,7 +12,19 @@ from pathlib import Path
 
 import yaml
 
-from analysis.layout import EVALUATORS, META, OPTUNA_DB, SPEC, TRIALS, TUNE
+from analysis.layout import (
+    EVALUATORS,
+    META,
+    OPTUNA_DB,
+    SPEC,
+    SPEC_SHA1,
+    STUDY_STORAGE,
+    TRIALS,
+    TUNE,
+    UriPath,
+    sweep_path,
+    write_file,
+)
 from jobs.spec import LEGACY, SweepSpec, parse_spec
 from trainers.errors import ConfigError
 
@@ -18,25 +32,21 @@ __all__ = ["EVALUATORS", "META", "OPTUNA_DB", "SPEC", "TRIALS", "TUNE", "check_w
            "create", "open_existing", "write_meta"]
 
 
-def is_local(uri: str) -> bool:
-    return "://" not in uri
-
-
 def create(spec: SweepSpec) -> dict:
     """Make a new sweep directory; refuse one that exists (never overwrite or mix sweeps)."""
-    if not is_local(spec.storage):
-        raise ConfigError(f"storage: {spec.storage} — this version keeps the Optuna study in "
-                          "sqlite inside the sweep directory, so storage must be a local or "
-                          "shared filesystem path (e.g. /mnt/shared/sweeps)")
-    root = Path(spec.sweep_dir)
-    if root.exists() and any(root.iterdir()):
+    root = sweep_path(spec.sweep_dir)
+    if _reachable(root, "exists") and any(root.iterdir()):
         raise ConfigError(f"sweep directory {root} already exists; continue it with "
                           f"`gansweep resume {root}`, or change `name` in the spec to start a "
                           "new sweep")
     root.mkdir(parents=True, exist_ok=True)
-    (root / SPEC).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    frozen = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+    (root / SPEC).write_text(frozen)
     meta = {"study_name": f"{spec.name}-{uuid.uuid4().hex[:8]}",
-            "spec_fingerprint": spec.fingerprint(), "created": time.time(), "runs": []}
+            "spec_fingerprint": spec.fingerprint(), SPEC_SHA1: _sha1(frozen),
+            "created": time.time(), "runs": []}
+    if spec.study:  # without its password (jobs/study.py); absent: SQLite in the directory
+        meta[STUDY_STORAGE] = spec.study
     write_meta(root, meta)
     return meta
 
@@ -44,8 +54,8 @@ def create(spec: SweepSpec) -> dict:
 def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[SweepSpec, dict]:
     """Load a sweep's frozen spec and metadata; refuse a directory that is not a sweep or
     whose spec was edited after submission."""
-    root = Path(sweep_dir)
-    if not (root / SPEC).is_file() or not (root / META).is_file():
+    root = sweep_path(sweep_dir)
+    if not (_reachable(root / SPEC, "is_file") and (root / META).is_file()):
         raise ConfigError(f"{root} is not a gansweep sweep directory (no {SPEC} / {META}); "
                           "start a sweep with `gansweep submit SPEC`")
     try:
@@ -54,7 +64,7 @@ def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[
             raw = {**LEGACY, **raw}
         spec = parse_spec(raw, str(root / SPEC))
         meta = json.loads((root / META).read_text())
-    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+    except (yaml.YAMLError, json.JSONDecodeError, OSError) as exc:
         raise ConfigError(f"{root}: sweep files are unreadable ({exc})") from None
     if spec.fingerprint() != meta.get("spec_fingerprint"):
         raise ConfigError(f"{root / SPEC} was edited after submission; restore it (the "
@@ -70,10 +80,41 @@ def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[
     return spec, meta
 
 
+def _sha1(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def read_frozen(sweep_dir: str | Path) -> tuple[dict, dict]:
+    """The frozen spec as written (a plain mapping) and the metadata, for readers that run
+    often (`gansweep status` every second): when spec.yaml is byte for byte what was written
+    at submission, it is not validated again, which would import torch and Ray. Anything else
+    (an edit, a sweep made before the digest was recorded) goes through `open_existing`."""
+    root = sweep_path(sweep_dir)
+    try:
+        text, meta = (root / SPEC).read_text(), json.loads((root / META).read_text())
+    except (OSError, json.JSONDecodeError):
+        text, meta = None, {}
+    if text is not None and meta.get(SPEC_SHA1) == _sha1(text):
+        return yaml.safe_load(text), meta
+    spec, meta = open_existing(root)
+    return spec.to_dict(), meta
+
+
 MIN_FREE_BYTES = 200 * 2**20
 
 
-def check_writable(root: Path) -> None:
+def _reachable(path, test: str) -> bool:
+    """path.exists() or path.is_file(); an unreachable bucket (endpoint, credentials) is said
+    so in one message."""
+    try:
+        return getattr(path, test)()
+    except OSError as exc:
+        raise ConfigError(f"storage: cannot reach {path} ({exc}); check the bucket and the "
+                          "AWS_ENDPOINT_URL / AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY "
+                          "environment of this machine") from None
+
+
+def check_writable(root: Path | UriPath) -> None:
     """Refuse, before Ray starts, a sweep directory that cannot take checkpoints."""
     import os
     import shutil
@@ -83,9 +124,12 @@ def check_writable(root: Path) -> None:
         probe.write_bytes(b"x" * 4096)
         probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"sweep directory {root} is not writable ({exc.strerror}); free the "
-                          "disk or fix its permissions / mount, then run the command again. "
-                          "Nothing stored there was changed.") from None
+        raise ConfigError(f"sweep directory {root} is not writable "
+                          f"({exc.strerror or exc}); free the disk or fix its permissions / "
+                          "mount or bucket credentials, then run the command again. Nothing "
+                          "stored there was changed.") from None
+    if isinstance(root, UriPath):  # an object store does not fill up
+        return
     free = shutil.disk_usage(root).free
     if free < MIN_FREE_BYTES:
         raise ConfigError(f"only {free / 2**20:.0f} MiB free under {root}; checkpoints need "
@@ -93,7 +137,5 @@ def check_writable(root: Path) -> None:
                           "the command again.")
 
 
-def write_meta(root: Path, meta: dict) -> None:
-    tmp = root / (META + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=1))
-    tmp.replace(root / META)
+def write_meta(root: Path | UriPath, meta: dict) -> None:
+    write_file(root / META, json.dumps(meta, indent=1).encode())

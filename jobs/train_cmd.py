@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from analysis import metrics
-from analysis.layout import STATE, metrics_csv, output_file
+from analysis.layout import STATE, UnsafeCheckpoint, metrics_csv, output_file
+from analysis.layout import load_checkpoint as load_checkpoint_bytes
 from jobs.loop import train_loop
 from trainers.base import Trainer
 from trainers.errors import ConfigError
@@ -40,10 +41,10 @@ def load_checkpoint(ckpt_dir: Path) -> dict[str, Any]:
     path = ckpt_dir / STATE
     if not path.is_file():
         raise ConfigError(f"no checkpoint at {path}: train without --resume to start a new run")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a truncated or foreign file
-        raise ConfigError(f"checkpoint {path} is unreadable ({exc}); start a new run") from exc
+    try:  # weights only: a planted pickle is refused, never run (analysis/layout.py)
+        return load_checkpoint_bytes(path.read_bytes(), f"checkpoint {path}")
+    except (UnsafeCheckpoint, OSError) as exc:
+        raise ConfigError(f"{exc}; start a new run in a new --out directory") from None
 
 
 def write_metrics_csv(history: list[dict], path: Path) -> None:

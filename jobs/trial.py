@@ -194,10 +194,15 @@ def trainable(config: dict, control: TrialControl) -> None:
 
 
 def _load_state(store: TrialStore, key: str) -> dict | None:
-    """The configuration's checkpoint; an unreadable one is moved aside (kept, never
-    overwritten) and the configuration trains again from step 0."""
+    """The configuration's checkpoint; an unreadable one -- torn, foreign, or a planted pickle
+    that would run code, which weights-only loading refuses (layout.load_checkpoint) -- is
+    moved aside (kept, never overwritten) and the configuration trains again from step 0."""
     try:
-        return store.read_torch(key, layout.STATE)
+        saved = store.read_torch(key, layout.STATE)
+        if saved is not None and not (isinstance(saved, dict)
+                                      and {"trainer", "history", "detector"} <= set(saved)):
+            raise ValueError("not a trial checkpoint: it lacks trainer, history or detector")
+        return saved
     except Exception as exc:  # a torn or foreign file: torch raises many kinds
         aside = store.move_aside(key, layout.STATE, "corrupt")
         print(f"[gansweep] checkpoint {store.path(key, layout.STATE)} is unreadable ({exc}); "

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.servers import postgres, s3  # noqa: F401 - session fixtures: one server each
+
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -96,3 +96,72 @@ def tune_reports(sweep: Path) -> list[tuple[str, int]]:
             if not r.get("reused") and "key" in r:
                 rows.append((r["key"], int(r["step"])))
     return rows
+
+
+# ---- the same records read through the trial store, for a sweep in a bucket ----------------
+
+def store_results(root) -> dict[str, dict]:
+    from analysis.layout import TrialStore
+
+    store = TrialStore.of(root)
+    return {k: r for k in store.keys() if (r := store.result(k)) is not None}
+
+
+def store_histories(root) -> dict[str, list[int]]:
+    """Steps in each configuration's metrics.csv, read through the trial store."""
+    from analysis.layout import METRICS, TrialStore
+
+    store = TrialStore.of(root)
+    out = {}
+    for key in store.keys():
+        data = store.read(key, METRICS)
+        if data:
+            out[key] = [int(float(line.split(",")[0]))
+                        for line in data.decode().splitlines()[1:]]
+    return out
+
+
+def download(root, dest: Path) -> Path:
+    """A local copy of a sweep directory in a bucket, to read with the helpers above."""
+    import pyarrow.fs as pafs
+
+    from analysis.layout import filesystem
+
+    fs, path = filesystem(str(root))
+    pafs.copy_files(path, str(dest), source_filesystem=fs,
+                    destination_filesystem=pafs.LocalFileSystem())
+    return dest
+
+
+class _Plant:
+    """Pickles as a call of open(marker, "w"): a full unpickler (torch.load with
+    weights_only=False) creates the marker file, i.e. runs code the file carries."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return open, (self.marker, "w")
+
+
+def planted_checkpoint(marker: Path) -> bytes:
+    """A file shaped like a checkpoint that would run code when loaded in full."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"trainer": _Plant(marker), "history": [], "detector": {}}, buf)
+    return buf.getvalue()
+
+
+def runs_code_when_fully_unpickled(data: bytes, marker: Path) -> bool:
+    """The control: loading it the old way (weights_only=False) does create the marker."""
+    import io
+
+    import torch
+
+    torch.load(io.BytesIO(data), weights_only=False)
+    made = marker.exists()
+    marker.unlink(missing_ok=True)
+    return made

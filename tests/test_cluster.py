@@ -79,6 +79,9 @@ def ray_head(tmp_path):
         [str(BIN / "ray"), "start", "--head", "--block", f"--port={gcs}",
          "--node-ip-address=127.0.0.1", "--num-cpus=2", "--include-dashboard=true",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--disable-usage-stats",
+         # the job agent's port is fixed (52365) by default: another Ray on this machine
+         # holding it leaves the head without a job agent ("No available agent")
+         f"--dashboard-agent-listen-port={_free_port()}",
          f"--temp-dir={temp}"],
         env={**_env(), **auth}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)

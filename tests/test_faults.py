@@ -18,7 +18,17 @@ from jobs.spec import parse_spec
 from jobs.status import collect
 from jobs.submit import resume, submit
 from tests.conftest import ROOT, run_cli, tiny_spec
-from tests.faults import Driver, results, running, store_steps, tune_reports, wait_for, write_spec
+from tests.faults import (
+    Driver,
+    planted_checkpoint,
+    results,
+    running,
+    runs_code_when_fully_unpickled,
+    store_steps,
+    tune_reports,
+    wait_for,
+    write_spec,
+)
 
 TRIALS, STEPS, EVERY = 4, 100, 10
 
@@ -258,6 +268,28 @@ def test_corrupted_checkpoint_is_kept_aside_and_retrained(done_sweep):
     assert after[key]["stop_reason"] == "completed" and after[key]["resumed_from_step"] == 0
     aside = list((sweep / "trials" / key).glob("state.pt.corrupt-*"))
     assert aside and aside[0].read_bytes().startswith(b"\x00garbage")
+    for other in set(before) - {key}:
+        assert after[other] == before[other]
+
+
+def test_planted_checkpoint_is_refused_without_running_it(done_sweep, tmp_path):
+    """Anyone who can write to a shared sweep directory could plant a pickle that runs code when
+    loaded in full: the trial refuses it (weights-only loading), keeps it aside like any
+    unreadable checkpoint and trains that configuration from step 0."""
+    sweep, _ = done_sweep
+    before = results(sweep)
+    key = sorted(before)[0]
+    marker = tmp_path / "code-ran"
+    planted = planted_checkpoint(marker)
+    assert runs_code_when_fully_unpickled(planted, marker)  # the plant is real
+    (sweep / "trials" / key / "result.json").unlink()
+    (sweep / "trials" / key / "state.pt").write_bytes(planted)
+    resume(sweep, log=lambda *_: None)
+    assert not marker.exists()
+    after = results(sweep)
+    assert after[key]["stop_reason"] == "completed" and after[key]["resumed_from_step"] == 0
+    assert [p.read_bytes() for p in (sweep / "trials" / key).glob("state.pt.corrupt-*")
+            if p.read_bytes() == planted]
     for other in set(before) - {key}:
         assert after[other] == before[other]
 
