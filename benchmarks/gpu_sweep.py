@@ -119,7 +119,7 @@ def run_arm(label: str, gpu: float, sizes, storage: Path, cap_s: float) -> dict:
         "dataset": sizes.sweep_dataset, "trials": sizes.sweep_trials,
         "steps": sizes.sweep_steps, "report_every": max(1, sizes.sweep_steps // 2),
         "metric": "mode_diversity", "seed": 0, "fixed": dict(sizes.sweep_fixed),
-        "early_stop": {"collapse": False},
+        "early_stop": {"collapse": False}, "seeds": 1,  # configurations per minute: one run each
         "resources": {"cpu": sizes.sweep_cpu, "gpu": gpu},
         "max_concurrent": MAX_CONCURRENT, "max_failures": 0, "storage": str(storage)})
     # The cap arrives as Ctrl-C would: the sweep stops cleanly and says so.

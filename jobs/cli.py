@@ -22,7 +22,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                               "trainer and --dataset (use --set to change a hyperparameter)")
         got = returned_configuration(args.from_sweep, log=print)
         trainer, dataset, base = got["trainer"], got["dataset"], got["config"]
-        steps = steps or got["steps"]
+        steps = got["steps"] if steps is None else steps
         seed = got["seed"] if seed is None else seed
         every = every or got["report_every"]
         score_every = score_every or got["score_every"]
@@ -31,7 +31,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                           "ring8 --out runs/r), or --from SWEEP_DIR")
     cls = get_trainer(trainer)
     overrides = {**base, **parse_sets(cls.HPARAMS, args.set, f"trainer {trainer}")}
-    steps, seed, every = steps or 1000, 0 if seed is None else seed, every or 100
+    steps = 1000 if steps is None else steps
+    seed, every = 0 if seed is None else seed, every or 100
     if steps < 1:
         raise ConfigError("--steps must be at least 1")
     train_to_dir(trainer, dataset, overrides, steps, Path(args.out), seed=seed,
