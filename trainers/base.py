@@ -134,8 +134,8 @@ class TwoPlayer(Trainer):
 
     The stabilisers (trainers/stabilisers.py) are wired in here: a family calls
     `start_average()` once G exists, `decay_lrs()` at the start of each step and
-    `update_average()` after each generator update,
-    and draws its samples from `sampler`. At their neutral values both calls do nothing."""
+    `update_average()` after each generator update, and draws its samples from `sampler`.
+    At the neutral values (`ema` 0, no `lr_half_life`) these do nothing and `sampler` is G."""
 
     PARTS = ("G", "D", "opt_g", "opt_d")
     G_avg: nn.Module | None = None

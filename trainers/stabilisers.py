@@ -1,10 +1,10 @@
 """What the GAN families share against oscillation and mode collapse (hyperparameters `ema`,
 `pac`, `lr_half_life`); `base.TwoPlayer` wires them into every two-player trainer.
 
-- `average_copy`, `fold_in`: an exponential moving average of the generator's weights (Yazıcı et al.
-  2019, "The unusual effectiveness of averaging in GAN training"). The players circle an
-  equilibrium instead of settling on it; the average sits nearer its centre than any one
-  iterate, so samples drawn from it stop swinging from report to report.
+- `average_copy`, `fold_in`: an exponential moving average of the generator's weights
+  (Yazıcı et al. 2019, "The unusual effectiveness of averaging in GAN training"). The players
+  circle an equilibrium instead of settling on it; the average sits nearer its centre than
+  any one iterate, so samples drawn from it stop swinging from report to report.
 - `pack`: PacGAN (Lin et al. 2018). D judges `pac` samples at once, so a generator that puts
   many samples on the same few modes is visible to it within one input.
 - `lr_factor`: exponential learning-rate decay by half-life, which needs no knowledge of the
