@@ -24,10 +24,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+from torch import nn
 
 from trainers.data import Dataset
 from trainers.errors import ConfigError
-from trainers.hparams import HParam, resolve
+from trainers.hparams import HParam, resolve, with_neutral
+from trainers.stabilisers import average_copy, fold_in, lr_factor
 
 
 def pick_device(prefer: str | None = None) -> torch.device:
@@ -87,9 +89,11 @@ class Trainer:
             raise ConfigError(
                 f"checkpoint is from trainer {state.get('trainer')!r}, not {self.name!r}"
             )
-        if state["config"] != self.config:
-            diff = sorted(k for k in set(state["config"]) | set(self.config)
-                          if state["config"].get(k) != self.config.get(k))
+        # A checkpoint written before a hyperparameter existed trained at its neutral value.
+        saved = with_neutral(self.HPARAMS, state["config"])
+        if saved != self.config:
+            diff = sorted(k for k in set(saved) | set(self.config)
+                          if saved.get(k) != self.config.get(k))
             raise ConfigError(
                 f"checkpoint was trained with other hyperparameters ({', '.join(diff)}); "
                 "resume with the same configuration or start a new run directory"
@@ -125,16 +129,52 @@ class Trainer:
 
 class TwoPlayer(Trainer):
     """A family with a generator `G` and a discriminator or critic `D`, each with its own
-    optimiser (`opt_g`, `opt_d`): their state is the whole of the trainer's state."""
+    optimiser (`opt_g`, `opt_d`), and, with `ema` on, the average of G's weights (`G_avg`):
+    their state is the whole of the trainer's state.
+
+    The stabilisers (trainers/stabilisers.py) are wired in here: a family calls
+    `start_average()` once G exists, `decay_lrs()` at the start of each step and
+    `update_average()` after each generator update, and draws its samples from `sampler`.
+    At the neutral values (`ema` 0, no `lr_half_life`) these do nothing and `sampler` is G."""
 
     PARTS = ("G", "D", "opt_g", "opt_d")
+    G_avg: nn.Module | None = None
+
+    def start_average(self) -> None:
+        """With `ema` on, start the average of G's weights; a family calls it once G exists."""
+        if self.config.get("ema", 0.0):
+            self.G_avg = average_copy(self.G)
+
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator samples are drawn from: the average when there is one."""
+        return self.G if self.G_avg is None else self.G_avg
+
+    def decay_lrs(self) -> None:
+        """Set both learning rates for the step about to be taken (`lr_half_life`)."""
+        half_life = self.config.get("lr_half_life")
+        if half_life is None:
+            return
+        f = lr_factor(self.step, half_life)
+        for opt, key in ((self.opt_g, "lr_g"), (self.opt_d, "lr_d")):
+            for group in opt.param_groups:
+                group["lr"] = self.config[key] * f
+
+    def update_average(self) -> None:
+        """Fold the generator just updated into the average (`ema`); before `step += 1`."""
+        if self.G_avg is not None:
+            fold_in(self.G_avg, self.G, self.config["ema"], self.step + 1)
+
+    def parts(self) -> tuple[str, ...]:
+        # Only with ema on: at ema 0 a checkpoint is exactly what it was before ema existed.
+        return self.PARTS + (("G_avg",) if self.G_avg is not None else ())
 
     def state_dict(self) -> dict[str, Any]:
-        return {**self.base_state(), **{k: getattr(self, k).state_dict() for k in self.PARTS}}
+        return {**self.base_state(), **{k: getattr(self, k).state_dict() for k in self.parts()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.load_base_state(state)
-        for k in self.PARTS:
+        for k in self.parts():
             getattr(self, k).load_state_dict(state[k])
 
 

@@ -117,11 +117,12 @@ def check_images(data: Dataset, image_size: int, who: str) -> int:
 
 def build_pair(trainer, norm: str) -> tuple[nn.Module, nn.Module]:
     """The generator and the discriminator/critic (with `norm`) for a conv trainer's config
-    and data, on its device."""
+    and data, on its device. With `pac` > 1 the discriminator takes `pac` images stacked
+    along the channels (PacGAN)."""
     c = trainer.config
     channels = check_images(trainer.data, c["image_size"], f"trainer {trainer.name}")
     G = generator(c["code_length"], c["image_size"], c["width"], channels)
-    D = discriminator(c["image_size"], c["width"], channels, norm)
+    D = discriminator(c["image_size"], c["width"], c.get("pac", 1) * channels, norm)
     return G.to(trainer.device), D.to(trainer.device)
 
 

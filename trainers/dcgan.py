@@ -2,6 +2,7 @@
 
 Follows PyTorch's examples/dcgan step for step: one discriminator update on a real and a fake
 batch, then one generator update through the updated discriminator on the same fake batch.
+The stabilisers (`ema`, `pac`, `lr_half_life`; trainers/stabilisers.py) are off by default.
 """
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from trainers.base import TwoPlayer
 from trainers.convnets import build_pair, generate, means, uniform_code
 from trainers.data import Dataset
 from trainers.hparams import pick
+from trainers.stabilisers import pack
 
 
 class DCGAN(TwoPlayer):
     name = "dcgan"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "loss",
-                   "image_size", "width", "amp", width=32)
+                   "image_size", "width", "ema", "pac", "lr_half_life", "amp", width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
                  seed: int = 0):
@@ -30,20 +32,22 @@ class DCGAN(TwoPlayer):
         betas = (c["beta1"], c["beta2"])
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c["lr_g"], betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)
+        self.start_average()
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, minimax = c["batch_size"], c["loss"] == "minimax"
+        n, pac, minimax = c["batch_size"], c["pac"], c["loss"] == "minimax"
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
         for _ in range(steps):
+            self.decay_lrs()
             real = self.batch(n)
             z = uniform_code(self.gen, n, c["code_length"], self.device)
 
             # Discriminator: real -> 1, fake -> 0, in separate batches (separate BN stats).
             with self.autocast():
                 fake = G(z)
-                d_real = D(real).float()
-                d_fake = D(fake.detach()).float()
+                d_real = D(pack(real, pac)).float()
+                d_fake = D(pack(fake.detach(), pac)).float()
                 loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                           + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
             self.opt_d.zero_grad(set_to_none=True)
@@ -53,11 +57,12 @@ class DCGAN(TwoPlayer):
             # Generator. On logits l = log D/(1-D): minimax log(1 - D) = -softplus(l),
             # non-saturating -log D = softplus(-l); softplus keeps both finite.
             with self.autocast():
-                logit = D(fake).float()
+                logit = D(pack(fake, pac)).float()
                 loss_g = -F.softplus(logit).mean() if minimax else F.softplus(-logit).mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
+            self.update_average()
 
             losses["loss_g"].append(loss_g.detach())
             losses["loss_d"].append(loss_d.detach())
@@ -65,4 +70,5 @@ class DCGAN(TwoPlayer):
         return means(losses)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        return generate(self.G, n, self.config["code_length"], seed, self.device, self.autocast)
+        return generate(self.sampler, n, self.config["code_length"], seed, self.device,
+                        self.autocast)

@@ -1,8 +1,10 @@
 """The MLP GAN for 1-D and 2-D toy data (gauss1d, ring8, grid25, any (N, D) array).
 
-Generator and discriminator are small MLPs (Goodfellow et al. 2014); D can end in a
-minibatch-discrimination layer (Salimans et al. 2016), the 1-D toy GAN article's remedy for
-a generator that puts every sample on one point. One step = one D step + one G step.
+Generator and discriminator are small MLPs (Goodfellow et al. 2014) with `depth` hidden
+layers; D can end in a minibatch-discrimination layer (Salimans et al. 2016), the 1-D toy GAN
+article's remedy for a generator that puts every sample on one point, and can judge `pac`
+samples at once (PacGAN's packing: their feature vectors concatenated). One step = one D step +
+one G step.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from torch import nn
 from trainers.base import TwoPlayer, mean_losses
 from trainers.data import Dataset
 from trainers.hparams import pick
+from trainers.stabilisers import pack
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -40,9 +43,9 @@ class MinibatchDiscrimination(nn.Module):
         return torch.cat([h, o.to(h.dtype)], dim=1)
 
 
-def generator(code_length: int, width: int, dim: int) -> nn.Sequential:
-    """Two ReLU hidden layers; a linear output, so G can reach any point of data space."""
-    sizes = [code_length, width, width, dim]
+def generator(code_length: int, width: int, dim: int, depth: int = 2) -> nn.Sequential:
+    """`depth` ReLU hidden layers; a linear output, so G can reach any point of data space."""
+    sizes = [code_length, *[width] * depth, dim]
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(itertools.pairwise(sizes)):
         layers.append(nn.Linear(a, b))
@@ -52,12 +55,11 @@ def generator(code_length: int, width: int, dim: int) -> nn.Sequential:
 
 
 class Discriminator(nn.Module):
-    def __init__(self, dim: int, width: int, mbd: tuple[int, int] | None):
+    def __init__(self, dim: int, width: int, mbd: tuple[int, int] | None, depth: int = 2):
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Linear(dim, width), nn.LeakyReLU(0.2),
-            nn.Linear(width, width), nn.LeakyReLU(0.2),
-        )
+        sizes = [dim, *[width] * depth]
+        self.features = nn.Sequential(*itertools.chain.from_iterable(
+            (nn.Linear(a, b), nn.LeakyReLU(0.2)) for a, b in itertools.pairwise(sizes)))
         self.mbd = MinibatchDiscrimination(width, *mbd) if mbd else None
         self.logit = nn.Linear(width + (mbd[0] if mbd else 0), 1)
 
@@ -74,20 +76,21 @@ class MLPGAN(TwoPlayer):
     # Toy-data defaults: a code as small as the data (2), 128 hidden units, and both learning
     # rates at 1e-3 (the image families' 5e-4 / 1e-4 take several times longer on ring8).
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "loss",
-                   "width", "minibatch_disc", "kernels", "kernel_dim", "amp",
-                   code_length=2, lr_g=1e-3, lr_d=1e-3, width=128)
+                   "width", "depth", "minibatch_disc", "kernels", "kernel_dim", "ema", "pac",
+                   "lr_half_life", "amp", code_length=2, lr_g=1e-3, lr_d=1e-3, width=128)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
                  seed: int = 0):
         super().__init__(config, data, device, seed)  # seeds torch: the inits below follow it
         c = self.config
         dim = data.shape[0]
-        self.G = generator(c["code_length"], c["width"], dim).to(self.device)
+        self.G = generator(c["code_length"], c["width"], dim, c["depth"]).to(self.device)
         mbd = (c["kernels"], c["kernel_dim"]) if c["minibatch_disc"] else None
-        self.D = Discriminator(dim, c["width"], mbd).to(self.device)
+        self.D = Discriminator(c["pac"] * dim, c["width"], mbd, c["depth"]).to(self.device)
         betas = (c["beta1"], c["beta2"])
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c["lr_g"], betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)
+        self.start_average()
 
     def code(self, n: int, gen: torch.Generator) -> torch.Tensor:
         # Standard normal (Goodfellow et al.'s toy GANs; the conv trainers keep the seed's
@@ -102,25 +105,28 @@ class MLPGAN(TwoPlayer):
         return F.softplus(-fake_logit).mean()  # -log D(G(z)): strong gradient early on
 
     def train(self, steps: int) -> dict[str, float]:
-        n = self.config["batch_size"]
+        n, pac = self.config["batch_size"], self.config["pac"]
         rows: list[torch.Tensor] = []
         for _ in range(steps):
+            self.decay_lrs()
             real = self.batch(n)
             z = self.code(n, self.gen)
             with self.autocast():
                 with torch.no_grad():
                     fake = self.G(z)
-                loss_d = F.softplus(-self.D(real)).mean() + F.softplus(self.D(fake)).mean()
+                loss_d = (F.softplus(-self.D(pack(real, pac))).mean()
+                          + F.softplus(self.D(pack(fake, pac))).mean())
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
 
             z = self.code(n, self.gen)
             with self.autocast():
-                loss_g = self.g_loss(self.D(self.G(z)))
+                loss_g = self.g_loss(self.D(pack(self.G(z), pac)))
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
+            self.update_average()
             rows.append(torch.stack([loss_g.detach().float(), loss_d.detach().float()]))
             self.step += 1
         # One device sync per call, not two per step.
@@ -131,5 +137,5 @@ class MLPGAN(TwoPlayer):
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         z = self.code(n, torch.Generator().manual_seed(seed))
         with self.autocast():
-            x = self.G(z)
+            x = self.sampler(z)
         return x.float().cpu()

@@ -2,9 +2,15 @@
 
 One catalogue of names (`COMMON`) so every family speaks the same language; a trainer picks the
 entries it honours and may change their defaults with `HParam.but(...)`.
+
+A hyperparameter added after sweeps already exist has a `neutral` value: the one at which a
+trainer behaves exactly as it did before the hyperparameter existed (and its default). A
+configuration that leaves it there is the old configuration, so `keyed()` drops it before a
+configuration is hashed and a checkpoint written without it still loads.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,6 +23,15 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
+class _Unset(enum.Enum):
+    # An enum member, not object(): it survives pickling (Ray ships schemas between processes)
+    # and None is itself a neutral value (lr_half_life).
+    NO_NEUTRAL = "no neutral value"
+
+
+NO_NEUTRAL = _Unset.NO_NEUTRAL
+
+
 @dataclass(frozen=True)
 class HParam:
     name: str
@@ -27,6 +42,7 @@ class HParam:
     choices: tuple | None = None
     optional: bool = False  # None allowed (the trainer derives the value)
     help: str = ""
+    neutral: Any = NO_NEUTRAL  # the value that behaves as if the hyperparameter did not exist
 
     def but(self, **changes) -> "HParam":
         return replace(self, **changes)
@@ -117,6 +133,20 @@ COMMON: dict[str, HParam] = {
         HParam("adjust_fraction", float, 0.75, low=0.0, high=1.0,
                help="fraction of epochs in the adjustment phase; the rest converge"),
         HParam("rule", str, "batch", choices=("batch", "online"), help="SOM update rule"),
+        # Stabilisers against oscillation and mode collapse. Each is off at its default, which
+        # is its neutral value: the trainers behave exactly as before these existed.
+        HParam("ema", float, 0.0, low=0.0, high=0.99999, neutral=0.0,
+               help="decay of an exponential moving average of the generator's weights that "
+                    "sample() (so scoring and the final samples) uses; 0 = off, 0.999 "
+                    "averages over ~1000 steps"),
+        HParam("pac", int, 1, low=1, high=16, neutral=1,
+               help="PacGAN packing: D judges pac samples at once (features or channels "
+                    "concatenated); batch_size must be a multiple of it; 1 = off"),
+        HParam("lr_half_life", float, None, low=1.0, high=1e9, optional=True, neutral=None,
+               help="steps after which both learning rates have halved (exponential in the "
+                    "step); none = constant"),
+        HParam("depth", int, 2, low=1, high=8, neutral=2,
+               help="hidden layers of the MLP generator and of the MLP discriminator"),
     ]
 }
 
@@ -139,7 +169,33 @@ def resolve(schema: dict[str, HParam], overrides: dict[str, Any], who: str) -> d
     config = {name: h.default for name, h in schema.items()}
     for key, value in overrides.items():
         config[key] = schema[key].check(value)
+    pac, batch = config.get("pac", 1), config.get("batch_size")
+    if batch is not None and batch % pac:
+        # Packing groups the batch into batch_size / pac packs; a remainder would be dropped.
+        lower = batch - batch % pac
+        near = " or ".join(str(b) for b in (lower, lower + pac) if b)
+        raise ConfigError(
+            f"pac={pac} does not divide batch_size={batch}: D judges packs of pac samples; "
+            f"use a batch_size that is a multiple of {pac} (e.g. {near}) or a pac that "
+            f"divides {batch}"
+        )
     return config
+
+
+def keyed(schema: dict[str, HParam], config: dict[str, Any]) -> dict[str, Any]:
+    """`config` without the entries that sit at their neutral value: what identifies a
+    configuration, so adding a hyperparameter leaves existing configurations' keys as they were.
+    Keys outside `schema` are kept."""
+    return {k: v for k, v in config.items()
+            if k not in schema or schema[k].neutral is NO_NEUTRAL or v != schema[k].neutral}
+
+
+def with_neutral(schema: dict[str, HParam], config: dict[str, Any]) -> dict[str, Any]:
+    """`config` (e.g. from a checkpoint written before some hyperparameters existed) with each
+    missing neutral-valued hyperparameter of `schema` filled in at its neutral value."""
+    missing = {k: h.neutral for k, h in schema.items()
+               if k not in config and h.neutral is not NO_NEUTRAL}
+    return {**config, **missing}
 
 
 def parse_sets(schema: dict[str, HParam], items: list[str], who: str) -> dict[str, Any]:

@@ -15,13 +15,15 @@ from trainers.base import TwoPlayer
 from trainers.convnets import build_pair, generate, means, uniform_code
 from trainers.data import Dataset
 from trainers.hparams import pick
+from trainers.stabilisers import pack
 
 
 class WGAN(TwoPlayer):
     name = "wgan"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "n_critic",
-                   "clip_value", "optimizer", "image_size", "width", "amp",
+                   "clip_value", "optimizer", "image_size", "width", "ema", "pac",
+                   "lr_half_life", "amp",
                    lr_g=5e-5, lr_d=5e-5, beta1=0.5, beta2=0.9, width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
@@ -36,12 +38,14 @@ class WGAN(TwoPlayer):
             betas = (c["beta1"], c["beta2"])
             self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c["lr_g"], betas=betas)
             self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)
+        self.start_average()
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, clip = c["batch_size"], c["clip_value"]
+        n, pac, clip = c["batch_size"], c["pac"], c["clip_value"]
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
         for _ in range(steps):
+            self.decay_lrs()  # per generator step: the critic's n_critic updates share it
             # Critic: maximise E[D(real)] - E[D(fake)], i.e. minimise its negative.
             for _ in range(c["n_critic"]):
                 real = self.batch(n)
@@ -49,7 +53,7 @@ class WGAN(TwoPlayer):
                 with self.autocast():
                     with torch.no_grad():
                         fake = G(z)
-                    loss_d = D(fake).float().mean() - D(real).float().mean()
+                    loss_d = D(pack(fake, pac)).float().mean() - D(pack(real, pac)).float().mean()
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 self.opt_d.step()
@@ -61,13 +65,15 @@ class WGAN(TwoPlayer):
             # Generator: minimise -E[D(G(z))].
             z = uniform_code(self.gen, n, c["code_length"], self.device)
             with self.autocast():
-                loss_g = -D(G(z)).float().mean()
+                loss_g = -D(pack(G(z), pac)).float().mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
+            self.update_average()
             losses["loss_g"].append(loss_g.detach())
             self.step += 1
         return means(losses)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        return generate(self.G, n, self.config["code_length"], seed, self.device, self.autocast)
+        return generate(self.sampler, n, self.config["code_length"], seed, self.device,
+                        self.autocast)

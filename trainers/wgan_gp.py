@@ -15,13 +15,14 @@ from trainers.base import TwoPlayer
 from trainers.convnets import build_pair, generate, means, uniform_code
 from trainers.data import Dataset
 from trainers.hparams import pick
+from trainers.stabilisers import pack
 
 
 class WGANGP(TwoPlayer):
     name = "wgan-gp"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "n_critic",
-                   "gp_lambda", "image_size", "width", "amp",
+                   "gp_lambda", "image_size", "width", "ema", "pac", "lr_half_life", "amp",
                    lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
@@ -32,9 +33,11 @@ class WGANGP(TwoPlayer):
         betas = (c["beta1"], c["beta2"])
         self.opt_g = torch.optim.Adam(self.G.parameters(), lr=c["lr_g"], betas=betas)
         self.opt_d = torch.optim.Adam(self.D.parameters(), lr=c["lr_d"], betas=betas)
+        self.start_average()
 
     def penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """E[(|grad D(x_hat)| - 1)^2] at x_hat uniformly between paired real and fake images.
+        """E[(|grad D(x_hat)| - 1)^2] at x_hat uniformly between paired real and fake images
+        (packs, with `pac` > 1: the critic's input is the pack, so is its gradient's).
 
         Run in float32 outside autocast: a bf16 gradient norm is too coarse to hold near 1.
         """
@@ -45,16 +48,17 @@ class WGANGP(TwoPlayer):
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n = c["batch_size"]
+        n, pac = c["batch_size"], c["pac"]
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": [], "gp": [],
                                                  "wasserstein": []}
         for _ in range(steps):
+            self.decay_lrs()  # per generator step: the critic's n_critic updates share it
             for _ in range(c["n_critic"]):
-                real = self.batch(n)
+                real = pack(self.batch(n), pac)
                 z = uniform_code(self.gen, n, c["code_length"], self.device)
                 with self.autocast():
                     with torch.no_grad():
-                        fake = G(z)
+                        fake = pack(G(z), pac)
                     wasserstein = D(real).float().mean() - D(fake).float().mean()
                 gp = self.penalty(real, fake)
                 loss_d = -wasserstein + c["gp_lambda"] * gp
@@ -67,13 +71,15 @@ class WGANGP(TwoPlayer):
 
             z = uniform_code(self.gen, n, c["code_length"], self.device)
             with self.autocast():
-                loss_g = -D(G(z)).float().mean()
+                loss_g = -D(pack(G(z), pac)).float().mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
+            self.update_average()
             losses["loss_g"].append(loss_g.detach())
             self.step += 1
         return means(losses)
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
-        return generate(self.G, n, self.config["code_length"], seed, self.device, self.autocast)
+        return generate(self.sampler, n, self.config["code_length"], seed, self.device,
+                        self.autocast)
