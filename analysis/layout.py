@@ -109,8 +109,13 @@ def stop_reason(row: dict) -> str | None:
 
 
 def trial_key(trainer: str, dataset: Any, config: dict, seed: int, steps: int) -> str:
-    blob = json.dumps({"trainer": trainer, "dataset": dataset, "config": config, "seed": seed,
-                       "steps": steps}, sort_keys=True, default=str)
+    """Hyperparameters at their neutral value (trainers/hparams.py: added after sweeps
+    existed, and then behaving as before them) are left out, so those sweeps keep their
+    keys and resume."""
+    from trainers.hparams import COMMON, keyed
+
+    blob = json.dumps({"trainer": trainer, "dataset": dataset, "config": keyed(COMMON, config),
+                       "seed": seed, "steps": steps}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 

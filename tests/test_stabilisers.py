@@ -332,3 +332,25 @@ def test_conv_resume_with_every_stabiliser_on_is_bit_for_bit(family):
     resumed.load_state_dict(torch.load(buf, weights_only=False))
     resumed.train(2)
     assert_same(once.state_dict(), resumed.state_dict())
+
+
+def test_a_configuration_keeps_its_key_when_hyperparameters_are_added():
+    """The key of a configuration resolved before ema/pac/lr_half_life/depth existed (fixed
+    literally here, as 08e3c0f computed it) is the key of the same configuration now, whose
+    resolved form holds those four at their neutral values."""
+    from analysis.layout import trial_key
+    from trainers.registry import resolve_config
+
+    old = {"amp": False, "batch_size": 64, "beta1": 0.5, "beta2": 0.999, "code_length": 2,
+           "kernel_dim": 3, "kernels": 5, "loss": "nonsaturating", "lr_d": 0.001,
+           "lr_g": 0.001, "minibatch_disc": False, "width": 128}
+    now = resolve_config("gan", "ring8", {})
+    assert set(now) - set(old) == {"ema", "pac", "lr_half_life", "depth"}
+    import hashlib
+    import json
+
+    blob = json.dumps({"trainer": "gan", "dataset": "ring8", "config": old, "seed": 0,
+                       "steps": 100}, sort_keys=True, default=str)  # 08e3c0f's formula
+    before = hashlib.sha1(blob.encode()).hexdigest()[:16]
+    assert trial_key("gan", "ring8", now, 0, 100) == before
+    assert trial_key("gan", "ring8", {**now, "ema": 0.99}, 0, 100) != before
