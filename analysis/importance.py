@@ -17,6 +17,9 @@ from pathlib import Path
 from analysis import layout
 
 MIN_TRIALS = 5
+# fANOVA's forest grows with the trials it fits; past this many, a fixed random subset of
+# them is used (the page says so): importances settle long before it.
+MAX_TRIALS = 2000
 
 
 @dataclass
@@ -56,6 +59,10 @@ def finite_study(root: Path | layout.UriPath):
     except (KeyError, sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError) as exc:
         return f"the Optuna study {name} could not be read ({type(exc).__name__}: {exc})"
     keep = [t for t in trials if t.value is not None and math.isfinite(t.value)]
+    if len(keep) > MAX_TRIALS:
+        import random
+
+        keep = random.Random(0).sample(keep, MAX_TRIALS)
     copy = optuna.create_study(direction=study.direction)
     copy.add_trials(keep)
     log_params = {p for t in keep for p, d in t.distributions.items()
@@ -75,7 +82,9 @@ def compute(root: str | Path, min_trials: int = MIN_TRIALS, seed: int = 0) -> Im
     n = len(trials)
     dropped = n_complete - n
     penalty = (f" ({dropped} collapsed or diverged, whose objective is a penalty, left out)"
-               if dropped else "")
+               if 0 < dropped and n < MAX_TRIALS else
+               f" (a fixed random {MAX_TRIALS} of them: fANOVA's cost grows with the trials)"
+               if n >= MAX_TRIALS else "")
     if n < min_trials:
         return Importance(False, f"only {n} complete trial(s) with a finite objective"
                           f"{penalty}; fANOVA needs at least {min_trials}", n_used=n,

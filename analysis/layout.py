@@ -7,6 +7,8 @@ them. The one owner of the layout: `jobs` writes through it, `analysis` reads th
     SWEEP_DIR/optuna.db    the Optuna study (sqlite, the default), readable live
     SWEEP_DIR/tune/        one Ray Tune experiment per driver run (run-001, ...)
     SWEEP_DIR/evaluators/  the image evaluator, trained once by the driver
+    SWEEP_DIR/summary.json every ended run's records, in one file (a cache the driver
+                           keeps; the trial store is the truth)
     SWEEP_DIR/trials/KEY/  per configuration and seed:
         config.json        what it trains (trainer, dataset, seed, steps, configuration)
         state.pt           checkpoint of its last report (trainer, history, stopping state)
@@ -55,6 +57,12 @@ SPEC, META, OPTUNA_DB, TUNE, TRIALS, EVALUATORS = (
     "spec.yaml", "sweep.json", "optuna.db", "tune", "trials", "evaluators")
 CONFIG, STATE, METRICS, RESULT, LEASE = (
     "config.json", "state.pt", "metrics.csv", "result.json", "lease.json")
+# What readers need of every ended run (its records and its curve's last row and bests), in
+# one file the driver keeps: a result never changes once written, so an entry never goes
+# stale, and a run missing from it (ended after the last write, or under a killed driver) is
+# read from its own files. Ten thousand runs are one read, not thirty thousand (or thirty
+# thousand requests to a bucket).
+SUMMARY = "summary.json"
 RERUN_SUFFIX = "-rerun"
 STUDY_STORAGE = "study_storage"  # sweep.json: the study's database URL; absent for SQLite
 SPEC_SHA1 = "spec_sha1"  # sweep.json: digest of spec.yaml as written, for quick readers
@@ -136,13 +144,13 @@ def metrics_csv(history: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)  # "nan" / "inf": strict JSON readers choke on bare NaN
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -399,7 +407,7 @@ class TrialStore:
         return None if data is None else json.loads(data)
 
     def write_json(self, key: str, name: str, obj: dict) -> None:
-        self.write(key, name, json.dumps(_json_safe(obj), indent=1, default=str).encode())
+        self.write(key, name, json.dumps(json_safe(obj), indent=1, default=str).encode())
 
     def read_torch(self, key: str, name: str):
         """A checkpoint (None when there is none); raises UnsafeCheckpoint for one that is torn

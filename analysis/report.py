@@ -2,8 +2,11 @@
 
     OUT/index.html   one self-contained page (every figure embedded as a data: URI; no network)
     OUT/report.md    the same content in Markdown, figures from OUT/img/
-    OUT/trials.csv   one row per configuration: hyperparameters (hp_*), final_* and best_*
-                     metrics, stop reason (state), steps, training seconds (time_s)
+    OUT/trials.csv   one row per run (a configuration under one seed): hyperparameters
+                     (hp_*), final_* and best_* metrics, stop reason (state), steps,
+                     training seconds (time_s)
+    OUT/configurations.csv  one row per configuration over its seeds: rank, the robust value
+                     and spread, per-seed values, how its runs ended
     OUT/img/*.png    the figures
 
 It answers which configuration is best and how sure we are, which hyperparameters matter, how
@@ -210,10 +213,13 @@ def write_report(sweep_dirs: list[Path], out: Path) -> Path:
         timings[section.__name__.strip("_").replace("_section", "")] = time.perf_counter() - t1
     table = trials_table(sweeps)
     table.to_csv(out / "trials.csv", index=False)
+    configurations_csv(sweeps).to_csv(out / "configurations.csv", index=False)
     page.h(2, "Files")
-    page.p("trials.csv: one row per configuration (hyperparameters as hp_*, final_* and best_* "
-           "metrics, state = stop reason, stop_step, steps_planned, time_s = training seconds); "
-           "report.md: this page in Markdown with the figures in img/.")
+    page.p("trials.csv: one row per run, a configuration under one seed (hyperparameters as "
+           "hp_*, final_* and best_* metrics, state = stop reason, stop_step, steps_planned, "
+           "time_s = training seconds); configurations.csv: one row per configuration over "
+           "its seeds (rank, value = the seeds statistic, std, per-seed values); report.md: "
+           "this page in Markdown with the figures in img/.")
     page.p(f"Built in {time.perf_counter() - t0:.1f} s ("
            + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items() if v >= 0.05) + ").")
     title = "gansweep report: " + ", ".join(s.name for s in sweeps)
@@ -328,6 +334,32 @@ def leaderboard(s: Sweep) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def configurations_csv(sweeps: list[Sweep]) -> pd.DataFrame:
+    """One row per configuration of every sweep, over its seeds (configurations.csv)."""
+    frames = []
+    for s in sweeps:
+        c = s.configurations.copy()
+        if not len(c):
+            continue
+        for col, value in (("metric", s.metric), ("dataset", s.dataset_name),
+                           ("trainer", s.trainer), ("sweep", s.name)):
+            c.insert(0, col, value)
+        c["statistic"] = s.seeds["statistic"]
+        frames.append(c)
+    return pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
+
+
+MAX_ROWS = 200  # a page of ten thousand rows helps no one; the CSV files hold them all
+
+
+def _capped(page: Page, table: pd.DataFrame, where: str) -> pd.DataFrame:
+    if len(table) <= MAX_ROWS:
+        return table
+    page.note(f"the first {MAX_ROWS} of {len(table)} rows (the best ranked); all of them are "
+              f"in {where}")
+    return table.head(MAX_ROWS)
+
+
 def configuration_board(s: Sweep) -> pd.DataFrame:
     """Configurations over their seeds: what the sweep ranks and returns."""
     varying, _ = _varying_hp(s)
@@ -386,9 +418,9 @@ def _leaderboard_section(page: Page, ctx: _Context) -> None:
                    + ", ".join(f"{k}={fmt(v)}" for k, v in sorted(fixed.items())))
         page.p(_how_sure(s, ctx))
         if s.seeds["count"] > 1 and len(s.configurations):
-            page.table(configuration_board(s))
+            page.table(_capped(page, configuration_board(s), "configurations.csv"))
             page.p("Every run:")
-        page.table(leaderboard(s))
+        page.table(_capped(page, leaderboard(s), "trials.csv"))
 
 
 def _how_sure(s: Sweep, ctx: _Context) -> str:

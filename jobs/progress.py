@@ -101,3 +101,45 @@ def tensorboard_logger():
             super().log_trial_result(iteration, trial, clean)
 
     return FiniteTBXLogger()
+
+
+class Summarize(Callback):
+    """Keeps SWEEP_DIR/summary.json (analysis/layout.py): the ended runs' digests, so a reader
+    of a ten-thousand-run sweep reads one file. Written every `every_s` and at the end; runs
+    ended since the last write are read from their own files by readers meanwhile."""
+
+    def __init__(self, root, control, every_s: float = 30.0):
+        from analysis.sweeps import refresh_summary
+
+        self.root, self.control, self.every_s = root, control, every_s
+        self.summary = refresh_summary(root)  # runs a killed driver ended are caught up here
+        self.pending: set[str] = set()
+        self.last = time.monotonic()
+
+    def _ended(self, trial) -> None:
+        key = (trial.last_result or {}).get("key")
+        if key is None:
+            try:
+                key = self.control.key(trial.config or {})
+            except Exception:  # noqa: BLE001 - a config that cannot resolve has no entry
+                return
+        self.pending.add(key)
+        if time.monotonic() - self.last > self.every_s:
+            self.flush()
+
+    def flush(self) -> None:
+        from analysis.sweeps import refresh_summary
+
+        self.last = time.monotonic()
+        if self.pending:
+            refresh_summary(self.root, self.summary, keys=sorted(self.pending))
+            self.pending.clear()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._ended(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._ended(trial)
+
+    def on_experiment_end(self, trials, **info):
+        self.flush()

@@ -129,7 +129,7 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
 
     from analysis import layout
     from jobs.outcomes import RecordOutcomes
-    from jobs.progress import Progress
+    from jobs.progress import Progress, Summarize
     from jobs.stopping import FlagStopper
     from jobs.submit import control, init_ray, trial_dirname
     from jobs.trial import tune_trainable
@@ -152,6 +152,7 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
             name=name, storage_path=str(target / layout.TUNE), stop=FlagStopper(),
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-            callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl)],
+            callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl),
+                       Summarize(target, ctl)],
             verbose=0))
     tuner.fit()

@@ -191,7 +191,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
     from ray import tune
 
     from jobs.outcomes import RecordOutcomes
-    from jobs.progress import Progress, RunClock, tensorboard_logger
+    from jobs.progress import Progress, RunClock, Summarize, tensorboard_logger
     from jobs.search import Budget, BudgetStopper, SweepSearch
     from jobs.stopping import FlagStopper, make_scheduler
     from jobs.trial import tune_trainable
@@ -234,7 +234,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
         # than force an experiment snapshot each time one is deleted.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl, budget),
-                   RunClock(root, meta), tensorboard_logger()],
+                   Summarize(root, ctl), RunClock(root, meta), tensorboard_logger()],
         verbose=0)
     tune_config = tune.TuneConfig(
         search_alg=search, scheduler=scheduler, num_samples=-1,
