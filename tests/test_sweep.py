@@ -107,3 +107,24 @@ def test_a_second_family_sweeps_too(ray_local, tmp_path):
     for key, r in rs.items():
         assert r["final"]["quantization_error"] > 0
         assert (root / sd.TRIALS / key / "weights.npy").is_file()
+
+
+def test_the_summary_holds_every_ended_run_and_reads_as_the_files_do(finished_sweep, tmp_path):
+    """summary.json (one read for a reader of a large sweep) gives the same table as reading
+    every run's own files; a run missing from it is read from its files."""
+    import shutil
+
+    from analysis.sweeps import load_sweep, read_summary
+
+    spec, root = finished_sweep
+    summary = read_summary(root)
+    assert set(summary) == set(results(root))
+    copy = tmp_path / root.name
+    shutil.copytree(root, copy)
+    with_summary = load_sweep(copy).trials.drop(columns=["time_s"]).sort_values("key")
+    (copy / "summary.json").unlink()
+    without = load_sweep(copy).trials.drop(columns=["time_s"]).sort_values("key")
+    assert with_summary.reset_index(drop=True).equals(without.reset_index(drop=True))
+    partial = {k: v for k, v in list(summary.items())[1:]}
+    (copy / "summary.json").write_text(json.dumps({"version": 1, "runs": partial}))
+    assert len(load_sweep(copy).trials) == len(summary)
