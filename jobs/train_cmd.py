@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from analysis import metrics
-from analysis.layout import STATE, UnsafeCheckpoint, metrics_csv, output_file
+from analysis.layout import (
+    CONFIG,
+    METRICS,
+    STATE,
+    UnsafeCheckpoint,
+    metrics_csv,
+    output_file,
+)
 from analysis.layout import load_checkpoint as load_checkpoint_bytes
 from jobs.loop import train_loop
 from trainers.base import Trainer
@@ -71,7 +78,7 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
                           "new --out directory")
     if resume:
         saved = load_checkpoint(ckpt_dir)
-        config_path = out / "config.json"
+        config_path = out / CONFIG
         if config_path.is_file():
             record = json.loads(config_path.read_text())
             trainer_name, dataset, seed = record["trainer"], record["dataset"], record["seed"]
@@ -85,20 +92,20 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
     record = {"trainer": trainer_name, "dataset": dataset, "seed": seed,
               "config": trainer.config, "device": str(trainer.device),
               "data": trainer.data.describe(), "data_fingerprint": trainer.data.fingerprint}
-    (out / "config.json").write_text(json.dumps(record, indent=2, default=str))
+    (out / CONFIG).write_text(json.dumps(record, indent=2, default=str))
     log(f"{trainer.data.describe()}; training {trainer_name} on {trainer.device} "
         f"from step {trainer.step} to {steps}")
 
     def on_report(row: dict) -> None:
         save_checkpoint(trainer, history, ckpt_dir)
-        write_metrics_csv(history, out / "metrics.csv")
+        write_metrics_csv(history, out / METRICS)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
                           if isinstance(v, float) and k != "time_s")
         log(f"step {row['step']}: {shown}")
 
     train_loop(trainer, steps, report_every, score_every, history, on_report)
     final = write_output(trainer, out)
-    log(f"wrote {out / 'config.json'}, {out / 'metrics.csv'}, {final}, {ckpt_dir}/")
+    log(f"wrote {out / CONFIG}, {out / METRICS}, {final}, {ckpt_dir}/")
     return history
 
 
