@@ -134,7 +134,12 @@ def test_resume_is_bit_for_bit(tmp_path: Path):
     assert_same_state(resumed, once)
 
 
-@pytest.mark.parametrize("setting, key", [("kernels=0", "kernels"), ("loss=foo", "loss")])
+@pytest.mark.parametrize("setting, key", [
+    ("kernels=0", "kernels"), ("loss=foo", "loss"),
+    # the stabilisers (tests/test_stabilisers.py)
+    ("ema=1", "ema"), ("ema=-0.1", "ema"), ("pac=0", "pac"), ("pac=two", "pac"),
+    ("lr_half_life=0", "lr_half_life"), ("depth=0", "depth"), ("depth=9", "depth"),
+])
 def test_bad_hyperparameters_exit_2_naming_the_key(tmp_path, capsys, setting, key):
     code = cli_main(["train", "gan", "--dataset", "ring8", "--steps", "1",
                      "--out", str(tmp_path / "run"), "--set", setting])

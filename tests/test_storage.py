@@ -29,6 +29,7 @@ from tests.faults import (
     write_spec,
 )
 from tests.servers import PG_PASSWORD, S3_SECRET
+from tests.test_cluster import TWO_NODES
 
 TRIALS, STEPS, EVERY = 4, 200, 20  # a trial lasts seconds: a kill lands mid-way
 
@@ -185,23 +186,6 @@ def test_unreachable_study_database_is_refused_before_ray(s3, postgres, tmp_path
     assert not sweep_path(f"{bucket}/sweeps").exists()
 
 
-TWO_NODES = """
-import json, sys
-import ray
-from ray.cluster_utils import Cluster
-from jobs.spec import parse_spec
-from jobs.submit import submit
-
-cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-cluster.add_node(num_cpus=1)
-cluster.wait_for_nodes()
-ray.init(address=cluster.address, log_to_driver=False)
-nodes = {n["NodeID"] for n in ray.nodes() if n["Alive"]}
-submit(parse_spec(json.loads(sys.argv[1])), log=lambda *_: None)
-ray.shutdown()
-cluster.shutdown()
-print("NODES " + json.dumps(sorted(nodes)))
-"""
 
 
 def test_two_node_cluster_keeps_its_trial_store_in_the_bucket(s3, postgres, tmp_path):
