@@ -1,6 +1,7 @@
 """Early stopping in real sweeps on a real local Ray: collapsed runs of every trainer family,
 diverged runs, ASHA beside the collapse stopper, a collapse decision that survives a trial's
-process being killed, and a small version of benchmarks/early_stop.py.
+process being killed. (A small version of benchmarks/budget.py, which replaced
+benchmarks/early_stop.py, is tests/test_budget_benchmark.py.)
 
 Settings are tiny (a few steps per report) so the whole file runs in a few minutes on two busy
 cores. Where a test forces collapse with `threshold: 1.0` it also checks from the trial's own
@@ -333,29 +334,3 @@ def test_asha_stops_poor_trials_and_they_say_so(ray_local, tmp_path):
     assert_optuna_clean(root, spec.trials, pruned=len(asha))
     for t in study(root).get_trials(states=(optuna.trial.TrialState.PRUNED,)):
         assert max(t.intermediate_values) == every
-
-
-def test_small_early_stop_benchmark_saves_steps_at_the_same_best(ray_local, tmp_path):
-    """benchmarks/early_stop.py's comparison, smaller: its first 4 configurations, 400 steps
-    each, with collapse stopping off and on (the benchmark's rule, judged from step 200), and
-    the replay of the off arm that the benchmark's replicate seeds rely on."""
-    from benchmarks.early_stop import COLLAPSE, compare
-
-    collapse = dict(COLLAPSE, grace_steps=200)
-    out = compare(tmp_path, trials=4, steps=400, report_every=50, collapse=collapse)
-    assert out["same_configurations_in_both_arms"] and out["replay_matches_on_arm"]
-    assert out["counts"]["on"].get("collapsed", 0) >= 1
-    assert out["total_steps"]["on"] < out["total_steps"]["off"] == 4 * 400
-    assert out["steps_saved_fraction"] > 0
-    assert out["best_same_configuration"] and out["best_modes_captured_unchanged"]
-    assert out["best_hq_fraction_diff"] <= 0.02
-
-
-def test_benchmark_counts_the_best_runs_dip_from_the_grace_period_on():
-    """`best_run_fewest_modes_after_grace`: reports before the grace period do not count."""
-    from benchmarks.early_stop import fewest_after
-
-    modes = [0, 1, 5, 2, 8]  # reports at steps 100..500
-    assert fewest_after(modes, 100, 300) == 2
-    assert fewest_after(modes, 100, 0) == 0
-    assert fewest_after(modes, 100, 450) == 8
