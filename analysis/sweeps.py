@@ -171,22 +171,34 @@ def _csv_rows(data: bytes | None) -> tuple[list[str], list[list[str]]]:
     return rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
 
 
+# What a digest keeps (a summary of ten thousand runs stays a few megabytes).
+RECORD_KEYS = ("trainer", "dataset", "seed", "steps", "config", "created")
+RESULT_KEYS = ("stop_reason", "stop_step", "objective", "time_s", "finished")
+FINAL_KEYS = frozenset({"step", "time_s", *LOSSES, *DIRECTIONS})
+
+
 def digest(record: dict, result: dict | None, metrics: bytes | None) -> dict:
-    """What a reader needs of one run, without its curve: its records, the curve's last row
-    and the best value of each vocabulary metric over the curve."""
+    """What a reader needs of one run, without its curve: its records, its final row (the
+    result's, filled from the curve's last row: ASHA and failure records keep only some
+    columns) and the best value of each vocabulary metric over the curve."""
     head, body = _csv_rows(metrics)
-    last = {}
-    best = {}
+    final, best = {}, {}
     if body:
         for j, name in enumerate(head):
+            if name not in FINAL_KEYS:
+                continue
             v = body[-1][j]
-            last[name] = (v.strip().lower() == "true") if name in FLAGS else \
-                (_num(v) if v != "" else math.nan)
+            final[name] = _num(v) if v != "" else math.nan
             if name in DIRECTIONS:
                 col = [x for x in (_num(r[j]) for r in body) if math.isfinite(x)]
                 if col:
                     best[name] = min(col) if DIRECTIONS[name] == "min" else max(col)
-    return {"record": record, "result": result, "last": last, "best": best}
+    if result is not None:
+        final.update({k: v for k, v in (result.get("final") or {}).items() if k in FINAL_KEYS})
+    return {"record": {k: record[k] for k in RECORD_KEYS if k in record},
+            "result": None if result is None else {k: result[k] for k in RESULT_KEYS
+                                                   if k in result},
+            "final": final, "best": best}
 
 
 def read_digest(store: TrialStore, key: str) -> dict | None:
@@ -331,7 +343,7 @@ def load_sweep(root: str | Path) -> Sweep:
 
 
 def _row(key: str, d: dict, spec: dict, metric: str) -> dict:
-    record, result, last = d["record"], d["result"], d["last"]
+    record, result, final = d["record"], d["result"], d["final"]
     row: dict[str, Any] = {
         "key": key, "seed": record.get("seed", spec.get("seed")),
         "config_key": layout.config_key(record.get("trainer", spec["trainer"]),
@@ -340,18 +352,15 @@ def _row(key: str, d: dict, spec: dict, metric: str) -> dict:
                                         record.get("steps", spec["steps"])),
         "steps_planned": record.get("steps", spec["steps"])}
     if result is None:
-        row.update(state=UNFINISHED, stop_step=_num(last.get("step", 0)),
-                   time_s=_num(last.get("time_s")), objective=math.nan)
-        final = last
+        row.update(state=UNFINISHED, stop_step=_num(final.get("step", 0)),
+                   time_s=_num(final.get("time_s")), objective=math.nan)
     else:
-        final = dict(last)  # ASHA / failure records keep only some columns: fill from the curve
-        final.update({k: v for k, v in (result.get("final") or {}).items()})
         row.update(state=result.get("stop_reason", layout.FAILED),
                    stop_step=_num(result.get("stop_step", final.get("step", 0))),
                    time_s=_num(result.get("time_s", final.get("time_s"))),
                    objective=_num(result.get("objective")))
     if not math.isfinite(row["time_s"]):
-        row["time_s"] = _num(last.get("time_s"))
+        row["time_s"] = _num(final.get("time_s"))
     row["created"] = _num(record.get("created"))
     row["finished"] = _num((result or {}).get("finished"))
     row["value"] = _num(final.get(metric))
