@@ -216,13 +216,18 @@ def read_digest(store: TrialStore, key: str) -> dict | None:
     return digest(record, result, store.read(key, layout.METRICS))
 
 
+SUMMARY_VERSION = 2  # a summary of another version is ignored (and rewritten by a driver)
+
+
 def read_summary(root) -> dict[str, dict]:
     """The driver's summary of ended runs, key -> digest ({} when there is none yet)."""
     try:
         data = json.loads((sweep_path(root) / layout.SUMMARY).read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-    return data.get("runs", {}) if isinstance(data, dict) else {}
+    if not isinstance(data, dict) or data.get("version") != SUMMARY_VERSION:
+        return {}
+    return data.get("runs", {})
 
 
 def refresh_summary(root, summary: dict[str, dict] | None = None,
@@ -242,7 +247,7 @@ def refresh_summary(root, summary: dict[str, dict] | None = None,
             added += 1
     if added or not (root / layout.SUMMARY).exists():
         layout.write_file(root / layout.SUMMARY, json.dumps(
-            layout.json_safe({"version": 1, "runs": summary})).encode())
+            layout.json_safe({"version": SUMMARY_VERSION, "runs": summary})).encode())
     return summary
 
 

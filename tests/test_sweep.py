@@ -126,5 +126,5 @@ def test_the_summary_holds_every_ended_run_and_reads_as_the_files_do(finished_sw
     without = load_sweep(copy).trials.drop(columns=["time_s"]).sort_values("key")
     assert with_summary.reset_index(drop=True).equals(without.reset_index(drop=True))
     partial = {k: v for k, v in list(summary.items())[1:]}
-    (copy / "summary.json").write_text(json.dumps({"version": 1, "runs": partial}))
+    (copy / "summary.json").write_text(json.dumps({"version": 2, "runs": partial}))
     assert len(load_sweep(copy).trials) == len(summary)
