@@ -18,9 +18,10 @@ score that picked it. Per arm and seed: the final incumbent at the full budget, 
 the best-so-far curve (mean over the budget), and the budget it needed to come within 0.02 of
 the no-stopping TPE arm's final incumbent on the same seed.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/budget.py --dataset ring8 --seeds 100-111
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/budget.py --dataset ring8 --seeds 0-3 \
-        --out benchmarks/results/budget_dev_ring8.json   # development seeds
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/budget.py --dataset ring8
+    (the collapse setting is chosen on development seeds 0-3 first, from two candidates, by
+    the mean area under the curve of the tpe+collapse arm; then held-out seeds 100-111 run
+    every arm with it)
 
 Writes benchmarks/results/budget.json (one entry per dataset, merged with what is there).
 """
@@ -53,8 +54,8 @@ DATASETS = {
     "ring8": {"steps": 1500, "report_every": 100, "fixed": {"width": 64, "ema": 0.99}},
     "grid25": {"steps": 2000, "report_every": 100, "fixed": {"width": 128, "ema": 0.99}},
 }
-# Chosen on the development seeds 0-3 of each dataset (benchmarks/results/budget_dev_*.json):
-# see the README's early-stopping guidance.
+# The collapse rule's base (grace: a quarter of a run); threshold and patience are chosen per
+# dataset on development seeds from CANDIDATES (`choose`).
 COLLAPSE = {"threshold": 0.25, "patience": 3}
 ASHA = {"reduction_factor": 3}  # grace: a tenth of a run
 ARMS = {
@@ -263,25 +264,45 @@ def parse_seeds(text: str) -> list[int]:
     return out
 
 
+CANDIDATES = {"cautious": {"threshold": 0.25, "patience": 3},  # the spec's default
+              "eager": {"threshold": 0.5, "patience": 2}}
+
+
+def choose(dataset: str, dev: list[int], work: Path, log=print) -> tuple[str, dict]:
+    """The collapse setting for the held-out seeds, chosen on the development seeds alone:
+    the candidate whose tpe+collapse arm has the higher mean area under the best-so-far curve
+    (ties: the cautious one)."""
+    results = {name: run(dataset, dev, ["tpe+collapse"], work / name, collapse=c, log=log)
+               for name, c in CANDIDATES.items()}
+    scores = {name: r["summary"]["tpe+collapse"]["auc_mean"] for name, r in results.items()}
+    best = max(scores, key=lambda k: (scores[k], k == "cautious"))
+    return best, {"candidates": CANDIDATES, "auc_mean": scores, "chosen": best,
+                  "per_candidate": results}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=list(DATASETS), required=True)
-    p.add_argument("--seeds", default="100-111", help="sampler seeds, e.g. 100-111 or 0,1,2")
+    p.add_argument("--seeds", default="100-111", help="held-out sampler seeds")
+    p.add_argument("--dev", default="0-3", help="development seeds the collapse setting is "
+                   "chosen on first ('' to use the spec's default without choosing)")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--out", default=str(RESULTS / "budget.json"))
-    p.add_argument("--threshold", type=float, default=None, help="collapse threshold override")
-    p.add_argument("--patience", type=int, default=None)
     args = p.parse_args()
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    collapse = {k: v for k, v in (("threshold", args.threshold), ("patience", args.patience))
-                if v is not None}
+    t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="budget-") as work:
-        t0 = time.perf_counter()
-        res = run(args.dataset, parse_seeds(args.seeds), args.arms.split(","), Path(work),
-                  collapse=collapse or None)
-    res["collapse"] = {**COLLAPSE, **collapse}
+        name, chosen = "cautious", None
+        if args.dev:
+            name, chosen = choose(args.dataset, parse_seeds(args.dev), Path(work) / "dev")
+            print(f"collapse setting chosen on seeds {args.dev}: {name} "
+                  f"{chosen['auc_mean']}", flush=True)
+        res = run(args.dataset, parse_seeds(args.seeds), args.arms.split(","),
+                  Path(work) / "held-out", collapse=CANDIDATES[name])
+    res["collapse"] = {**COLLAPSE, **CANDIDATES[name], "chosen_on_dev_seeds": args.dev or None}
+    res["dev"] = chosen
     res["targets"] = targets(res["summary"])
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["load_average"] = os.getloadavg()
