@@ -276,8 +276,9 @@ def _sweeps_section(page: Page, ctx: _Context) -> None:
         ends = ", ".join(f"{c[k]} {k}" for k in ENDED if c.get(k))
         rows.append({"sweep": s.name, "trainer": s.trainer, "dataset": s.dataset_name,
                      "metric": f"{s.metric} ({s.mode})",
-                     "configurations": f"{s.n_ended} ended of {s.planned}",
-                     "ended as": ends or "-", "unfinished": s.n_unfinished,
+                     "configurations": f"{s.n_configurations_ended} ended of {s.planned}",
+                     "runs ended as": ends or "-", "unfinished": s.n_unfinished,
+                     "budget": s.budget_line() or "-",
                      "status": "finished" if s.finished else "NOT FINISHED",
                      "kind": "seed rerun of " + Path(s.rerun["of"]).name if s.is_rerun
                      else "search", "directory": str(s.root)})
@@ -398,7 +399,7 @@ def _leaderboard_section(page: Page, ctx: _Context) -> None:
                             "config": _short(conf["key"]), "state": conf["state"]})
             else:
                 row["best value"] = "none completed yet"
-            row["configurations"] = f"{s.n_ended}/{s.planned}"
+            row["configurations"] = f"{s.n_configurations_ended}/{s.planned}"
             row["stopped early"] = int(s.trials["state"].isin(STOPPED_EARLY).sum())
             row["failed"] = int((s.trials["state"] == layout.FAILED).sum())
             rows.append(row)
@@ -702,7 +703,7 @@ def early_stop_row(s: Sweep) -> dict:
         stopped["stop_step"].astype(float) > 0)
     est = float(np.nansum(per_step * saved_steps))
     spent = float(np.nansum(t["time_s"].astype(float)))
-    return {"sweep": s.name, "family": s.trainer, "configurations ended": len(ended),
+    return {"sweep": s.name, "family": s.trainer, "runs ended": len(ended),
             "stopped early": len(stopped),
             "of which": ", ".join(f"{n} {k}" for k, n in
                                   stopped["state"].value_counts().items()) or "-",

@@ -91,8 +91,16 @@ class Sweep:
         return len(self.trials) - self.n_unfinished
 
     @property
+    def n_configurations_ended(self) -> int:
+        """Configurations none of whose runs is unfinished (a rerun plans runs instead)."""
+        if self.is_rerun:
+            return self.n_ended
+        c = self.configurations
+        return int((c["state"] != UNFINISHED).sum()) if len(c) else 0
+
+    @property
     def finished(self) -> bool:
-        return self.n_unfinished == 0 and self.n_ended >= self.planned
+        return self.n_unfinished == 0 and self.n_configurations_ended >= self.planned
 
     @property
     def is_rerun(self) -> bool:
@@ -122,12 +130,25 @@ class Sweep:
         return int(np.nansum(self.trials["stop_step"].astype(float))) if len(self.trials) else 0
 
     def progress_line(self) -> str:
+        ended = self.n_configurations_ended
+        runs = "" if self.is_rerun or self.n_ended == ended else f" ({self.n_ended} runs)"
         if self.finished:
-            return (f"finished: {self.n_ended} of {self.planned} configurations ended")
+            return f"finished: {ended} of {self.planned} configurations ended{runs}"
         shown = " (shown at their last reported step)" if self.n_unfinished else ""
-        return (f"NOT FINISHED (running or interrupted): {self.n_ended} of {self.planned} "
-                f"configurations ended, {self.n_unfinished} unfinished{shown}; what follows "
-                "covers what is there so far")
+        return (f"NOT FINISHED (running or interrupted): {ended} of {self.planned} "
+                f"configurations ended{runs}, {self.n_unfinished} unfinished{shown}; what "
+                "follows covers what is there so far")
+
+    def budget_line(self) -> str:
+        """The budget in force, spent and left ('' without one)."""
+        parts = []
+        if "steps" in self.budget:
+            spent = self.steps_spent()
+            parts.append(f"{spent} of {self.budget['steps']} steps spent, "
+                         f"{max(0, self.budget['steps'] - spent)} left")
+        if "hours" in self.budget:
+            parts.append(f"{self.budget['hours']:g} h (wall-clock: gansweep status counts it)")
+        return "; ".join(parts)
 
 
 def _num(v: Any) -> float:
