@@ -182,7 +182,8 @@ def sampler_costs(sizes=(100, 1000, 3000, 10000)) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--configs", type=int, default=10_000)
-    p.add_argument("--sampler", default="tpe")
+    p.add_argument("--sampler", default="auto",
+                   help="the spec's sampler (auto: what a sweep of cheap runs should use)")
     p.add_argument("--samplers", action="store_true", help="time the samplers only")
     p.add_argument("--out", default=str(RESULTS / "scale.json"))
     args = p.parse_args()
