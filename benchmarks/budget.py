@@ -157,7 +157,7 @@ def reach(c: dict, target: float) -> float | None:
 
 
 def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int | None = None,
-        runs: int = RUNS, collapse: dict | None = None, log=print) -> dict:
+        runs: int = RUNS, collapse: dict | None = None, log=print, on_seed=None) -> dict:
     from jobs.spec import parse_spec
     from jobs.submit import submit
     from trainers.data import load_dataset
@@ -183,6 +183,8 @@ def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int 
         for c in row.values():
             c["reach_tpe_final"] = None if target is None else reach(c, target)
         out["per_seed"][str(seed)] = row
+        if on_seed:  # hours of runs: what is done is written as it is done
+            on_seed({**out, "summary": summarise(out)})
     out["summary"] = summarise(out)
     return out
 
@@ -299,11 +301,21 @@ def main() -> None:
             name, chosen = choose(args.dataset, parse_seeds(args.dev), Path(work) / "dev")
             print(f"collapse setting chosen on seeds {args.dev}: {name} "
                   f"{chosen['auc_mean']}", flush=True)
-        res = run(args.dataset, parse_seeds(args.seeds), args.arms.split(","),
-                  Path(work) / "held-out", collapse=CANDIDATES[name])
+        held = parse_seeds(args.seeds)
+        res = run(args.dataset, held, args.arms.split(","), Path(work) / "held-out",
+                  collapse=CANDIDATES[name],
+                  on_seed=lambda r: write(r, args, name, chosen, t0, partial=True))
+    write(res, args, name, chosen, t0)
+    print(json.dumps({"summary": res["summary"], "targets": res["targets"]}, indent=1))
+
+
+def write(res: dict, args, name: str, chosen: dict | None, t0: float,
+          partial: bool = False) -> None:
+    """Merge one dataset's entry into the results; a partial one says how many seeds ran."""
     res["collapse"] = {**COLLAPSE, **CANDIDATES[name], "chosen_on_dev_seeds": args.dev or None}
     res["dev"] = chosen
     res["targets"] = targets(res["summary"])
+    res["partial"] = partial
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["load_average"] = os.getloadavg()
     path = Path(args.out)
@@ -311,7 +323,6 @@ def main() -> None:
     merged = json.loads(path.read_text()) if path.is_file() else {}
     merged[args.dataset] = res
     path.write_text(json.dumps(merged, indent=1))
-    print(json.dumps({"summary": res["summary"], "targets": res["targets"]}, indent=1))
 
 
 if __name__ == "__main__":

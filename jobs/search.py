@@ -469,6 +469,10 @@ class SweepSearch(Searcher):
             self.study._study_id, number)
 
     # ---- a driver (re)starting ----------------------------------------------------------------
+    def save_to_dir(self, checkpoint_dir: str, session_str: str = "default") -> None:
+        """Tune's own searcher snapshot is not used: the study and the trial store are this
+        searcher's state, written as results arrive, and `restore` rebuilds it from them."""
+
     def restore(self, store: layout.TrialStore) -> int:
         """Rebuild the races from the trial store and the study; returns how many runs will
         resume from a checkpoint."""
