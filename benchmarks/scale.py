@@ -147,9 +147,10 @@ def run(configs: int, sampler: str, work: Path) -> dict:
     }
 
 
-def sampler_costs(sizes=(100, 1000, 3000, 10000)) -> dict:
-    """ask+tell seconds per trial at each study size, for the samplers a spec can choose, on
-    the `gan` family's default space (in memory, so storage is not what is timed)."""
+def sampler_costs(sizes=(100, 300, 1000, 3000)) -> dict:
+    """ask+tell seconds per trial at each study size, per sampler a spec can name (`auto` is
+    TPE until a sweep's run times switch it), on the `gan` family's default space, in memory
+    so storage is not what is timed."""
     import optuna
 
     from jobs.search import make_sampler
@@ -158,13 +159,13 @@ def sampler_costs(sizes=(100, 1000, 3000, 10000)) -> dict:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = make_space("gan", {}, {"width": 8}, 2)
     out: dict = {}
-    for name in ("tpe", "random", "cmaes", "gp", "auto"):
+    for name in ("tpe", "random", "cmaes", "gp"):  # auto is TPE until a sweep switches it
         study = optuna.create_study(sampler=make_sampler(name, 0), direction="minimize")
         rng = __import__("random").Random(0)
         done, row = 0, {}
         for size in sizes:
-            if name == "gp" and size > 1000:
-                row[str(size)] = None  # cubic in the trials: not run past a thousand
+            if name == "gp" and size > 300:
+                row[str(size)] = None  # cubic in the trials: not run past a few hundred
                 continue
             t_mark = None
             while done < size:
@@ -185,12 +186,15 @@ def main() -> None:
     p.add_argument("--sampler", default="auto",
                    help="the spec's sampler (auto: what a sweep of cheap runs should use)")
     p.add_argument("--samplers", action="store_true", help="time the samplers only")
+    p.add_argument("--sizes", default="100,300,1000,3000",
+                   help="study sizes the samplers are timed at (with --samplers)")
     p.add_argument("--out", default=str(RESULTS / "scale.json"))
     args = p.parse_args()
     path = Path(args.out)
     merged = json.loads(path.read_text()) if path.is_file() else {}
     if args.samplers:
-        merged["sampler_seconds_per_trial"] = sampler_costs()
+        merged["sampler_seconds_per_trial"] = sampler_costs(
+            tuple(int(x) for x in args.sizes.split(",")))
     else:
         with tempfile.TemporaryDirectory(prefix="scale-") as work:
             res = run(args.configs, args.sampler, Path(work))

@@ -97,3 +97,20 @@ def test_auto_leaves_tpe_once_its_suggestions_cost_a_twentieth_of_a_run():
     for _ in range(50):
         cheap.observe(suggest_s=0.01, run_s=1.0)
     assert cheap.current is cheap.tpe
+
+
+def test_every_sampler_a_spec_may_name_suggests_from_the_gan_space():
+    # cmaes and gp need packages of their own (cmaes; scipy and torch): a spec that names
+    # one must not fail at its first suggestion on a cluster.
+    import optuna
+
+    from jobs.spec import SAMPLERS
+    from search_spaces import make_space
+
+    space = make_space("gan", {}, {"width": 8}, 2)
+    for name in SAMPLERS:
+        study = optuna.create_study(sampler=make_sampler(name, 0), direction="maximize")
+        for i in range(12):  # past the samplers' random start-up trials
+            t = study.ask()
+            study.tell(t, -abs(space(t)["lr_g"] - 1e-3) + i * 1e-9)
+        assert len(study.trials) == 12, name
