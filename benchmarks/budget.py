@@ -233,6 +233,22 @@ def targets(summary: dict) -> dict:
     return out
 
 
+def table(res: dict) -> str:
+    """The README's table for one dataset's entry."""
+    rows = ["| arm | final best, mean ± sd (min-max) | area under the curve | budget to reach "
+            "TPE's final − 0.02, median seed | reached | configurations | stopped runs |",
+            "|---|---|---|---|---|---|---|"]
+    for arm, s in res["summary"].items():
+        sd = f" ± {s['final_std']:.3f}" if s["final_std"] is not None else ""
+        need = s["median_budget_to_reach"]
+        rows.append(
+            f"| {arm} | {s['final_mean']:.3f}{sd} ({s['final_min']:.3f}-{s['final_max']:.3f}) "
+            f"| {s['auc_mean']:.3f} | {'over the budget' if math.isinf(need) else f'{need:.2f}'}"
+            f" | {s['reached_tpe_final']} | {s['configurations_mean']:.1f} "
+            f"| {s['stopped_mean']:.1f} |")
+    return "\n".join(rows)
+
+
 def plot(res: dict, path: Path) -> Path:
     """Mean best-so-far over the seeds, per arm, against the share of the budget spent."""
     import matplotlib
@@ -290,7 +306,12 @@ def main() -> None:
                    "chosen on first ('' to use the spec's default without choosing)")
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--out", default=str(RESULTS / "budget.json"))
+    p.add_argument("--table", action="store_true", help="print the README table of --out")
     args = p.parse_args()
+    if args.table:
+        res = json.loads(Path(args.out).read_text())[args.dataset]
+        print(table(res), json.dumps(res["targets"], indent=1), sep="\n")
+        return
     import ray
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
