@@ -144,6 +144,9 @@ def run(configs: int, sampler: str, work: Path) -> dict:
         "distinct_configurations": len(keys), "repeated_configurations":
             sum(1 for n in keys.values() if n > 1),
         "reports_trained_twice": sum(1 for n in reports.values() if n > 1),
+        "sampler_switches": [line.strip() for log in ("run0.log", "run1.log")
+                             for line in (work / log).read_text().splitlines()
+                             if "sampler auto" in line],
     }
 
 
@@ -189,6 +192,7 @@ def main() -> None:
     p.add_argument("--sizes", default="100,300,1000,3000",
                    help="study sizes the samplers are timed at (with --samplers)")
     p.add_argument("--out", default=str(RESULTS / "scale.json"))
+    p.add_argument("--keep", default=None, help="a new directory to leave the sweep in")
     args = p.parse_args()
     path = Path(args.out)
     merged = json.loads(path.read_text()) if path.is_file() else {}
@@ -196,8 +200,12 @@ def main() -> None:
         merged["sampler_seconds_per_trial"] = sampler_costs(
             tuple(int(x) for x in args.sizes.split(",")))
     else:
-        with tempfile.TemporaryDirectory(prefix="scale-") as work:
-            res = run(args.configs, args.sampler, Path(work))
+        if args.keep:
+            Path(args.keep).mkdir(parents=True)
+            res = run(args.configs, args.sampler, Path(args.keep))
+        else:
+            with tempfile.TemporaryDirectory(prefix="scale-") as work:
+                res = run(args.configs, args.sampler, Path(work))
         res["load_average"] = os.getloadavg()
         merged[f"sweep_{args.sampler}"] = res
     path.write_text(json.dumps(merged, indent=1))
