@@ -307,7 +307,12 @@ def main() -> None:
     p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--out", default=str(RESULTS / "budget.json"))
     p.add_argument("--table", action="store_true", help="print the README table of --out")
+    p.add_argument("--merge", default=None, help="add the held-out seeds of this results file "
+                   "(a run continued on other seeds with the same collapse setting) to --out")
     args = p.parse_args()
+    if args.merge:
+        merge(Path(args.out), Path(args.merge), args.dataset)
+        return
     if args.table:
         res = json.loads(Path(args.out).read_text())[args.dataset]
         print(table(res), json.dumps(res["targets"], indent=1), sep="\n")
@@ -328,6 +333,24 @@ def main() -> None:
                   on_seed=lambda r: write(r, args, name, chosen, t0, partial=True))
     write(res, args, name, chosen, t0)
     print(json.dumps({"summary": res["summary"], "targets": res["targets"]}, indent=1))
+
+
+def merge(into: Path, other: Path, dataset: str) -> None:
+    """One dataset's held-out seeds from two runs of the same arms and collapse setting."""
+    merged = json.loads(into.read_text())
+    a, b = merged[dataset], json.loads(other.read_text())[dataset]
+    same = ("threshold", "patience", "grace_steps")
+    if a["arms"] != b["arms"] or [a["collapse"].get(k) for k in same] != \
+            [b["collapse"].get(k) for k in same]:
+        raise SystemExit("the two runs differ in their arms or collapse setting")
+    a["per_seed"].update(b["per_seed"])
+    a["seeds"] = sorted(int(k) for k in a["per_seed"])
+    a["summary"] = summarise(a)
+    a["targets"] = targets(a["summary"])
+    a["partial"] = b["partial"]  # the continuation ran the seeds that were left
+    a["wall_s"] = round(a["wall_s"] + b["wall_s"], 1)
+    a["plot"] = str(plot(a, into.with_name(f"{into.stem}_{dataset}.png")).name)
+    into.write_text(json.dumps(merged, indent=1))
 
 
 def write(res: dict, args, name: str, chosen: dict | None, t0: float,
