@@ -59,13 +59,26 @@ SEARCHES = {
                          "width": {"choices": [128, 256]}},
                "fixed": {"ema": 0.999, "batch_size": 256, "code_length": 2,
                          "minibatch_disc": False}},
+    # Digits: probes of single runs on development seed 0 (README, "What a sweep returns")
+    # put width 32 at a coverage ceiling near 0.6-0.7 whatever the rates; width 64 with a
+    # slower D and a decaying rate reached 0.8, so the searches look around that.
     "digits-dcgan": {"trainer": "dcgan", "dataset": IMAGE, "metric": "coverage",
-                     "steps": 3000, "report_every": 500, "hours": 0.5,
-                     "space": {"ema": {"choices": [0.0, 0.999]}}, "fixed": {"width": 32}},
+                     "steps": 4000, "report_every": 500, "hours": 0.5,
+                     "space": {"lr_g": {"low": 2e-4, "high": 1e-3, "log": True},
+                               "lr_d": {"low": 2e-5, "high": 1.5e-4, "log": True},
+                               "lr_half_life": {"choices": [1000.0, 2000.0]},
+                               "ema": {"choices": [0.0, 0.99]},
+                               "batch_size": {"choices": [64, 128]}},
+                     "fixed": {"width": 64, "code_length": 100, "beta1": 0.5,
+                               "loss": "nonsaturating"}},
     "digits-wgan-gp": {"trainer": "wgan-gp", "dataset": IMAGE, "metric": "coverage",
-                       "steps": 1500, "report_every": 250, "hours": 0.5,
-                       "space": {"n_critic": {"low": 1, "high": 5},
-                                 "ema": {"choices": [0.0, 0.999]}}, "fixed": {"width": 32}},
+                       "steps": 2500, "report_every": 500, "hours": 0.5,
+                       "space": {"n_critic": {"low": 2, "high": 5},
+                                 "lr_g": {"low": 1e-4, "high": 5e-4, "log": True},
+                                 "lr_d": {"low": 1e-4, "high": 5e-4, "log": True},
+                                 "ema": {"choices": [0.0, 0.99]}},
+                       "fixed": {"width": 64, "batch_size": 64, "code_length": 100,
+                                 "beta1": 0.0, "gp_lambda": 10.0}},
 }
 
 
