@@ -115,8 +115,8 @@ class Sweep:
         return t[t["rank"].notna()].sort_values("rank")
 
     def ranked_configurations(self) -> pd.DataFrame:
-        """Configurations with a rank (every run completed), best first: those judged on all
-        their seeds, then those judged on fewer."""
+        """Configurations with a rank (every ended run completed), best first: those judged
+        on all their seeds, then those judged on fewer."""
         c = self.configurations
         return c[c["rank"].notna()].sort_values("rank") if len(c) else c
 
@@ -430,10 +430,13 @@ def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.Dat
     """One row per configuration over its seeds: the robust value (`seeds.statistic` of the
     metric as measured), spread, per-seed values, how its runs ended, and its rank.
 
-    Ranked (every run completed, finite values): first those judged on all `seeds.count`
-    seeds, then those judged on fewer, each by the robust value. Below them, unranked:
-    configurations still running, then those with a stopped run (collapsed, diverged, ASHA,
-    failed), which a sweep never returns."""
+    Ranked (every ended run completed, finite values): first those judged on all
+    `seeds.count` seeds, then those judged on fewer, each by the robust value over the seeds
+    it ended. A run still in flight, or interrupted when an hour budget ran out, does not
+    count yet: the configuration ranks by the seeds it ended (an interrupted second seed
+    must not hide a configuration's first, which a finished sweep would otherwise lose).
+    Below them, unranked: configurations with no run ended, then those with a stopped run
+    (collapsed, diverged, ASHA, failed), which a sweep never returns."""
     if not len(trials):
         return pd.DataFrame(columns=["rank", "config_key", "key", "seeds", "value", "std"])
     hp = [c for c in trials.columns if c.startswith("hp_")]
@@ -472,7 +475,7 @@ def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.Dat
         i = j
     c = pd.DataFrame(rows)
     finite = np.isfinite(c["value"].astype(float))
-    normal = (c["state"] == layout.COMPLETED) & finite
+    normal = c["state"].isin([layout.COMPLETED, UNFINISHED]) & finite
     sign = 1.0 if mode == "min" else -1.0
     c["_group"] = np.select([normal & (c["seeds"] >= seeds["count"]), normal,
                              c["state"] == UNFINISHED], [0, 1, 2], 3)

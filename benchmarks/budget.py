@@ -65,7 +65,12 @@ ARMS = {
     "tpe+collapse": {"sampler": "tpe", "early_stop": {"collapse": "COLLAPSE"}},
     "tpe+collapse+asha": {"sampler": "tpe",
                           "early_stop": {"collapse": "COLLAPSE", "asha": "ASHA"}},
+    # Not among the default arms: the penalty question, run with --arms
+    # tpe+collapse,tpe+collapse-measured (--out a file of its own).
+    "tpe+collapse-measured": {"sampler": "tpe",
+                              "early_stop": {"collapse": "COLLAPSE", "penalty": False}},
 }
+DEFAULT_ARMS = ["random", "tpe", "tpe+asha", "tpe+collapse", "tpe+collapse+asha"]
 
 
 def spec_for(dataset: str, arm: str, seed: int, storage: str, steps: int | None = None,
@@ -304,7 +309,7 @@ def main() -> None:
     p.add_argument("--seeds", default="100-111", help="held-out sampler seeds")
     p.add_argument("--dev", default="0-3", help="development seeds the collapse setting is "
                    "chosen on first ('' to use the spec's default without choosing)")
-    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--arms", default=",".join(DEFAULT_ARMS))
     p.add_argument("--out", default=str(RESULTS / "budget.json"))
     p.add_argument("--table", action="store_true", help="print the README table of --out")
     p.add_argument("--merge", default=None, help="add the held-out seeds of this results file "

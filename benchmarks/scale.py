@@ -156,7 +156,7 @@ def sampler_costs(sizes=(100, 300, 1000, 3000)) -> dict:
     so storage is not what is timed."""
     import optuna
 
-    from jobs.search import make_sampler
+    from jobs.samplers import make_sampler
     from search_spaces import make_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -11,7 +11,7 @@ from ray.tune import Callback
 
 from analysis import layout
 from analysis.vocabulary import DIRECTIONS, LOSSES
-from jobs.search import Budget
+from jobs.budget import Budget
 from jobs.trial import TrialControl
 
 # What a result keeps of Tune's last result: the report's own columns, not Tune's bookkeeping.

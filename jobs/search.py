@@ -20,11 +20,8 @@ reported (a collapsed or diverged run's is the documented penalty), PRUNED with 
 seed's intermediate values when ASHA stopped a run, FAIL when a run failed. Optuna therefore
 learns from the seed-robust value, never a first seed's luck.
 
-Budgets (`budget: {steps, hours}`): a run is started only when its remaining planned steps
-fit in what is left after every running run's remaining planned steps, so a step budget is
-never exceeded; early stops give their unspent steps back. The hour budget is wall-clock over
-driver runs; when it runs out, running trials are stopped and keep their checkpoints
-(BudgetStopper), and a resume with a larger budget continues them.
+Budgets (`budget: {steps, hours}`) are jobs/budget.py's: a run is started only when its
+planned steps fit in what is left, so a step budget is never exceeded.
 
 Everything is rebuilt from the trial store and the study when a driver starts, so a resumed
 sweep continues each race where it was; nothing here is saved by Ray Tune.
@@ -37,9 +34,9 @@ import time
 from dataclasses import dataclass, field
 
 from ray.tune.search import Searcher
-from ray.tune.stopper import Stopper
 
 from analysis import layout
+from jobs.budget import Budget
 from jobs.trial import SEED, TrialControl
 
 CID_ATTR = "gansweep_config"  # Optuna user attribute: the configuration's key (no seed)
@@ -81,125 +78,6 @@ def statistic(values: list[float], name: str, mode: str) -> float:
     if name == "worst":
         return min(values) if mode == "max" else max(values)
     return float(sum(values) / len(values))
-
-
-class Budget:
-    """What is left of the sweep's budget, counted from the trial store (so a resume after a
-    kill counts each trained step once) plus this driver's running runs."""
-
-    def __init__(self, steps: int | None, hours: float | None, spent_steps: int,
-                 spent_s: float):
-        self.steps, self.hours = steps, hours
-        self.spent_steps, self.prior_s = spent_steps, spent_s
-        self.started = time.time()
-        # Tune trial id -> the steps a running run may train in all (counted as spent, at
-        # what it really trained, when it ends)
-        self.committed: dict[str, int] = {}
-        self.expired = False  # the hour budget ran out and running trials were stopped
-
-    def elapsed_s(self) -> float:
-        return self.prior_s + time.time() - self.started
-
-    def out_of_time(self) -> bool:
-        return self.hours is not None and self.elapsed_s() >= 3600.0 * self.hours
-
-    def fits(self, steps: int) -> bool:
-        if self.out_of_time():
-            return False
-        if self.steps is None:
-            return True
-        return self.spent_steps + sum(self.committed.values()) + steps <= self.steps
-
-    def exhausted(self, smallest_run: int) -> bool:
-        """Nothing more can start, even once the running runs end."""
-        return self.out_of_time() or (self.steps is not None
-                                      and self.spent_steps + smallest_run > self.steps)
-
-
-class BudgetStopper(Stopper):
-    """Stops every trial when the hour budget runs out; they keep their checkpoints."""
-
-    def __init__(self, budget: Budget):
-        self.budget = budget
-
-    def __call__(self, trial_id: str, result: dict) -> bool:
-        return False
-
-    def stop_all(self) -> bool:
-        if self.budget.out_of_time():
-            self.budget.expired = True
-        return self.budget.expired
-
-
-def make_sampler(name: str, seed: int):
-    """Optuna's sampler for the spec's `sampler` (README, "Choosing the sampler")."""
-    import optuna
-
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if name == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed)
-    if name == "auto":
-        return auto_sampler(seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def auto_sampler(seed: int):
-    """TPE while a suggestion costs under `SHARE` of a run's wall time, then random search.
-
-    TPE re-reads every finished trial for each suggestion, so its cost grows with the sweep
-    (benchmarks/scale.py measures it); against a GAN run of minutes that never matters, against
-    runs of a fraction of a second it comes to dominate, and past thousands of trials its model
-    adds little over sampling at random. The searcher reports both durations (`observe`)."""
-    import optuna
-
-    class AutoSampler(optuna.samplers.BaseSampler):
-        SHARE, MIN_RUNS = 0.05, 20
-
-        def __init__(self):
-            self.tpe = optuna.samplers.TPESampler(seed=seed)
-            self.random = optuna.samplers.RandomSampler(seed=seed + 1)
-            self.current = self.tpe
-            self.suggest_s = self.run_s = None
-            self.runs = 0
-
-        def observe(self, suggest_s: float | None = None, run_s: float | None = None):
-            """Durations as they happen; returns a line to log when it switches."""
-            def ema(old, new):
-                return new if old is None else 0.9 * old + 0.1 * new
-
-            if suggest_s is not None:
-                self.suggest_s = ema(self.suggest_s, suggest_s)
-            if run_s is not None:
-                self.run_s = ema(self.run_s, run_s)
-                self.runs += 1
-            if (self.current is self.tpe and self.runs >= self.MIN_RUNS and self.suggest_s
-                    and self.run_s and self.suggest_s > self.SHARE * self.run_s):
-                self.current = self.random
-                return (f"[gansweep] sampler auto: TPE's suggestions take "
-                        f"{self.suggest_s * 1000:.0f} ms, over {self.SHARE:.0%} of a "
-                        f"{self.run_s:.2f} s run: random search from here")
-            return None
-
-        def infer_relative_search_space(self, study, trial):
-            return self.current.infer_relative_search_space(study, trial)
-
-        def sample_relative(self, study, trial, search_space):
-            return self.current.sample_relative(study, trial, search_space)
-
-        def sample_independent(self, study, trial, param_name, param_distribution):
-            return self.current.sample_independent(study, trial, param_name,
-                                                   param_distribution)
-
-        def before_trial(self, study, trial):
-            self.current.before_trial(study, trial)
-
-        def after_trial(self, study, trial, state, values):
-            self.current.after_trial(study, trial, state, values)
-
-    return AutoSampler()
 
 
 class SweepSearch(Searcher):
@@ -256,11 +134,7 @@ class SweepSearch(Searcher):
         step = int(result.get("step", 0))
         start, _ = self.trained[trial_id]
         self.trained[trial_id] = (start, max(step, start))
-        race = self.races[cid]
-        value = result.get("objective")
-        if j == 0 and race.number is not None and isinstance(value, (int, float)) \
-                and math.isfinite(value):
-            self._report(race.number, float(value), step)
+        self._intermediate(self.races[cid], j, result)
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
@@ -288,11 +162,8 @@ class SweepSearch(Searcher):
         reason = layout.FAILED if error else result.get("stop_reason") or layout.FAILED
         if reason == layout.RUNNING:  # stopped from outside before its last step: ASHA
             reason = layout.ASHA
-        value = result.get("objective")
-        if j == 0 and race.number is not None and not result.get("reused") \
-                and isinstance(value, (int, float)) and math.isfinite(value):
-            # Tune passes a result its scheduler stopped on only to on_trial_complete
-            self._report(race.number, float(value), int(result.get("step", 0)))
+        if not result.get("reused"):  # Tune passes a result its scheduler stopped on only here
+            self._intermediate(race, j, result)
         self._record(race, j, reason, result.get(self.control.metric),
                      result.get("objective"))
         self._rank(race)
@@ -315,6 +186,14 @@ class SweepSearch(Searcher):
             text += (f", {self.budget.elapsed_s() / 3600:.3g} of {self.budget.hours:.3g} budget "
                      "hours spent")
         return text
+
+    def _intermediate(self, race: Race, j: int, result: dict) -> None:
+        """The first seed's finite objective, as the study's intermediate value at its step
+        (what a PRUNED trial keeps)."""
+        value = result.get("objective")
+        if j == 0 and race.number is not None and isinstance(value, (int, float)) \
+                and math.isfinite(value):
+            self._report(race.number, float(value), int(result.get("step", 0) or 0))
 
     # ---- the races --------------------------------------------------------------------------
     def _record(self, race: Race, j: int, reason: str, value, objective) -> None:

@@ -76,7 +76,7 @@ def open_study(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
     """The sweep's Optuna study (made on first use), with the spec's sampler."""
     import optuna
 
-    from jobs.search import make_sampler
+    from jobs.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=study_storage(root),
@@ -192,7 +192,8 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
 
     from jobs.outcomes import RecordOutcomes
     from jobs.progress import Progress, RunClock, Summarize, tensorboard_logger
-    from jobs.search import Budget, BudgetStopper, SweepSearch
+    from jobs.budget import Budget, BudgetStopper
+    from jobs.search import SweepSearch
     from jobs.stopping import FlagStopper, make_scheduler
     from jobs.trial import tune_trainable
     from search_spaces import make_space

@@ -7,7 +7,9 @@ import optuna
 import pytest
 
 from jobs.collapse import CollapseRule
-from jobs.search import Budget, SweepSearch, make_sampler
+from jobs.budget import Budget
+from jobs.samplers import make_sampler
+from jobs.search import SweepSearch
 from jobs.trial import SEED, TrialControl
 from search_spaces import make_space
 
