@@ -190,9 +190,9 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
 
     from ray import tune
 
+    from jobs.budget import Budget, BudgetStopper
     from jobs.outcomes import RecordOutcomes
     from jobs.progress import Progress, RunClock, Summarize, tensorboard_logger
-    from jobs.budget import Budget, BudgetStopper
     from jobs.search import SweepSearch
     from jobs.stopping import FlagStopper, make_scheduler
     from jobs.trial import tune_trainable

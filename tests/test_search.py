@@ -6,8 +6,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from jobs.collapse import CollapseRule
 from jobs.budget import Budget
+from jobs.collapse import CollapseRule
 from jobs.samplers import make_sampler
 from jobs.search import SweepSearch
 from jobs.trial import SEED, TrialControl
