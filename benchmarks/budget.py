@@ -19,9 +19,9 @@ the best-so-far curve (mean over the budget), and the budget it needed to come w
 the no-stopping TPE arm's final incumbent on the same seed.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/budget.py --dataset ring8
-    (the collapse setting is chosen on development seeds 0-3 first, from two candidates, by
-    the mean area under the curve of the tpe+collapse arm; then held-out seeds 100-111 run
-    every arm with it)
+    (the collapse setting is chosen on development seeds first, from two candidates, by the
+    mean area under the curve of the tpe+collapse arm, and on grid25 ASHA's grace likewise by
+    the tpe+asha arm's; then held-out seeds 100-111 (grid25: 101-112) run every arm with them)
 
 Writes benchmarks/results/budget.json (one entry per dataset, merged with what is there).
 """
@@ -52,14 +52,23 @@ SPACE = {"lr_g": {"low": 1e-5, "high": 1e-1, "log": True},
 # "Stabilisers on the mixtures"). grid25 cannot be that short: at 2000 steps every arm's best
 # scored <= 0.04 on held-out seed 100 (a benchmark of noise), and stabilisers_probe.json's
 # grid25 runs (rates 1e-3, width 128) score 0.01-0.05 at 4000 steps, 0.27-0.54 at 10 000.
+# `dev`: the development seeds; `collapse`: the CANDIDATES and `asha_graces` the shares of a
+# run for ASHA's grace, each chosen on them when there is more than one. grid25 runs cost 7x
+# ring8's, so it keeps the collapse setting chosen on ring8's development seeds (the spec's
+# default) and chooses only ASHA's grace: on grid25 seed 100 (run before the choice, so not
+# among grid25's held-out seeds) a tenth cut by noise, every run scoring ~0.01 there.
 DATASETS = {
-    "ring8": {"steps": 1500, "report_every": 100, "fixed": {"width": 64, "ema": 0.99}},
-    "grid25": {"steps": 10000, "report_every": 500, "fixed": {"width": 128, "ema": 0.999}},
+    "ring8": {"steps": 1500, "report_every": 100, "fixed": {"width": 64, "ema": 0.99},
+              "dev": "0-3", "held_out": "100-111", "collapse": ["cautious", "eager"],
+              "asha_graces": [0.1]},
+    "grid25": {"steps": 10000, "report_every": 500, "fixed": {"width": 128, "ema": 0.999},
+               "dev": "0-1", "held_out": "101-112", "collapse": ["cautious"],
+               "asha_graces": [0.1, 0.3]},
 }
 # The collapse rule's base (grace: a quarter of a run); threshold and patience are chosen per
 # dataset on development seeds from CANDIDATES (`choose`).
 COLLAPSE = {"threshold": 0.25, "patience": 3}
-ASHA = {"reduction_factor": 3}  # grace: a tenth of a run
+ASHA = {"reduction_factor": 3}  # grace: a share of a run, DATASETS[...]["asha_graces"]
 ARMS = {
     "random": {"sampler": "random", "early_stop": {"collapse": False}},
     "tpe": {"sampler": "tpe", "early_stop": {"collapse": False}},
@@ -76,7 +85,7 @@ DEFAULT_ARMS = ["random", "tpe", "tpe+asha", "tpe+collapse", "tpe+collapse+asha"
 
 
 def spec_for(dataset: str, arm: str, seed: int, storage: str, steps: int | None = None,
-             runs: int = RUNS, collapse: dict | None = None) -> dict:
+             runs: int = RUNS, collapse: dict | None = None, asha_grace: float = 0.1) -> dict:
     d = DATASETS[dataset]
     steps = steps or d["steps"]
     every = max(1, d["report_every"] * steps // d["steps"])
@@ -85,7 +94,7 @@ def spec_for(dataset: str, arm: str, seed: int, storage: str, steps: int | None 
         if v == "COLLAPSE":
             v = {**COLLAPSE, "grace_steps": steps // 4, **(collapse or {})}
         elif v == "ASHA":
-            v = {**ASHA, "grace_steps": max(every, steps // 10)}
+            v = {**ASHA, "grace_steps": max(every, round(steps * asha_grace))}
         early[k] = v
     return {"name": f"{dataset}-{arm}-{seed}", "trainer": "gan", "dataset": dataset,
             "steps": steps, "report_every": every, "metric": "mixture_score", "seed": seed,
@@ -164,7 +173,8 @@ def reach(c: dict, target: float) -> float | None:
 
 
 def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int | None = None,
-        runs: int = RUNS, collapse: dict | None = None, log=print, on_seed=None) -> dict:
+        runs: int = RUNS, collapse: dict | None = None, asha_grace: float = 0.1, log=print,
+        on_seed=None) -> dict:
     from jobs.spec import parse_spec
     from jobs.submit import submit
     from trainers.data import load_dataset
@@ -177,7 +187,8 @@ def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int 
     for seed in seeds:
         row = {}
         for arm in arms:
-            spec = parse_spec(spec_for(dataset, arm, seed, str(work), steps, runs, collapse))
+            spec = parse_spec(spec_for(dataset, arm, seed, str(work), steps, runs, collapse,
+                                       asha_grace))
             t0 = time.perf_counter()
             root = submit(spec, log=lambda *_: None)
             c = curve(root, data)
@@ -293,30 +304,51 @@ CANDIDATES = {"cautious": {"threshold": 0.25, "patience": 3},  # the spec's defa
               "eager": {"threshold": 0.5, "patience": 2}}
 
 
-def choose(dataset: str, dev: list[int], work: Path, log=print) -> tuple[str, dict]:
-    """The collapse setting for the held-out seeds, chosen on the development seeds alone:
-    the candidate whose tpe+collapse arm has the higher mean area under the best-so-far curve
-    (ties: the cautious one)."""
-    results = {name: run(dataset, dev, ["tpe+collapse"], work / name, collapse=c, log=log)
-               for name, c in CANDIDATES.items()}
-    scores = {name: r["summary"]["tpe+collapse"]["auc_mean"] for name, r in results.items()}
-    best = max(scores, key=lambda k: (scores[k], k == "cautious"))
-    return best, {"candidates": CANDIDATES, "auc_mean": scores, "chosen": best,
-                  "per_candidate": results}
+def choose(dataset: str, dev: list[int], work: Path, log=print, steps: int | None = None,
+           runs: int = RUNS) -> tuple[str, float, dict]:
+    """The settings for the held-out seeds, chosen on the development seeds alone where the
+    dataset lists several candidates, each by the higher mean area under the best-so-far
+    curve: the collapse setting by the tpe+collapse arm (ties: the cautious one), ASHA's grace
+    by the tpe+asha arm (ties: the shorter)."""
+    names = DATASETS[dataset]["collapse"]
+    best = names[0]
+    record = {"candidates": {n: CANDIDATES[n] for n in names}, "chosen": best}
+    if len(names) > 1:
+        results = {n: run(dataset, dev, ["tpe+collapse"], work / n, steps, runs,
+                          collapse=CANDIDATES[n], log=log) for n in names}
+        scores = {n: r["summary"]["tpe+collapse"]["auc_mean"] for n, r in results.items()}
+        best = max(scores, key=lambda k: (scores[k], k == "cautious"))
+        record.update(auc_mean=scores, chosen=best, per_candidate=results)
+    graces = DATASETS[dataset]["asha_graces"]
+    grace = graces[0]
+    if len(graces) > 1:
+        by = {g: run(dataset, dev, ["tpe+asha"], work / f"asha-{g}", steps, runs,
+                     asha_grace=g, log=log) for g in graces}
+        auc_by = {str(g): r["summary"]["tpe+asha"]["auc_mean"] for g, r in by.items()}
+        grace = max(graces, key=lambda g: (auc_by[str(g)], -g))
+        record["asha"] = {"candidates": graces, "auc_mean": auc_by, "chosen": grace,
+                          "per_candidate": {str(g): r for g, r in by.items()}}
+    return best, grace, record
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--dataset", choices=list(DATASETS), required=True)
-    p.add_argument("--seeds", default="100-111", help="held-out sampler seeds")
-    p.add_argument("--dev", default="0-3", help="development seeds the collapse setting is "
-                   "chosen on first ('' to use the spec's default without choosing)")
+    p.add_argument("--seeds", default=None, help="held-out sampler seeds (default: the "
+                   "dataset's, DATASETS)")
+    p.add_argument("--dev", default=None, help="development seeds the settings are chosen on "
+                   "first (default: the dataset's; '' to take the first candidates unchosen)")
+    p.add_argument("--asha-grace", type=float, default=None, help="with --dev '': ASHA's "
+                   "grace as a share of a run (default: the dataset's first candidate)")
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS))
     p.add_argument("--out", default=str(RESULTS / "budget.json"))
     p.add_argument("--table", action="store_true", help="print the README table of --out")
     p.add_argument("--merge", default=None, help="add the held-out seeds of this results file "
                    "(a run continued on other seeds with the same collapse setting) to --out")
     args = p.parse_args()
+    d = DATASETS[args.dataset]
+    args.seeds = d["held_out"] if args.seeds is None else args.seeds
+    args.dev = d["dev"] if args.dev is None else args.dev
     if args.merge:
         merge(Path(args.out), Path(args.merge), args.dataset)
         return
@@ -329,16 +361,17 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="budget-") as work:
-        name, chosen = "cautious", None
+        name, grace, chosen = d["collapse"][0], args.asha_grace or d["asha_graces"][0], None
         if args.dev:
-            name, chosen = choose(args.dataset, parse_seeds(args.dev), Path(work) / "dev")
-            print(f"collapse setting chosen on seeds {args.dev}: {name} "
-                  f"{chosen['auc_mean']}", flush=True)
+            name, grace, chosen = choose(args.dataset, parse_seeds(args.dev),
+                                         Path(work) / "dev")
+            print(f"chosen on seeds {args.dev}: collapse {name} {chosen.get('auc_mean')}, "
+                  f"ASHA grace {grace} {chosen.get('asha', {}).get('auc_mean')}", flush=True)
         held = parse_seeds(args.seeds)
         res = run(args.dataset, held, args.arms.split(","), Path(work) / "held-out",
-                  collapse=CANDIDATES[name],
-                  on_seed=lambda r: write(r, args, name, chosen, t0, partial=True))
-    write(res, args, name, chosen, t0)
+                  collapse=CANDIDATES[name], asha_grace=grace,
+                  on_seed=lambda r: write(r, args, name, grace, chosen, t0, partial=True))
+    write(res, args, name, grace, chosen, t0)
     print(json.dumps({"summary": res["summary"], "targets": res["targets"]}, indent=1))
 
 
@@ -348,8 +381,8 @@ def merge(into: Path, other: Path, dataset: str) -> None:
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
     same = ("threshold", "patience", "grace_steps")
     if a["arms"] != b["arms"] or [a["collapse"].get(k) for k in same] != \
-            [b["collapse"].get(k) for k in same]:
-        raise SystemExit("the two runs differ in their arms or collapse setting")
+            [b["collapse"].get(k) for k in same] or asha_grace(a) != asha_grace(b):
+        raise SystemExit("the two runs differ in their arms, collapse setting or ASHA grace")
     a["per_seed"].update(b["per_seed"])
     a["seeds"] = sorted(int(k) for k in a["per_seed"])
     a["summary"] = summarise(a)
@@ -360,10 +393,19 @@ def merge(into: Path, other: Path, dataset: str) -> None:
     into.write_text(json.dumps(merged, indent=1))
 
 
-def write(res: dict, args, name: str, chosen: dict | None, t0: float,
+def asha_grace(res: dict) -> float:
+    return res.get("asha", {}).get("grace", 0.1)  # entries from before the choice: a tenth
+
+
+def write(res: dict, args, name: str, grace: float, chosen: dict | None, t0: float,
           partial: bool = False) -> None:
     """Merge one dataset's entry into the results; a partial one says how many seeds ran."""
-    res["collapse"] = {**COLLAPSE, **CANDIDATES[name], "chosen_on_dev_seeds": args.dev or None}
+    chosen_here = len(DATASETS[args.dataset]["collapse"]) > 1
+    res["collapse"] = {**COLLAPSE, **CANDIDATES[name], "chosen_on_dev_seeds":
+                       (args.dev or None) if chosen_here else f"ring8 {DATASETS['ring8']['dev']}"}
+    several = len(DATASETS[args.dataset]["asha_graces"]) > 1
+    res["asha"] = {**ASHA, "grace": grace,
+                   "chosen_on_dev_seeds": (args.dev or None) if several else None}
     res["dev"] = chosen
     res["targets"] = targets(res["summary"])
     res["partial"] = partial

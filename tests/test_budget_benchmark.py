@@ -22,3 +22,63 @@ def test_small_budget_benchmark(ray_local, tmp_path):
     assert set(s) == {"tpe", "tpe+collapse"} and np.isfinite(s["tpe"]["final_mean"])
     assert set(targets(s)) == {"tpe+collapse"}
     assert plot(res, tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_every_arm_is_a_valid_spec_with_its_asha_grace(tmp_path):
+    from benchmarks.budget import ARMS, DATASETS, spec_for
+    from jobs.spec import parse_spec
+
+    for dataset, d in DATASETS.items():
+        for arm in ARMS:
+            for grace in d["asha_graces"]:
+                spec = spec_for(dataset, arm, 101, str(tmp_path), asha_grace=grace)
+                parse_spec(spec)
+                asha = spec["early_stop"].get("asha")
+                if asha:
+                    assert asha["grace_steps"] == round(d["steps"] * grace)
+
+
+def _fake(seed: int, grace: float | None) -> dict:
+    curve = {"steps": [100.0, 300.0], "fresh": [0.2, 0.5], "final": 0.5, "auc": 0.3,
+             "reach_tpe_final": 300.0, "configurations": 2, "counts": {"completed": 2},
+             "wall_s": 1.0}
+    res = {"dataset": "grid25", "budget_steps": 300, "arms": ["tpe"], "seeds": [seed],
+           "per_seed": {str(seed): {"tpe": curve}}, "partial": False, "wall_s": 1.0,
+           "collapse": {"threshold": 0.25, "patience": 3}}
+    if grace is not None:
+        res["asha"] = {"reduction_factor": 3, "grace": grace}
+    return {"grid25": res}
+
+
+def test_merge_adds_seeds_and_refuses_another_asha_grace(tmp_path):
+    import json
+
+    import pytest
+
+    from benchmarks.budget import merge
+
+    into, other, odd = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    into.write_text(json.dumps(_fake(101, 0.3)))
+    other.write_text(json.dumps(_fake(102, 0.3)))
+    odd.write_text(json.dumps(_fake(103, None)))  # an entry from before the choice: a tenth
+    merge(into, other, "grid25")
+    merged = json.loads(into.read_text())["grid25"]
+    assert merged["seeds"] == [101, 102] and merged["summary"]["tpe"]["final_mean"] == 0.5
+    with pytest.raises(SystemExit, match="ASHA grace"):
+        merge(into, odd, "grid25")
+
+
+def test_grid25_chooses_ashas_grace_on_its_development_seeds(ray_local, tmp_path):
+    """grid25 keeps ring8's collapse setting and runs the tpe+asha arm once per candidate
+    grace on the development seed, returning the one with the larger area (short runs here)."""
+    from benchmarks.budget import DATASETS, choose
+
+    name, grace, record = choose("grid25", [0], tmp_path, log=lambda *_: None, steps=60,
+                                 runs=2)
+    assert name == "cautious" and "per_candidate" not in record  # nothing chosen there
+    asha = record["asha"]
+    assert asha["candidates"] == DATASETS["grid25"]["asha_graces"] and grace == asha["chosen"]
+    aucs = asha["auc_mean"]
+    assert set(aucs) == {"0.1", "0.3"} and aucs[str(grace)] == max(aucs.values())
+    for g, res in asha["per_candidate"].items():
+        assert res["budget_steps"] == 120 and res["arms"] == ["tpe+asha"]

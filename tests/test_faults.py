@@ -62,9 +62,10 @@ def assert_complete_and_unrepeated(sweep, finished_before: dict, resumed_at: dic
         assert final[key]["resumed_from_step"] >= step, (key, final[key], step)
 
 
-def kill_at_stages(spec, sweep, stages, tmp_path) -> tuple[dict, dict]:
+def kill_at_stages(spec, sweep, stages, tmp_path, after_kill=None) -> tuple[dict, dict]:
     """`gansweep submit`, SIGKILLed at each stage's condition and resumed; the last resume
-    runs to its end. Returns what had finished before a kill and where running ones stood."""
+    runs to its end. Returns what had finished before a kill and where running ones stood.
+    `after_kill(i)` looks at the sweep as a kill left it, before the resume."""
     finished_before, resumed_at = {}, {}
     driver = Driver("submit", str(spec), log=tmp_path / "run0.log")
     for i, (what, cond) in enumerate(stages):
@@ -72,6 +73,8 @@ def kill_at_stages(spec, sweep, stages, tmp_path) -> tuple[dict, dict]:
         driver.kill(signal.SIGKILL)
         finished_before.update(results(sweep))
         resumed_at.update(running(sweep))
+        if after_kill:
+            after_kill(i)
         driver = Driver("resume", str(sweep), log=tmp_path / f"run{i + 1}.log")
     assert driver.wait() == 0, driver.output()[-3000:]
     return finished_before, resumed_at
@@ -109,9 +112,24 @@ def test_sigkill_mid_race_under_a_budget_then_resume(tmp_path):
         return any(json.loads(p.read_text())["seed"] == 1 and p.parent.name in running(sweep)
                    for p in sweep.glob("trials/*/config.json"))
 
+    def interrupted_race_still_ranks(i):
+        """A configuration whose second seed the kill interrupted ranks by the seed it
+        ended, and status returns the best of those (not a configuration that lost)."""
+        if i:
+            return
+        s = collect(sweep)
+        racing = [c for c in s["ranking"] if c["state"] == "unfinished" and c["seeds"] == 1]
+        assert racing and all(c["rank"] for c in racing), s["ranking"]
+        ranked = [c for c in s["ranking"] if c["rank"]]
+        if not any(c["judged_on_all_seeds"] for c in ranked):  # modes: higher wins
+            assert s["best"]["metric"] == max(c["metric"] for c in ranked)
+        out = run_cli("status", str(sweep)).stdout
+        assert f"config {s['best']['key']}" in out
+
     finished_before, resumed_at = kill_at_stages(
         spec, sweep, [("a second seed training", second_seed_started),
-                      ("more runs ended", lambda: len(results(sweep)) >= 5)], tmp_path)
+                      ("more runs ended", lambda: len(results(sweep)) >= 5)], tmp_path,
+        after_kill=interrupted_race_still_ranks)
     assert_complete_and_unrepeated(sweep, finished_before, resumed_at, runs=7,
                                    configurations=None)
     assert sum(r["stop_step"] for r in results(sweep).values()) == 7 * STEPS  # the budget
