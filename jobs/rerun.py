@@ -19,6 +19,7 @@ from pathlib import Path
 
 from analysis.layout import rerun_dir, sweep_path
 from jobs import sweep_dir as sd
+from jobs.ray_address import check_reachable
 from jobs.resources import check_gpus
 from jobs.trial import RERUN_INDEX, SEED
 from trainers.errors import ConfigError
@@ -78,6 +79,7 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
                           "the original sweep")
     if top < 1 or seeds < 1:
         raise ConfigError(f"--top {top} --seeds {seeds}: give whole numbers >= 1")
+    check_reachable(address)
     check_gpus(spec.resources, address, log)
     target = rerun_dir(root)
     if target.exists() and any(target.iterdir()):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from analysis import layout
 from jobs import sweep_dir as sd
+from jobs.ray_address import check_reachable, resolve
 from jobs.resources import check_gpus
 from jobs.spec import SweepSpec
 from jobs.stopping import collapse_rule
@@ -54,7 +55,7 @@ def prepare_evaluator(data, root: Path, log=print) -> None:
 def init_ray(address: str | None, log=print) -> None:
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = resolve(address)
     if ray.is_initialized():
         return
     if address:
@@ -97,6 +98,7 @@ def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
     from jobs import study
 
     data = check_data(spec)
+    check_reachable(address)
     check_gpus(spec.resources, address, log)
     study.check(spec.study)  # the study's database answers before anything is made
     meta = sd.create(spec)
@@ -123,6 +125,7 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
     if budget:
         meta["budget"] = {**sweep_budget(spec, meta), **budget}
     data = check_data(spec)
+    check_reachable(address)
     check_gpus(spec.resources, address, log)
     study.attach(root, meta, study_url, log)  # a moved database is recorded by _run
     return _run(spec, root, meta, data, address, log)

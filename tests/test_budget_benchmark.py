@@ -80,5 +80,5 @@ def test_grid25_chooses_ashas_grace_on_its_development_seeds(ray_local, tmp_path
     assert asha["candidates"] == DATASETS["grid25"]["asha_graces"] and grace == asha["chosen"]
     aucs = asha["auc_mean"]
     assert set(aucs) == {"0.1", "0.3"} and aucs[str(grace)] == max(aucs.values())
-    for g, res in asha["per_candidate"].items():
+    for res in asha["per_candidate"].values():
         assert res["budget_steps"] == 120 and res["arms"] == ["tpe+asha"]

@@ -125,3 +125,46 @@ def test_ray_job_submit_to_a_running_head(ray_head, tmp_path):
     assert "joining the Ray cluster" in proc.stdout
     sweep = tmp_path / "store" / "viajob"
     assert len(list(sweep.glob("trials/*/result.json"))) == 2
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # closed again on leaving: nothing listens there
+
+
+def test_an_unreachable_cluster_is_refused_before_anything_is_made(tmp_path):
+    """Without the check, `ray.init` retries a dead address for minutes and ends in a stack
+    trace, with the sweep directory already made."""
+    import yaml
+
+    from tests.conftest import run_cli
+
+    storage = tmp_path / "sweeps"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(tiny_spec(storage, name="far")))
+    port = _closed_port()
+    t0 = time.monotonic()
+    proc = run_cli("submit", str(spec), "--address", f"127.0.0.1:{port}", check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert f"cannot reach the Ray cluster at 127.0.0.1:{port} (--address)" in proc.stderr
+    assert "drop --address to run on a local Ray" in proc.stderr
+    assert "Traceback" not in proc.stderr and not storage.exists()
+    env = {**os.environ, "RAY_ADDRESS": f"ray://127.0.0.1:{port}"}
+    proc = run_cli("submit", str(spec), check=False, env=env)
+    assert proc.returncode == 2 and "(RAY_ADDRESS)" in proc.stderr and not storage.exists()
+    assert time.monotonic() - t0 < 60
+
+
+def test_cluster_addresses_are_read_as_ray_reads_them():
+    from jobs.ray_address import check_reachable, endpoint
+    from trainers.errors import ConfigError
+
+    assert endpoint("10.0.0.5:6380") == ("10.0.0.5", 6380)
+    assert endpoint("head.example") == ("head.example", 6379)  # the GCS's default port
+    assert endpoint("ray://head.example/") == ("head.example", 10001)  # Ray Client's
+    assert endpoint("ray://10.0.0.5:20001") == ("10.0.0.5", 20001)
+    for bad in ("127.0.0.1:http", ":6379"):
+        with pytest.raises(ConfigError, match="write host:port"):
+            check_reachable(bad)
+    check_reachable("auto")  # left to Ray: a cluster started on this machine

@@ -195,8 +195,32 @@ def test_ema_in_the_conv_families(family):
     assert all(not a.requires_grad for a, _ in params)
     assert any(not torch.equal(a, b) for a, b in params)
     args = (5, t.config["code_length"], 1, t.device, t.autocast)
-    assert torch.equal(t.sample(5, seed=1), generate(t.G_avg, *args))
-    assert not torch.equal(t.sample(5, seed=1), generate(t.G, *args))
+    sample = t.sample(5, seed=1)
+    assert t.standing == t.config["batch_size"]
+    assert torch.equal(sample, generate(t.G_avg, *args, standing=t.standing))
+    assert not torch.equal(sample, generate(t.G_avg, *args))  # the live G's statistics
+    assert not torch.equal(sample, generate(t.G, *args))
+
+
+@pytest.mark.parametrize("family", ["dcgan", "wgan-gp"])
+def test_the_average_is_sampled_with_statistics_of_its_own(family):
+    """Standing statistics: measured on the averaged weights when it is sampled, whatever
+    its buffers hold, which sampling leaves as they were; a sample does not depend on its
+    size. Without an average G is sampled with its own running statistics, as before."""
+    t = make(family, ema=0.9)
+    t.train(3)
+    before = t.sample(6, seed=2)
+    for b in t.G_avg.buffers():  # what the live G's statistics were replaced by
+        if b.is_floating_point():
+            b.copy_(torch.full_like(b, 7.0))
+    held = {k: v.clone() for k, v in t.G_avg.named_buffers()}
+    mode = t.G_avg.training
+    assert torch.equal(t.sample(6, seed=2), before)
+    assert torch.equal(t.sample(13, seed=2)[:6], before)
+    for k, v in t.G_avg.named_buffers():
+        assert torch.equal(v, held[k]), k
+    assert t.G_avg.training == mode
+    assert make(family).standing == 0
 
 
 def test_the_average_steadies_the_scores_of_a_short_run():
