@@ -2,8 +2,10 @@
 
 gansweep samples in eval mode (running batch-norm statistics: each sample depends on its own
 code only). The averaged copy carries the *live* generator's running statistics, which belong
-to other weights. This trains one run and, every 500 steps, scores the sampling network both
-ways on the same codes: eval mode, and train mode (the batch's own statistics).
+to other weights. This trains one run and, every 500 steps, scores the sampling network
+three ways: eval mode with the statistics it carries ("copied"), train mode (the batch's own
+statistics, "batch"), and what `Trainer.sample` draws ("sample": with `ema` on, standing
+statistics measured on the average first, trainers/stabilisers.py `standing_statistics`).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bn_mode_probe.py dcgan ema=0.999
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bn_mode_probe.py dcgan ema=0
@@ -12,6 +14,7 @@ Prints one line per score; the figures are in benchmarks/results/digits_probes.j
 """
 from __future__ import annotations
 
+import copy
 import sys
 from pathlib import Path
 
@@ -20,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch
 
 from analysis.metrics import default_n, score
-from trainers.convnets import uniform_code
+from trainers.convnets import generate, uniform_code
 from trainers.data import load_dataset
 from trainers.hparams import parse_sets
 from trainers.registry import get_trainer
@@ -35,15 +38,19 @@ def main(trainer: str, sets: list[str], blocks: int = 8, every: int = 500) -> No
     for _ in range(blocks):
         tr.train(every)
         out = {}
-        for mode in ("eval", "train"):
+        for mode in ("copied", "batch", "sample"):
             net, was = tr.sampler, tr.sampler.training
-            net.train(mode == "train")
-            with torch.no_grad():
-                z = uniform_code(torch.Generator().manual_seed(5), n, tr.config["code_length"],
-                                 tr.device)
-                x = net(z).float().cpu().numpy()
+            if mode == "copied":
+                x = generate(net, n, tr.config["code_length"], 5, tr.device, tr.autocast)
+            elif mode == "sample":
+                x = tr.sample(n, seed=5)
+            else:  # train mode changes the net's running statistics: a copy's
+                with torch.no_grad():
+                    z = uniform_code(torch.Generator().manual_seed(5), n,
+                                     tr.config["code_length"], tr.device)
+                    x = copy.deepcopy(net).train()(z).float().cpu()
             net.train(was)
-            s = score(x, data, full=True)
+            s = score(x.numpy(), data, full=True)
             out[mode] = (round(s["coverage"], 3),
                          round(min(s[f"class_hist_{i}"] for i in range(10)), 3))
         print(tr.step, out, flush=True)

@@ -150,6 +150,13 @@ class TwoPlayer(Trainer):
         """The generator samples are drawn from: the average when there is one."""
         return self.G if self.G_avg is None else self.G_avg
 
+    @property
+    def standing(self) -> int:
+        """The batch size image families measure the average's batch-norm statistics with
+        before sampling it (`convnets.generate`); 0 without an average (the live G's running
+        statistics are its own)."""
+        return 0 if self.G_avg is None else int(self.config["batch_size"])
+
     def decay_lrs(self) -> None:
         """Set both learning rates for the step about to be taken (`lr_half_life`)."""
         half_life = self.config.get("lr_half_life")

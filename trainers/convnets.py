@@ -17,6 +17,11 @@ from torch import nn
 
 from trainers.data import Dataset
 from trainers.errors import ConfigError
+from trainers.stabilisers import standing_statistics
+
+# The standing-statistics pass (`generate(standing=...)`): this many batches of codes from a
+# fixed seed, so the statistics describe the network, not the seed or size of a sample.
+STANDING_BATCHES, STANDING_SEED = 16, 0x5EED
 
 
 def hidden_channels(image_size: int, width: int) -> list[int]:
@@ -87,22 +92,24 @@ def uniform_code(gen: torch.Generator, n: int, code_length: int,
 
 @torch.no_grad()
 def generate(net: nn.Module, n: int, code_length: int, seed: int, device: torch.device,
-             autocast: Callable[[], AbstractContextManager], chunk: int = 1024) -> torch.Tensor:
-    """`n` samples on the CPU as float32, from codes of a fresh generator seeded by `seed`."""
-    gen = torch.Generator().manual_seed(seed)
+             autocast: Callable[[], AbstractContextManager], chunk: int = 1024,
+             standing: int = 0) -> torch.Tensor:
+    """`n` samples on the CPU as float32, from codes of a fresh generator seeded by `seed`.
+    `standing`: a batch size, to measure the batch-norm statistics on `net` itself first
+    (the averaged generator: `TwoPlayer.standing`); 0 samples with the ones it has."""
     # Eval mode: running BN stats make each sample depend on its own code only (not on n or
     # the chunking) and leave the BN buffers, i.e. the training state, untouched.
-    was_training = net.training
-    net.eval()
-    try:
-        out = []
-        for start in range(0, max(n, 1), chunk):  # n == 0 still gives a (0, C, H, W) tensor
-            z = uniform_code(gen, min(chunk, n - start), code_length, device)
-            with autocast():
+    fixed = torch.Generator().manual_seed(STANDING_SEED)
+    codes = (uniform_code(fixed, standing, code_length, device)
+             for _ in range(STANDING_BATCHES if standing else 0))
+    gen = torch.Generator().manual_seed(seed)
+    with autocast():
+        with standing_statistics(net, codes):
+            out = []
+            for start in range(0, max(n, 1), chunk):  # n == 0 still gives (0, C, H, W)
+                z = uniform_code(gen, min(chunk, n - start), code_length, device)
                 out.append(net(z).float().cpu())
-        return torch.cat(out)
-    finally:
-        net.train(was_training)
+    return torch.cat(out)
 
 
 def check_images(data: Dataset, image_size: int, who: str) -> int:

@@ -71,4 +71,4 @@ class DCGAN(TwoPlayer):
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         return generate(self.sampler, n, self.config["code_length"], seed, self.device,
-                        self.autocast)
+                        self.autocast, standing=self.standing)

@@ -82,4 +82,4 @@ class WGANGP(TwoPlayer):
 
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         return generate(self.sampler, n, self.config["code_length"], seed, self.device,
-                        self.autocast)
+                        self.autocast, standing=self.standing)
