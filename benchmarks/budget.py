@@ -105,10 +105,7 @@ def spec_for(dataset: str, arm: str, seed: int, storage: str, steps: int | None 
 
 def rescore(root: Path, key: str, dataset) -> float:
     """A run's final model on FRESH_N samples of another latent seed."""
-    import torch
-
     from analysis.layout import STATE, TrialStore
-    from analysis.metrics.modes import mode_scores
     from trainers.registry import build
 
     store = TrialStore.of(root)
@@ -116,11 +113,55 @@ def rescore(root: Path, key: str, dataset) -> float:
     trainer = build(record["trainer"], record["dataset"], record["config"], record["seed"],
                     device="cpu", steps=record["steps"])
     trainer.load_state_dict(store.read_torch(key, STATE)["trainer"])
+    return fresh_score(trainer, dataset)
+
+
+def fresh_score(trainer, dataset) -> float:
+    import torch
+
+    from analysis.metrics.modes import mode_scores
+
     with torch.no_grad():
         x = trainer.sample(FRESH_N, seed=FRESH_SEED).numpy()
     if not np.isfinite(x).all():
         return 0.0
     return mode_scores(x, dataset.modes, dataset.mode_std)["mixture_score"]
+
+
+def retrain_one(job: tuple[str, dict, int, int]) -> float:
+    """A configuration trained again from scratch on a training seed no sweep used, scored
+    as the incumbents are (the yardstick: settings that train well again, not a lucky run)."""
+    import torch
+
+    from trainers.data import load_dataset
+    from trainers.registry import build
+
+    torch.set_num_threads(1)
+    dataset, config, seed, steps = job
+    trainer = build("gan", dataset, config, seed, device="cpu", steps=steps)
+    trainer.train(steps)
+    return fresh_score(trainer, load_dataset(dataset))
+
+
+def retrain(res: dict, k: int, workers: int = 2, log=print) -> dict:
+    """Each arm's final incumbent configuration trained again on training seeds 1..k (the
+    sweeps trained every run on seed 0); a configuration two arms share is trained once.
+    Adds `retrained` (the k scores) to each arm's row and the summary's `retrained_mean`."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    rows = [c for row in res["per_seed"].values() for c in row.values()
+            if c.get("incumbent_config") is not None]
+    jobs = sorted({(res["dataset"], json.dumps(c["incumbent_config"], sort_keys=True), s)
+                   for c in rows for s in range(1, k + 1)})
+    with ProcessPoolExecutor(workers) as pool:
+        scores = dict(zip(jobs, pool.map(retrain_one, [
+            (d, json.loads(cfg), s, res["run_steps"]) for d, cfg, s in jobs])))
+    for c in rows:
+        cfg = json.dumps(c["incumbent_config"], sort_keys=True)
+        c["retrained"] = [scores[(res["dataset"], cfg, s)] for s in range(1, k + 1)]
+    log(f"retrained {len(jobs)} (configuration, seed) pairs")
+    res["summary"] = summarise(res)
+    return res
 
 
 def curve(root: Path, dataset) -> dict:
@@ -131,7 +172,7 @@ def curve(root: Path, dataset) -> dict:
     s = load_sweep(root)
     t = s.trials[s.trials["state"] != "unfinished"].copy()
     t = t.assign(_o=t["finished"].fillna(0.0)).sort_values(["_o", "key"])
-    best_key, best_v, fresh = None, -math.inf, {}
+    best_key, best_v, fresh, config = None, -math.inf, {}, None
     steps, values, counts = [], [], {}
     spent = 0.0
     for r in t.to_dict("records"):
@@ -141,11 +182,13 @@ def curve(root: Path, dataset) -> dict:
         if r["state"] == "completed" and math.isfinite(v) and v > best_v:
             best_key, best_v = r["key"], v
             fresh[best_key] = rescore(root, best_key, dataset)
+            config = s.configs.get(best_key)
         steps.append(spent)
         values.append(fresh.get(best_key, 0.0))
     return {"steps": steps, "fresh": values, "runs": len(t), "counts": counts,
             "configurations": int(t["config_key"].nunique()),
-            "incumbent": best_key, "incumbent_sweep_score": best_v if best_key else None}
+            "incumbent": best_key, "incumbent_sweep_score": best_v if best_key else None,
+            "incumbent_config": config}
 
 
 def at(c: dict, budget: float) -> float:
@@ -227,6 +270,10 @@ def summarise(out: dict) -> dict:
             "stopped_mean": float(np.mean([sum(v for k, v in c["counts"].items()
                                                if k != "completed") for c in rows])),
             "wall_s_mean": float(np.mean([c["wall_s"] for c in rows]))}
+        again = [float(np.mean(c["retrained"])) for c in rows if "retrained" in c]
+        if again:  # per seed: the mean over its retrainings; then over the seeds
+            summary[arm].update(retrained_mean=float(np.mean(again)), retrained_std=float(
+                np.std(again, ddof=1)) if len(again) > 1 else None, retrained_seeds=len(again))
     return summary
 
 
@@ -253,9 +300,11 @@ def targets(summary: dict) -> dict:
 
 def table(res: dict) -> str:
     """The README's table for one dataset's entry."""
+    again = any("retrained_mean" in s for s in res["summary"].values())
     rows = ["| arm | final best, mean ± sd (min-max) | area under the curve | budget to reach "
-            "TPE's final − 0.02, median seed | reached | configurations | stopped runs |",
-            "|---|---|---|---|---|---|---|"]
+            "TPE's final − 0.02, median seed | reached | configurations | stopped runs |"
+            + (" final configuration trained again, mean ± sd |" if again else ""),
+            "|---|---|---|---|---|---|---|" + ("---|" if again else "")]
     for arm, s in res["summary"].items():
         sd = f" ± {s['final_std']:.3f}" if s["final_std"] is not None else ""
         need = s["median_budget_to_reach"]
@@ -264,6 +313,10 @@ def table(res: dict) -> str:
             f"| {s['auc_mean']:.3f} | {'over the budget' if math.isinf(need) else f'{need:.2f}'}"
             f" | {s['reached_tpe_final']} | {s['configurations_mean']:.1f} "
             f"| {s['stopped_mean']:.1f} |")
+        if again:
+            rsd = s.get("retrained_std")
+            rows[-1] += (f" {s['retrained_mean']:.3f}{f' ± {rsd:.3f}' if rsd else ''} |"
+                         if "retrained_mean" in s else " - |")
     return "\n".join(rows)
 
 
@@ -345,12 +398,23 @@ def main() -> None:
     p.add_argument("--table", action="store_true", help="print the README table of --out")
     p.add_argument("--merge", default=None, help="add the held-out seeds of this results file "
                    "(a run continued on other seeds with the same collapse setting) to --out")
+    p.add_argument("--retrain", type=int, default=0, metavar="K", help="train each arm's final "
+                   "incumbent configuration in --out again on training seeds 1..K")
     args = p.parse_args()
     d = DATASETS[args.dataset]
     args.seeds = d["held_out"] if args.seeds is None else args.seeds
     args.dev = d["dev"] if args.dev is None else args.dev
     if args.merge:
         merge(Path(args.out), Path(args.merge), args.dataset)
+        return
+    if args.retrain:
+        path = Path(args.out)
+        merged = json.loads(path.read_text())
+        res = retrain(merged[args.dataset], args.retrain)
+        res["retrain"] = {"seeds": list(range(1, args.retrain + 1)),
+                          "command": " ".join(sys.argv)}
+        path.write_text(json.dumps(merged, indent=1))
+        print(table(res))
         return
     if args.table:
         res = json.loads(Path(args.out).read_text())[args.dataset]

@@ -5,7 +5,7 @@ import numpy as np
 
 
 def test_small_budget_benchmark(ray_local, tmp_path):
-    from benchmarks.budget import auc, plot, run, summarise, targets
+    from benchmarks.budget import auc, plot, retrain, retrain_one, run, summarise, table, targets
 
     res = run("ring8", [0], ["tpe", "tpe+collapse"], tmp_path, steps=100, runs=3,
               log=lambda *_: None)
@@ -22,6 +22,15 @@ def test_small_budget_benchmark(ray_local, tmp_path):
     assert set(s) == {"tpe", "tpe+collapse"} and np.isfinite(s["tpe"]["final_mean"])
     assert set(targets(s)) == {"tpe+collapse"}
     assert plot(res, tmp_path / "curves.png").stat().st_size > 1000
+    # the incumbents' configurations are kept, and trained again on fresh training seeds
+    tpe = res["per_seed"]["0"]["tpe"]
+    assert tpe["incumbent_config"]["lr_g"] > 0 and tpe["incumbent_config"]["width"] == 64
+    # on the sweep's own training seed it is the incumbent again, bit for bit
+    assert retrain_one(("ring8", tpe["incumbent_config"], 0, 100)) == tpe["final"]
+    retrain(res, 2, workers=1, log=lambda *_: None)
+    assert len(tpe["retrained"]) == 2 and all(0.0 <= v <= 1.0 for v in tpe["retrained"])
+    assert res["summary"]["tpe"]["retrained_mean"] == np.mean(tpe["retrained"])
+    assert "trained again" in table(res)
 
 
 def test_every_arm_is_a_valid_spec_with_its_asha_grace(tmp_path):
