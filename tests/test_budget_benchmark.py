@@ -91,3 +91,15 @@ def test_grid25_chooses_ashas_grace_on_its_development_seeds(ray_local, tmp_path
     assert set(aucs) == {"0.1", "0.3"} and aucs[str(grace)] == max(aucs.values())
     for res in asha["per_candidate"].values():
         assert res["budget_steps"] == 120 and res["arms"] == ["tpe+asha"]
+
+
+def test_paired_comparison_counts_seeds_and_brackets_the_mean():
+    from benchmarks.budget import paired
+
+    finals = {"100": (0.5, 0.4), "101": (0.3, 0.3), "102": (0.2, 0.6), "103": (0.9, 0.1)}
+    out = {"per_seed": {s: {"arm": {"final": a}, "tpe": {"final": b}}
+                        for s, (a, b) in finals.items()}}
+    v = paired(out, "arm")["vs_tpe"]
+    assert (v["wins"], v["ties"], v["losses"]) == (2, 1, 1)
+    assert abs(v["mean_diff"] - 0.125) < 1e-12 and v["ci90"][0] < 0.125 < v["ci90"][1]
+    assert paired(out, "tpe") == {}
