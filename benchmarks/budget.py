@@ -330,12 +330,12 @@ def table(res: dict) -> str:
         v = s.get("vs_tpe")
         vs = (f"{v['mean_diff']:+.3f} [{v['ci90'][0]:+.3f}, {v['ci90'][1]:+.3f}], "
               f"{v['wins']}/{v['ties']}/{v['losses']}" if v else "-")
+        reach = ("over the budget" if math.isinf(need) else f"{need:.2f}",
+                 s["reached_tpe_final"]) if "tpe" in res["summary"] else ("-", "-")
         rows.append(
             f"| {arm} | {s['final_mean']:.3f}{sd} ({s['final_min']:.3f}-{s['final_max']:.3f}) "
-            f"| {vs} | {s['auc_mean']:.3f} "
-            f"| {'over the budget' if math.isinf(need) else f'{need:.2f}'}"
-            f" | {s['reached_tpe_final']} | {s['configurations_mean']:.1f} "
-            f"| {s['stopped_mean']:.1f} |")
+            f"| {vs} | {s['auc_mean']:.3f} | {reach[0]} | {reach[1]} "
+            f"| {s['configurations_mean']:.1f} | {s['stopped_mean']:.1f} |")
         if again:
             rsd = s.get("retrained_std")
             rows[-1] += (f" {s['retrained_mean']:.3f}{f' ± {rsd:.3f}' if rsd else ''} |"
