@@ -23,7 +23,13 @@ the no-stopping TPE arm's final incumbent on the same seed.
     mean area under the curve of the tpe+collapse arm, and on grid25 ASHA's grace likewise by
     the tpe+asha arm's; then held-out seeds 100-111 (grid25: 101-112) run every arm with them)
 
-Writes benchmarks/results/budget.json (one entry per dataset, merged with what is there).
+Writes benchmarks/results/budget.json (one entry per dataset, merged with what is there),
+after every held-out seed. A run cut short continues on the seeds left, with the settings
+chosen before, and is merged in (which refuses files of other settings):
+
+    ... budget.py --dataset grid25 --seeds 104-112 --dev '' --asha-grace 0.3 --out F
+    ... budget.py --dataset grid25 --merge F
+    ... budget.py --dataset grid25 --retrain 2   # the final configurations trained again
 """
 from __future__ import annotations
 
@@ -496,6 +502,9 @@ def write(res: dict, args, name: str, grace: float, chosen: dict | None, t0: flo
     res["dev"] = chosen
     res["targets"] = targets(res["summary"])
     res["partial"] = partial
+    if partial:  # the seeds that ran, and those the command was given
+        res["seeds_planned"] = res["seeds"]
+        res["seeds"] = sorted(int(k) for k in res["per_seed"])
     res["wall_s"] = round(time.perf_counter() - t0, 1)
     res["load_average"] = os.getloadavg()
     path = Path(args.out)
