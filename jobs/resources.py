@@ -22,11 +22,11 @@ which again means a warning, never a refusal.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from jobs.ray_address import resolve
 from trainers.errors import ConfigError
 
 HEAD_CONFIG = "~/ray_bootstrap_config.yaml"
@@ -41,7 +41,7 @@ def check_gpus(resources: dict[str, Any], address: str | None = None, log=print)
         return
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = resolve(address)
     if not address and not ray.is_initialized():
         _check_this_machine(need)
         return
