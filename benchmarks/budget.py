@@ -30,6 +30,13 @@ chosen before, and is merged in (which refuses files of other settings):
     ... budget.py --dataset grid25 --seeds 104-112 --dev '' --asha-grace 0.3 --out F
     ... budget.py --dataset grid25 --merge F
     ... budget.py --dataset grid25 --retrain 2   # the final configurations trained again
+
+Another collapse setting beside the chosen one (its arms only, paired with the TPE arm already
+in the results):
+
+    ... budget.py --dataset ring8 --dev '' --collapse trend \
+            --arms tpe+collapse,tpe+collapse+asha --out F
+    ... budget.py --dataset ring8 --add F
 """
 from __future__ import annotations
 
@@ -305,9 +312,9 @@ def targets(summary: dict) -> dict:
     """The issue's three targets, judged on one dataset's summary."""
     out = {}
     tpe = summary.get("tpe")
-    for arm in ("tpe+collapse", "tpe+collapse+asha"):
+    for arm in summary:
         s = summary.get(arm)
-        if not (s and tpe):
+        if not (arm.startswith("tpe+collapse") and "measured" not in arm and tpe):
             continue
         asha = summary.get("tpe+asha")
         out[arm] = {
@@ -383,7 +390,9 @@ def parse_seeds(text: str) -> list[int]:
 
 
 CANDIDATES = {"cautious": {"threshold": 0.25, "patience": 3},  # the spec's default
-              "eager": {"threshold": 0.5, "patience": 2}}
+              "eager": {"threshold": 0.5, "patience": 2},
+              # tried after both missed the half-budget target on ring8 (--collapse trend)
+              "trend": {"threshold": 0.25, "patience": 3, "trend": True}}
 
 
 def choose(dataset: str, dev: list[int], work: Path, log=print, steps: int | None = None,
@@ -422,6 +431,11 @@ def main() -> None:
                    "first (default: the dataset's; '' to take the first candidates unchosen)")
     p.add_argument("--asha-grace", type=float, default=None, help="with --dev '': ASHA's "
                    "grace as a share of a run (default: the dataset's first candidate)")
+    p.add_argument("--collapse", choices=list(CANDIDATES), default=None, help="with --dev '': "
+                   "the collapse setting (default: the dataset's first candidate)")
+    p.add_argument("--add", default=None, metavar="F", help="add the collapse arms of results "
+                   "file F (another collapse setting, --collapse) to --out as 'ARM [SETTING]', "
+                   "judged against --out's TPE arm on the same seeds")
     p.add_argument("--arms", default=",".join(DEFAULT_ARMS))
     p.add_argument("--out", default=str(RESULTS / "budget.json"))
     p.add_argument("--table", action="store_true", help="print the README table of --out")
@@ -433,8 +447,14 @@ def main() -> None:
     d = DATASETS[args.dataset]
     args.seeds = d["held_out"] if args.seeds is None else args.seeds
     args.dev = d["dev"] if args.dev is None else args.dev
+    if args.dev and (args.asha_grace or args.collapse):
+        p.error("--asha-grace and --collapse fix what the development seeds would choose: "
+                "give them with --dev ''")
     if args.merge:
         merge(Path(args.out), Path(args.merge), args.dataset)
+        return
+    if args.add:
+        add_arms(Path(args.out), Path(args.add), args.dataset)
         return
     if args.retrain:
         path = Path(args.out)
@@ -454,7 +474,8 @@ def main() -> None:
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="budget-") as work:
-        name, grace, chosen = d["collapse"][0], args.asha_grace or d["asha_graces"][0], None
+        name, grace, chosen = (args.collapse or d["collapse"][0],
+                               args.asha_grace or d["asha_graces"][0], None)
         if args.dev:
             name, grace, chosen = choose(args.dataset, parse_seeds(args.dev),
                                          Path(work) / "dev")
@@ -482,6 +503,46 @@ def merge(into: Path, other: Path, dataset: str) -> None:
     a["targets"] = targets(a["summary"])
     a["partial"] = b["partial"]  # the continuation ran the seeds that were left
     a["wall_s"] = round(a["wall_s"] + b["wall_s"], 1)
+    a["plot"] = str(plot(a, into.with_name(f"{into.stem}_{dataset}.png")).name)
+    into.write_text(json.dumps(merged, indent=1))
+
+
+def add_arms(into: Path, other: Path, dataset: str) -> None:
+    """Another collapse setting's arms beside the entry's, on the seeds both ran: each is
+    renamed 'ARM [SETTING]' and its reach judged against the entry's TPE arm of that seed
+    (TPE without stopping does not depend on the collapse setting). A file of the development
+    seeds joins the record of the choice made there instead."""
+    merged = json.loads(into.read_text())
+    a, b = merged[dataset], json.loads(other.read_text())[dataset]
+    name = next(n for n, c in CANDIDATES.items()
+                if all(b["collapse"].get(k) == v for k, v in c.items())
+                and bool(b["collapse"].get("trend")) == bool(c.get("trend")))
+    if asha_grace(a) != asha_grace(b) or a["run_steps"] != b["run_steps"]:
+        raise SystemExit("the two runs differ in their ASHA grace or run length")
+    if set(b["per_seed"]) <= {str(s) for s in parse_seeds(DATASETS[dataset]["dev"])}:
+        # development seeds: the setting joins the choice's record (the choice is not redone)
+        b["summary"] = summarise(b)
+        dev = a["dev"]
+        dev["candidates"][name] = CANDIDATES[name]
+        dev["auc_mean"][name] = b["summary"]["tpe+collapse"]["auc_mean"]
+        dev["per_candidate"][name] = b
+        into.write_text(json.dumps(merged, indent=1))
+        return
+    added = [arm for arm in b["arms"] if arm.startswith("tpe+collapse")]
+    labels = {arm: f"{arm} [{name}]" for arm in added}
+    for seed, row in b["per_seed"].items():
+        if seed not in a["per_seed"]:
+            continue
+        target = a["per_seed"][seed]["tpe"]["final"] - TOLERANCE
+        for arm in added:
+            c = dict(row[arm], reach_tpe_final=reach(row[arm], target))
+            a["per_seed"][seed][labels[arm]] = c
+    a["arms"] = [x for x in a["arms"] if x not in labels.values()] + list(labels.values())
+    a.setdefault("added", {})[name] = {"collapse": b["collapse"], "arms": list(labels.values()),
+                                       "seeds": sorted(int(s) for s in b["per_seed"]
+                                                       if s in a["per_seed"])}
+    a["summary"] = summarise(a)
+    a["targets"] = targets(a["summary"])
     a["plot"] = str(plot(a, into.with_name(f"{into.stem}_{dataset}.png")).name)
     into.write_text(json.dumps(merged, indent=1))
 

@@ -17,6 +17,7 @@ class CollapseRule:
     patience: int = 3
     grace_steps: int = 0
     enabled: bool = True
+    trend: bool = False
 
     def detector(self) -> CollapseDetector:
         return CollapseDetector(**asdict(self))
@@ -29,6 +30,9 @@ class CollapseDetector:
     patience: int = 3
     grace_steps: int = 0
     enabled: bool = True
+    # Judge on the trend too: a run under the threshold whose signal rose over the last
+    # `patience` reports (it is gaining modes back) is not stopped yet.
+    trend: bool = False
     below: int = 0  # consecutive reports under the threshold, after the grace period
     window: list[float] = field(default_factory=list)  # recent values, for reports
 
@@ -38,7 +42,8 @@ class CollapseDetector:
         Reports at a step >= grace_steps count (as with ASHA's grace period, the report at
         grace_steps is judged), so a run below the threshold throughout stops at the
         `patience`-th report from there. A report without the signal (none yet, or a
-        diverged row) neither counts nor resets."""
+        diverged row) neither counts nor resets. With `trend`, the run must also not have
+        risen over the window: its last value no higher than the window's first."""
         value = row.get(self.signal)
         if value is None or not self.enabled:
             return False
@@ -47,6 +52,8 @@ class CollapseDetector:
             self.below = 0
             return False
         self.below = self.below + 1 if value < self.threshold else 0
+        if self.trend and len(self.window) > 1 and self.window[-1] > self.window[0]:
+            return False
         return self.below >= self.patience
 
     def state_dict(self) -> dict:

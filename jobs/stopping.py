@@ -47,10 +47,10 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
     if collapse is False:
         out_collapse: dict | bool = False
     elif isinstance(collapse, dict):
-        extra = sorted(set(collapse) - {"threshold", "patience", "grace_steps"})
+        extra = sorted(set(collapse) - {"threshold", "patience", "grace_steps", "trend"})
         if extra:
             raise ConfigError(f"early_stop.collapse: unknown key {', '.join(extra)}; use "
-                              "threshold, patience, grace_steps (or collapse: false)")
+                              "threshold, patience, grace_steps, trend (or collapse: false)")
         t = collapse.get("threshold", cls.COLLAPSE_THRESHOLD)
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
             raise ConfigError(f"early_stop.collapse.threshold: {t!r}; write a number in [0, 1]")
@@ -61,6 +61,12 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
                 raise ConfigError(f"early_stop.collapse.{key}: {v!r}; write a whole number "
                                   f">= {low}")
             out_collapse[key] = v
+        trend = collapse.get("trend", False)
+        if not isinstance(trend, bool):
+            raise ConfigError(f"early_stop.collapse.trend: {trend!r}; write true (a run still "
+                              "gaining modes is not stopped yet) or false")
+        if trend:  # only when set, so specs frozen before it keep their fingerprints
+            out_collapse["trend"] = True
     else:
         raise ConfigError("early_stop.collapse: write a mapping or false")
     out = {"collapse": out_collapse, "asha": None}
@@ -89,7 +95,7 @@ def collapse_rule(early_stop: dict, trainer: str, steps: int) -> CollapseRule:
     if grace is None:
         grace = int(GRACE_FRACTION * steps)
     return CollapseRule(signal=signal, threshold=c["threshold"], patience=c["patience"],
-                        grace_steps=grace)
+                        grace_steps=grace, trend=c.get("trend", False))
 
 
 class FlagStopper(Stopper):

@@ -77,6 +77,48 @@ def test_merge_adds_seeds_and_refuses_another_asha_grace(tmp_path):
         merge(into, odd, "grid25")
 
 
+def test_another_collapse_setting_is_added_beside_and_judged_against_the_same_tpe(tmp_path):
+    import json
+
+    from benchmarks.budget import CANDIDATES, add_arms, spec_for
+    from jobs.spec import parse_spec
+
+    spec = parse_spec(spec_for("ring8", "tpe+collapse", 100, str(tmp_path),
+                               collapse=CANDIDATES["trend"]))
+    assert spec.early_stop["collapse"]["trend"] is True
+    into, other = tmp_path / "a.json", tmp_path / "b.json"
+    base = _fake(101, 0.3)
+    base["grid25"]["run_steps"] = 100
+    into.write_text(json.dumps(base))
+    trend = _fake(101, 0.3)["grid25"]
+    trend.update(run_steps=100, arms=["tpe+collapse"], collapse={**CANDIDATES["trend"]})
+    late = {"steps": [100.0, 200.0], "fresh": [0.1, 0.49], "final": 0.49, "auc": 0.2,
+            "configurations": 3, "counts": {"completed": 1, "collapsed": 2}, "wall_s": 1.0}
+    trend["per_seed"] = {"101": {"tpe+collapse": late}, "103": {"tpe+collapse": late}}
+    other.write_text(json.dumps({"grid25": trend}))
+    add_arms(into, other, "grid25")
+    got = json.loads(into.read_text())["grid25"]
+    assert got["arms"] == ["tpe", "tpe+collapse [trend]"]
+    row = got["per_seed"]["101"]["tpe+collapse [trend]"]
+    assert row["reach_tpe_final"] == 200.0  # 0.49 is within 0.02 of TPE's 0.5
+    assert "103" not in got["per_seed"] and got["added"]["trend"]["seeds"] == [101]
+    assert got["summary"]["tpe+collapse [trend]"]["final_mean"] == 0.49
+    assert "tpe+collapse [trend]" in got["targets"]
+    # the same setting on development seeds joins the choice's record, not the held-out table
+    base["grid25"]["dev"] = {"candidates": {"cautious": CANDIDATES["cautious"]},
+                             "auc_mean": {"cautious": 0.3}, "per_candidate": {},
+                             "chosen": "cautious"}
+    into.write_text(json.dumps(base))
+    late["reach_tpe_final"] = None  # as run() writes it without a TPE arm
+    trend["per_seed"] = {"0": {"tpe+collapse": late}, "1": {"tpe+collapse": late}}
+    trend["budget_steps"] = 300
+    other.write_text(json.dumps({"grid25": trend}))
+    add_arms(into, other, "grid25")
+    got = json.loads(into.read_text())["grid25"]
+    assert got["arms"] == ["tpe"] and got["dev"]["chosen"] == "cautious"
+    assert got["dev"]["auc_mean"] == {"cautious": 0.3, "trend": 0.2}
+
+
 def test_grid25_chooses_ashas_grace_on_its_development_seeds(ray_local, tmp_path):
     """grid25 keeps ring8's collapse setting and runs the tpe+asha arm once per candidate
     grace on the development seed, returning the one with the larger area (short runs here)."""

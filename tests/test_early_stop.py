@@ -101,6 +101,34 @@ def test_detector_counts_consecutive_reports_after_the_grace_period():
     assert not off.update({"step": 9, "mode_diversity": 0.0})
 
 
+def test_the_trend_rule_spares_a_run_gaining_modes_and_stops_a_flat_one():
+    """ring8's steps of an eighth: one mode, then two (still under 0.5) is a run recovering;
+    the same reports without `trend` stop it at the third."""
+    rising = [0.0, 0.125, 0.25, 0.25, 0.25]
+    plain = CollapseDetector(threshold=0.5, patience=3)
+    trend = CollapseDetector(threshold=0.5, patience=3, trend=True)
+    got_plain = [plain.update({"step": s, "mode_diversity": v}) for s, v in enumerate(rising)]
+    got_trend = [trend.update({"step": s, "mode_diversity": v}) for s, v in enumerate(rising)]
+    assert got_plain == [False, False, True, True, True]
+    # stopped once the window [0.25, 0.25, 0.25] has stopped rising
+    assert got_trend == [False, False, False, False, True]
+    falling = CollapseDetector(threshold=0.5, patience=2, trend=True)
+    assert [falling.update({"step": s, "mode_diversity": v})
+            for s, v in enumerate([0.375, 0.25])] == [False, True]
+
+
+def test_trend_goes_from_the_spec_to_the_trials_rule_and_only_when_asked():
+    from jobs.stopping import collapse_rule, validate_early_stop
+
+    asked = validate_early_stop({"collapse": {"trend": True}}, "gan")
+    assert asked["collapse"]["trend"] is True
+    assert collapse_rule(asked, "gan", 400).detector().trend
+    plain = validate_early_stop({"collapse": {"trend": False}}, "gan")
+    assert "trend" not in plain["collapse"]  # older frozen specs keep their fingerprints
+    assert validate_early_stop(plain, "gan") == plain
+    assert not collapse_rule(plain, "gan", 400).trend
+
+
 def test_detector_state_round_trips_through_the_trial_store(tmp_path):
     """The entry's path: the detector's state_dict inside state.pt in the trial store, then
     read back into a fresh detector of the same settings (what a resumed trial builds)."""

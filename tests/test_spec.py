@@ -44,6 +44,8 @@ def spec_with(**changes):
     ({"resources": {"gpu": -1}}, "resources.gpu"),
     ({"resources": {"tpu": 1}}, "resources: write {cpu: 1, gpu: 0}"),
     ({"early_stop": {"collapse": {"threshold": 3}}}, "early_stop.collapse.threshold"),
+    ({"early_stop": {"collapse": {"trend": "yes"}}}, "early_stop.collapse.trend"),
+    ({"early_stop": {"collapse": {"slope": 1}}}, "unknown key slope"),
     ({"early_stop": {"asha": {"reduction_factor": 1}}}, "early_stop.asha.reduction_factor"),
     ({"name": "../escape"}, "name: '../escape' is not valid"),
     ({"trials": None}, "give trials (how many configurations) or budget"),
