@@ -27,7 +27,7 @@ Writes benchmarks/results/budget.json (one entry per dataset, merged with what i
 after every held-out seed. A run cut short continues on the seeds left, with the settings
 chosen before, and is merged in (which refuses files of other settings):
 
-    ... budget.py --dataset grid25 --seeds 104-112 --dev '' --asha-grace 0.3 --out F
+    ... budget.py --dataset grid25 --seeds 105-112 --dev '' --asha-grace 0.3 --out F
     ... budget.py --dataset grid25 --merge F
     ... budget.py --dataset grid25 --retrain 2   # the final configurations trained again
 
