@@ -312,8 +312,7 @@ def targets(summary: dict) -> dict:
     """The issue's three targets, judged on one dataset's summary."""
     out = {}
     tpe = summary.get("tpe")
-    for arm in summary:
-        s = summary.get(arm)
+    for arm, s in summary.items():
         if not (arm.startswith("tpe+collapse") and "measured" not in arm and tpe):
             continue
         asha = summary.get("tpe+asha")
@@ -499,10 +498,16 @@ def merge(into: Path, other: Path, dataset: str) -> None:
         raise SystemExit("the two runs differ in their arms, collapse setting or ASHA grace")
     a["per_seed"].update(b["per_seed"])
     a["seeds"] = sorted(int(k) for k in a["per_seed"])
-    a["summary"] = summarise(a)
-    a["targets"] = targets(a["summary"])
     a["partial"] = b["partial"]  # the continuation ran the seeds that were left
     a["wall_s"] = round(a["wall_s"] + b["wall_s"], 1)
+    rejudge(merged, dataset, into)
+
+
+def rejudge(merged: dict, dataset: str, into: Path) -> None:
+    """After seeds or arms were added: the entry's summary, targets and plot again."""
+    a = merged[dataset]
+    a["summary"] = summarise(a)
+    a["targets"] = targets(a["summary"])
     a["plot"] = str(plot(a, into.with_name(f"{into.stem}_{dataset}.png")).name)
     into.write_text(json.dumps(merged, indent=1))
 
@@ -514,18 +519,19 @@ def add_arms(into: Path, other: Path, dataset: str) -> None:
     seeds joins the record of the choice made there instead."""
     merged = json.loads(into.read_text())
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
-    name = next(n for n, c in CANDIDATES.items()
-                if all(b["collapse"].get(k) == v for k, v in c.items())
-                and bool(b["collapse"].get("trend")) == bool(c.get("trend")))
-    if asha_grace(a) != asha_grace(b) or a["run_steps"] != b["run_steps"]:
-        raise SystemExit("the two runs differ in their ASHA grace or run length")
+    keys = ("threshold", "patience", "trend")
+    name = next((n for n, c in CANDIDATES.items()
+                 if all(b["collapse"].get(k) == c.get(k) for k in keys)), None)
+    if name is None or asha_grace(a) != asha_grace(b) or a["run_steps"] != b["run_steps"]:
+        raise SystemExit("F must be a run of budget.py with --collapse SETTING and the same "
+                         "ASHA grace and run length as --out's entry")
     if set(b["per_seed"]) <= {str(s) for s in parse_seeds(DATASETS[dataset]["dev"])}:
         # development seeds: the setting joins the choice's record (the choice is not redone)
-        b["summary"] = summarise(b)
-        dev = a["dev"]
-        dev["candidates"][name] = CANDIDATES[name]
-        dev["auc_mean"][name] = b["summary"]["tpe+collapse"]["auc_mean"]
-        dev["per_candidate"][name] = b
+        dev = a.get("dev") or {}
+        a["dev"] = dev
+        dev.setdefault("candidates", {})[name] = CANDIDATES[name]
+        dev.setdefault("auc_mean", {})[name] = summarise(b)["tpe+collapse"]["auc_mean"]
+        dev.setdefault("per_candidate", {})[name] = b
         into.write_text(json.dumps(merged, indent=1))
         return
     added = [arm for arm in b["arms"] if arm.startswith("tpe+collapse")]
@@ -541,10 +547,7 @@ def add_arms(into: Path, other: Path, dataset: str) -> None:
     a.setdefault("added", {})[name] = {"collapse": b["collapse"], "arms": list(labels.values()),
                                        "seeds": sorted(int(s) for s in b["per_seed"]
                                                        if s in a["per_seed"])}
-    a["summary"] = summarise(a)
-    a["targets"] = targets(a["summary"])
-    a["plot"] = str(plot(a, into.with_name(f"{into.stem}_{dataset}.png")).name)
-    into.write_text(json.dumps(merged, indent=1))
+    rejudge(merged, dataset, into)
 
 
 def asha_grace(res: dict) -> float:

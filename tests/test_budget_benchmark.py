@@ -119,6 +119,20 @@ def test_another_collapse_setting_is_added_beside_and_judged_against_the_same_tp
     assert got["dev"]["auc_mean"] == {"cautious": 0.3, "trend": 0.2}
 
 
+def test_fixed_settings_beside_a_development_choice_are_refused_before_any_run(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for flag in (["--collapse", "trend"], ["--asha-grace", "0.3"]):
+        out = subprocess.run([sys.executable, "benchmarks/budget.py", "--dataset", "ring8",
+                              *flag, "--out", str(tmp_path / "x.json")], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 2 and "give them with --dev ''" in out.stderr, out.stderr
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_grid25_chooses_ashas_grace_on_its_development_seeds(ray_local, tmp_path):
     """grid25 keeps ring8's collapse setting and runs the tpe+asha arm once per candidate
     grace on the development seed, returning the one with the larger area (short runs here)."""
