@@ -17,6 +17,8 @@ them. The one owner of the layout: `jobs` writes through it, `analysis` reads th
         samples.npy        what a finished run leaves: samples in data space, or
         weights.npy        a map's weights (the trainer's OUTPUT names which)
         lease.json         which driver run and trial trains it now
+        revived.json       a collapsed run trained on to its end (`early_stop.collapse.revive`):
+                           where it paused; its paused result.json is kept beside, renamed
     SWEEP_DIR-rerun/       `gansweep rerun`: a sweep of its own beside the original
 
 KEY is a hash of (trainer, dataset, configuration, seed, steps): Ray Tune re-creates trials
@@ -55,8 +57,8 @@ from trainers.errors import ConfigError
 
 SPEC, META, OPTUNA_DB, TUNE, TRIALS, EVALUATORS = (
     "spec.yaml", "sweep.json", "optuna.db", "tune", "trials", "evaluators")
-CONFIG, STATE, METRICS, RESULT, LEASE = (
-    "config.json", "state.pt", "metrics.csv", "result.json", "lease.json")
+CONFIG, STATE, METRICS, RESULT, LEASE, REVIVED = (
+    "config.json", "state.pt", "metrics.csv", "result.json", "lease.json", "revived.json")
 # What readers need of every ended run (its records and its curve's last row and bests), in
 # one file the driver keeps: a result never changes once written, so an entry never goes
 # stale, and a run missing from it (ended after the last write, or under a killed driver) is
@@ -439,15 +441,36 @@ class TrialStore:
     def write_result(self, key: str, reason: str, step: int, objective: float | None,
                      final: dict, trial_id: str, **extra: Any) -> None:
         """result.json: how the configuration ended. The one writer of this record, whether
-        the trial ended itself or was ended from outside (ASHA, failure)."""
+        the trial ended itself or was ended from outside (ASHA, failure). A revived run's
+        keeps where it paused (`revived`), so its steps are counted where they were spent."""
+        revived = self.read_json(key, REVIVED)
+        if revived is not None:
+            extra["revived"] = revived
         self.write_json(key, RESULT, {
             "key": key, "stop_reason": reason, "stop_step": step, "objective": objective,
             "final": final, "trial_id": trial_id, "time_s": final.get("time_s"),
             **extra, "finished": time.time()})
 
+    def reopen(self, key: str) -> None:
+        """A collapsed run's result becomes a pause: where it paused goes to revived.json
+        first, then its result is moved aside (kept). A kill between the two leaves the result
+        in place and the run still paused; reopening again writes the same record."""
+        paused = self.result(key)
+        if paused is None or paused.get("revived"):
+            return
+        final = paused.get("final") or {}
+        self.write_json(key, REVIVED, {"step": paused.get("stop_step"),
+                                       "finished": paused.get("finished"),
+                                       "time_s": paused.get("time_s"),
+                                       "objective": paused.get("objective"),
+                                       "final": final})
+        self.move_aside(key, RESULT, "paused")
+
     # ---- who is training a configuration right now ------------------------------------------
-    def claim(self, key: str, run_id: str, trial_id: str, wait_s: float = 3600.0) -> bool:
-        """Take the lease on `key` for this trial.
+    def claim(self, key: str, run_id: str, trial_id: str, wait_s: float = 3600.0,
+              ended: bool = False) -> bool:
+        """Take the lease on `key` for this trial (`ended`: of a run that ended, which the
+        searcher revives; the trial that ended it holds no live lease).
 
         A lease from another driver run is stale (that driver is gone) and is taken over. A
         live lease of another trial in this run means the searcher suggested the same
@@ -457,7 +480,7 @@ class TrialStore:
         deadline = time.time() + wait_s
         while True:
             lease = self.read_json(key, LEASE)
-            if (lease is None or lease.get("run_id") != run_id
+            if (ended or lease is None or lease.get("run_id") != run_id
                     or lease.get("trial_id") == trial_id):
                 self.write_json(key, LEASE, {"run_id": run_id, "trial_id": trial_id,
                                              "pid": os.getpid(), "time": time.time()})

@@ -33,6 +33,7 @@ from analysis import layout, plots
 from analysis.layout import ENDED, STOPPED_EARLY, UNFINISHED
 from analysis.sweeps import (
     Sweep,
+    budget_events,
     load_sweep,
     load_sweeps,
     rerun_summary,
@@ -637,10 +638,9 @@ def _importance_section(page: Page, ctx: _Context) -> None:
 def best_so_far_series(s: Sweep) -> dict:
     """Ended runs in the order they ended: count, cumulative budget (training steps) and
     training seconds spent, and the best value of a *completed* run so far (NaN before the
-    first; a stopped run spends budget but is never the incumbent)."""
-    t = s.trials[s.trials["state"] != UNFINISHED].copy()
-    order = t["finished"].fillna(t["created"]).fillna(0.0)
-    t = t.assign(_o=order).sort_values(["_o", "key"])
+    first; a stopped run spends budget but is never the incumbent). A revived run ends twice:
+    at its pause and at its end (analysis.sweeps.budget_events)."""
+    t = budget_events(s.trials)
     sign = 1.0 if s.mode == "min" else -1.0
     best, out_best = math.inf, []
     for v, state in zip(t["value"].astype(float), t["state"]):
@@ -648,8 +648,8 @@ def best_so_far_series(s: Sweep) -> dict:
             best = sign * v
         out_best.append(sign * best if math.isfinite(best) else math.nan)
     compute = np.nancumsum(t["time_s"].astype(float).to_numpy())
-    steps = np.nancumsum(t["stop_step"].astype(float).to_numpy())
-    return {"label": s.label, "n": list(range(1, len(t) + 1)), "compute": list(compute),
+    steps = np.nancumsum(t["steps"].astype(float).to_numpy())
+    return {"label": s.label, "n": [int(n) for n in t["runs"]], "compute": list(compute),
             "steps": list(steps), "best": out_best}
 
 
@@ -674,7 +674,7 @@ def _best_so_far_section(page: Page, ctx: _Context) -> None:
             finite = [b for b in ser["best"] if math.isfinite(b)]
             budget = s.budget.get("steps")
             rows.append({"sweep": s.name, "family": s.trainer, "dataset": s.dataset_name,
-                         "runs ended": len(ser["n"]),
+                         "runs ended": ser["n"][-1] if ser["n"] else 0,
                          "budget spent (steps)": fmt(ser["steps"][-1] if ser["steps"]
                                                      else 0.0)
                          + (f" of {fmt(budget)}" if budget else ""),

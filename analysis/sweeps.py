@@ -194,7 +194,7 @@ def _csv_rows(data: bytes | None) -> tuple[list[str], list[list[str]]]:
 
 # What a digest keeps (a summary of ten thousand runs stays a few megabytes).
 RECORD_KEYS = ("trainer", "dataset", "seed", "steps", "config", "created")
-RESULT_KEYS = ("stop_reason", "stop_step", "objective", "time_s", "finished")
+RESULT_KEYS = ("stop_reason", "stop_step", "objective", "time_s", "finished", "revived")
 FINAL_KEYS = frozenset({"step", "time_s", *LOSSES, *DIRECTIONS})
 
 
@@ -253,14 +253,19 @@ def read_summary(root) -> dict[str, dict]:
 
 def refresh_summary(root, summary: dict[str, dict] | None = None,
                     keys: list[str] | None = None) -> dict[str, dict]:
-    """Add the ended runs the summary lacks (all of them, or `keys`) and write it. The
-    driver's job: readers only read it."""
+    """Add the ended runs the summary lacks, and write it. The driver's job: readers only
+    read it. `keys`: read these again even if the summary has them (they just ended, or a
+    revival rewrote their result: early_stop.collapse.revive); one without a result now (a
+    revival under way) leaves the summary."""
     root = sweep_path(root)
     summary = read_summary(root) if summary is None else summary
     store = TrialStore.of(root)
     added = 0
     for key in store.keys() if keys is None else keys:
-        if key in summary or not store.has_result(key):
+        if keys is None and key in summary:
+            continue
+        if not store.has_result(key):
+            added += summary.pop(key, None) is not None
             continue
         d = read_digest(store, key)
         if d is not None and d["result"] is not None:
@@ -270,6 +275,32 @@ def refresh_summary(root, summary: dict[str, dict] | None = None,
         layout.write_file(root / layout.SUMMARY, json.dumps(
             layout.json_safe({"version": SUMMARY_VERSION, "runs": summary})).encode())
     return summary
+
+
+def budget_events(trials: pd.DataFrame) -> pd.DataFrame:
+    """Ended runs as the budget spent them, in the order they ended: a run's steps when it
+    ended, and a revived run's in two parts, to its pause when it paused (as the collapsed run
+    it then was, valueless) and the rest when its revival ended. Columns: key, state, value,
+    steps, time_s, and runs (how many runs had ended by then, each counted once)."""
+    t = trials[trials["state"] != UNFINISHED]
+    rows = []
+    for r in t.to_dict("records"):
+        order = r["finished"] if math.isfinite(_num(r.get("finished"))) else \
+            _num(r.get("created"))
+        step, secs = _num(r.get("stop_step")), _num(r.get("time_s"))
+        paused = _num(r.get("revived_from_step", math.nan))
+        if math.isfinite(paused):
+            psecs = _num(r.get("paused_time_s", math.nan))
+            rows.append({"key": r["key"], "state": layout.COLLAPSED, "value": math.nan,
+                         "steps": paused, "time_s": psecs,
+                         "_o": _num(r.get("paused_finished", math.nan))})
+            step, secs = step - paused, secs - psecs if math.isfinite(psecs) else secs
+        rows.append({"key": r["key"], "state": r["state"], "value": _num(r.get("value")),
+                     "steps": step, "time_s": secs, "_o": order})
+    out = pd.DataFrame(rows, columns=["key", "state", "value", "steps", "time_s", "_o"])
+    out["_o"] = out["_o"].astype(float).fillna(0.0)
+    out = out.sort_values(["_o", "key"], kind="stable").drop(columns="_o")
+    return out.assign(runs=(~out["key"].duplicated()).cumsum())
 
 
 class Curves(dict):
@@ -389,6 +420,10 @@ def _row(key: str, d: dict, spec: dict, metric: str) -> dict:
         row["time_s"] = _num(final.get("time_s"))
     row["created"] = _num(record.get("created"))
     row["finished"] = _num((result or {}).get("finished"))
+    paused = (result or {}).get("revived") or {}  # a collapsed run trained on from its pause
+    row["revived_from_step"] = _num(paused.get("step", math.nan))
+    row["paused_finished"] = _num(paused.get("finished", math.nan))
+    row["paused_time_s"] = _num(paused.get("time_s", math.nan))
     row["value"] = _num(final.get(metric))
     for m in (*LOSSES, *DIRECTIONS):
         if m in final:

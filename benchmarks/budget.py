@@ -178,19 +178,21 @@ def retrain(res: dict, k: int, workers: int = 2, log=print) -> dict:
 
 
 def curve(root: Path, dataset) -> dict:
-    """Best-so-far: after each run (in the order runs ended), budget spent and the current
-    incumbent's fresh score."""
-    from analysis.sweeps import load_sweep
+    """Best-so-far: after each run (in the order runs ended; a revived run's pause and end
+    apart), budget spent and the current incumbent's fresh score."""
+    from analysis.sweeps import budget_events, load_sweep
 
     s = load_sweep(root)
-    t = s.trials[s.trials["state"] != "unfinished"].copy()
-    t = t.assign(_o=t["finished"].fillna(0.0)).sort_values(["_o", "key"])
+    t = s.trials[s.trials["state"] != "unfinished"]
+    counts = {str(k): int(n) for k, n in t["state"].value_counts().items()}
+    revived = int(np.isfinite(t["revived_from_step"].astype(float)).sum()) if len(t) else 0
+    if revived:
+        counts["revived"] = revived
     best_key, best_v, fresh, config = None, -math.inf, {}, None
-    steps, values, counts = [], [], {}
+    steps, values = [], []
     spent = 0.0
-    for r in t.to_dict("records"):
-        spent += float(r["stop_step"])
-        counts[r["state"]] = counts.get(r["state"], 0) + 1
+    for r in budget_events(s.trials).to_dict("records"):
+        spent += float(r["steps"])
         v = float(r["value"])
         if r["state"] == "completed" and math.isfinite(v) and v > best_v:
             best_key, best_v = r["key"], v
@@ -281,7 +283,8 @@ def summarise(out: dict) -> dict:
                                                        for x in reaches]) / budget),
             "configurations_mean": float(np.mean([c["configurations"] for c in rows])),
             "stopped_mean": float(np.mean([sum(v for k, v in c["counts"].items()
-                                               if k != "completed") for c in rows])),
+                                               if k not in ("completed", "revived"))
+                                           for c in rows])),
             "wall_s_mean": float(np.mean([c["wall_s"] for c in rows]))}
         summary[arm].update(paired(out, arm))
         again = [float(np.mean(c["retrained"])) for c in rows if "retrained" in c]
@@ -391,7 +394,9 @@ def parse_seeds(text: str) -> list[int]:
 CANDIDATES = {"cautious": {"threshold": 0.25, "patience": 3},  # the spec's default
               "eager": {"threshold": 0.5, "patience": 2},
               # tried after both missed the half-budget target on ring8 (--collapse trend)
-              "trend": {"threshold": 0.25, "patience": 3, "trend": True}}
+              "trend": {"threshold": 0.25, "patience": 3, "trend": True},
+              # ... and after trend lost on ring8's development seeds (--collapse revive)
+              "revive": {"threshold": 0.25, "patience": 3, "revive": True}}
 
 
 def choose(dataset: str, dev: list[int], work: Path, log=print, steps: int | None = None,
@@ -519,7 +524,7 @@ def add_arms(into: Path, other: Path, dataset: str) -> None:
     seeds joins the record of the choice made there instead."""
     merged = json.loads(into.read_text())
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
-    keys = ("threshold", "patience", "trend")
+    keys = ("threshold", "patience", "trend", "revive")
     name = next((n for n, c in CANDIDATES.items()
                  if all(b["collapse"].get(k) == c.get(k) for k in keys)), None)
     if name is None or asha_grace(a) != asha_grace(b) or a["run_steps"] != b["run_steps"]:

@@ -23,6 +23,13 @@ learns from the seed-robust value, never a first seed's luck.
 Budgets (`budget: {steps, hours}`) are jobs/budget.py's: a run is started only when its
 planned steps fit in what is left, so a step budget is never exceeded.
 
+Revival (`early_stop.collapse.revive`): a collapsed run is a pause, its checkpoint kept. Once no
+new configuration can start (the step budget left is less than a run, or `trials` is reached),
+the paused run with the best metric at its pause whose remaining steps fit trains on to its end
+with collapse detection off, then the next, while they fit. Revival spends only steps no fresh
+run could use. Its race was told already; Optuna learns the revived value as a trial of its own
+with the same parameters.
+
 Everything is rebuilt from the trial store and the study when a driver starts, so a resumed
 sweep continues each race where it was; nothing here is saved by Ray Tune.
 """
@@ -37,9 +44,10 @@ from ray.tune.search import Searcher
 
 from analysis import layout
 from jobs.budget import Budget
-from jobs.trial import SEED, TrialControl
+from jobs.trial import REVIVE, SEED, TrialControl
 
 CID_ATTR = "gansweep_config"  # Optuna user attribute: the configuration's key (no seed)
+REVIVED_ATTR = "gansweep_revived"  # ... and the seed index of the run a revival trained on
 
 
 @dataclass
@@ -82,7 +90,7 @@ def statistic(values: list[float], name: str, mode: str) -> float:
 
 class SweepSearch(Searcher):
     def __init__(self, control: TrialControl, study, space, seeds: dict, trials: int | None,
-                 budget: Budget, log=print):
+                 budget: Budget, log=print, revive: bool = False):
         super().__init__(metric="objective", mode=control.mode)
         self.control, self.study, self.space = control, study, space
         self.count, self.top, self.stat = seeds["count"], seeds["top"], seeds["statistic"]
@@ -103,6 +111,12 @@ class SweepSearch(Searcher):
         self.first_in_flight: set[str] = set()  # its first seed queued or running
         self.ended_runs = 0
         self.finished = False
+        self.revive = revive and budget.steps is not None
+        self.paused: dict[tuple[str, int], float] = {}  # collapsed runs -> metric at the pause
+        self.revive_first: set[tuple[str, int]] = set()  # revivals a kill interrupted
+        self.revival_trials: set[str] = set()  # Tune trial ids that revive a run
+        self.revived = 0
+        self.revived_keys: list[str] = []  # trial store entries a revival rewrote (restore)
 
     # ---- Tune's side ------------------------------------------------------------------------
     def suggest(self, trial_id: str):
@@ -112,6 +126,9 @@ class SweepSearch(Searcher):
         run = self._next_queued()
         if run is None and self._can_grow() and self.budget.fits(self.control.steps):
             run = self._new_configuration()  # asked only once it can start at once
+        revival = run is None and not self._can_grow()
+        if revival:
+            run = self._next_revival()
         if run is None or not self.budget.fits(self._remaining(*run)):
             if not self.runs:  # nothing running: nothing will change
                 self._end()
@@ -125,6 +142,11 @@ class SweepSearch(Searcher):
         start = self.resume_at.get((race.cid, j), 0)
         self.trained[trial_id] = (start, start)
         self.budget.committed[trial_id] = self.control.steps - start
+        if revival:
+            self.paused.pop((race.cid, j), None)
+            self.revive_first.discard((race.cid, j))
+            self.revival_trials.add(trial_id)
+            return {**race.params, SEED: self.seeds[j], REVIVE: True}
         return {**race.params, SEED: self.seeds[j]}
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
@@ -144,6 +166,8 @@ class SweepSearch(Searcher):
         if placed is not None and result and not result.get("reused"):
             self._observe(run_s=time.time() - placed)
         start, end = self.trained.pop(trial_id, (0, 0))
+        revival = trial_id in self.revival_trials
+        self.revival_trials.discard(trial_id)
         if cid is None:
             return
         race = self.races[cid]
@@ -153,7 +177,13 @@ class SweepSearch(Searcher):
         self.budget.spent_steps += end - start
         if self.budget.expired:  # stopped by the hour budget: resumable, not an outcome
             self.resume_at[(cid, j)] = end
-            self._queue(race, j)
+            if revival:
+                self.revive_first.add((cid, j))
+            else:
+                self._queue(race, j)
+            return
+        if revival:
+            self._revived(race, j, error, result or {})
             return
         self.ended_runs += 1
         if j == 0:
@@ -166,6 +196,8 @@ class SweepSearch(Searcher):
             self._intermediate(race, j, result)
         self._record(race, j, reason, result.get(self.control.metric),
                      result.get("objective"))
+        if reason == layout.COLLAPSED:
+            self._pause(race, j, end)
         self._rank(race)
         if not race.busy():
             self.undecided.add(cid)
@@ -174,7 +206,7 @@ class SweepSearch(Searcher):
     def idle(self) -> bool:
         """Nothing to run: every race decided and no new configuration allowed."""
         self._decide()
-        return not self.waiting and not self._can_grow()
+        return not self.waiting and not self._can_grow() and self._next_revival() is None
 
     def summary(self) -> str:
         runs = self.ended_runs
@@ -185,15 +217,71 @@ class SweepSearch(Searcher):
         if self.budget.hours is not None:
             text += (f", {self.budget.elapsed_s() / 3600:.3g} of {self.budget.hours:.3g} budget "
                      "hours spent")
+        if self.revived:
+            text += f", {self.revived} collapsed run(s) revived"
         return text
 
     def _intermediate(self, race: Race, j: int, result: dict) -> None:
         """The first seed's finite objective, as the study's intermediate value at its step
         (what a PRUNED trial keeps)."""
         value = result.get("objective")
-        if j == 0 and race.number is not None and isinstance(value, (int, float)) \
-                and math.isfinite(value):
+        if j == 0 and race.number is not None and not race.told \
+                and isinstance(value, (int, float)) and math.isfinite(value):
             self._report(race.number, float(value), int(result.get("step", 0) or 0))
+
+    # ---- revival ---------------------------------------------------------------------------
+    def _pause(self, race: Race, j: int, step: int) -> None:
+        if self.revive:
+            self.paused[(race.cid, j)] = race.values.get(j, math.nan)
+            self.resume_at[(race.cid, j)] = step
+
+    def _next_revival(self) -> tuple[Race, int] | None:
+        """An interrupted revival, else the paused run with the best metric at its pause, of
+        those whose remaining steps fit in the budget now."""
+        if not self.revive:
+            return None
+        fits = [p for p in (*sorted(self.revive_first), *self.paused)
+                if self.budget.fits(self._remaining(self.races[p[0]], p[1]))]
+        if not fits:
+            return None
+        sign = -1.0 if self.control.mode == "max" else 1.0
+
+        def order(p):
+            v = self.paused.get(p, math.nan)
+            return (p not in self.revive_first, sign * v if math.isfinite(v) else math.inf, p)
+
+        cid, j = min(fits, key=order)
+        return self.races[cid], j
+
+    def _revived(self, race: Race, j: int, error: bool, result: dict) -> None:
+        """A revival ended: the run's outcome is its revived one; Optuna gets it as a trial of
+        its own (the configuration's first was told when the run paused)."""
+        self.revived += 1
+        reason = layout.FAILED if error else result.get("stop_reason") or layout.FAILED
+        if reason == layout.RUNNING:
+            reason = layout.ASHA
+        self._record(race, j, reason, result.get(self.control.metric), result.get("objective"))
+        self._rank(race)
+        self._tell_revival(race, j, reason, result.get("objective"))
+        self._decide()
+
+    def _tell_revival(self, race: Race, j: int, reason: str, objective) -> None:
+        import optuna
+
+        if race.number is None or reason == layout.FAILED:
+            return
+        state, value = optuna.trial.TrialState.COMPLETE, _num(objective)
+        if reason == layout.ASHA:
+            state, value = optuna.trial.TrialState.PRUNED, None
+        elif value is None or math.isnan(value):
+            return
+        try:
+            first = self.study._storage.get_trial(self._trial_id(race.number))
+            self.study.add_trial(optuna.trial.create_trial(
+                params=first.params, distributions=first.distributions, value=value,
+                state=state, user_attrs={CID_ATTR: race.cid, REVIVED_ATTR: j}))
+        except Exception as exc:  # noqa: BLE001 - the study must never stop the sweep
+            self.log(f"[gansweep] could not tell Optuna of revived {race.cid}: {exc}")
 
     # ---- the races --------------------------------------------------------------------------
     def _record(self, race: Race, j: int, reason: str, value, objective) -> None:
@@ -359,8 +447,13 @@ class SweepSearch(Searcher):
 
         numbers: dict[str, int] = {}
         open_numbers: dict[str, int] = {}
+        told_revivals: set[tuple[str, int]] = set()
+        revivals_ended = []
         for t in self.study.get_trials(deepcopy=False):
             cid = t.user_attrs.get(CID_ATTR)
+            if REVIVED_ATTR in t.user_attrs:
+                told_revivals.add((cid, int(t.user_attrs[REVIVED_ATTR])))
+                continue
             if t.state == optuna.trial.TrialState.RUNNING:
                 if cid is None:  # left by a driver before gansweep's searcher: fail it, its
                     self.study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # config
@@ -386,10 +479,26 @@ class SweepSearch(Searcher):
                 self._record(race, j, r.get("stop_reason", layout.FAILED),
                              _num((r.get("final") or {}).get(self.control.metric)),
                              _num(r.get("objective")))
+                if r.get("revived"):
+                    self.revived += 1
+                    self.revived_keys.append(e["key"])
+                    if (cid, j) not in told_revivals:
+                        revivals_ended.append((race, j, r))
+                elif race.reasons[j] == layout.COLLAPSED:
+                    self._pause(race, j, e["step"])
                 continue
             self.budget.spent_steps += e["step"]
             self.resume_at[(cid, j)] = e["step"]
             resumed += 1
+            if e["revived"] is not None:  # a revival a kill interrupted: it goes on first
+                self.revived_keys.append(e["key"])
+                paused = e["revived"]
+                self._record(race, j, layout.COLLAPSED,
+                             _num((paused.get("final") or {}).get(self.control.metric)),
+                             _num(paused.get("objective")))
+                if self.revive:
+                    self.revive_first.add((cid, j))
+                continue
             if not race.told:  # placed again before anything new
                 self._queue(race, j)
             else:  # an older driver's interrupted configuration: Optuna suggests it again
@@ -402,6 +511,8 @@ class SweepSearch(Searcher):
             self._rank(race)
             if not race.told and not race.busy() and race.reasons:
                 self.undecided.add(race.cid)
+        for race, j, r in revivals_ended:  # the driver died before telling the study
+            self._tell_revival(race, j, r.get("stop_reason", layout.FAILED), r.get("objective"))
         return resumed
 
 
@@ -427,6 +538,8 @@ def _store_entries(store: layout.TrialStore) -> list[dict]:
             csv = store.read(key, layout.METRICS) or b""
             lines = csv.decode(errors="replace").strip().splitlines()
             step = int(_num(lines[-1].split(",")[0]) or 0) if len(lines) > 1 else 0
+        revived = store.read_json(key, layout.REVIVED) if result is None else None
         out.append({"key": key, "config": record["config"], "params": record["config"],
-                    "seed": int(record.get("seed", 0)), "step": step, "result": result})
+                    "seed": int(record.get("seed", 0)), "step": step, "result": result,
+                    "revived": revived})
     return out

@@ -182,13 +182,18 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     if sampler not in SAMPLERS:
         raise ConfigError(f"sampler: {sampler!r} is not valid; use one of {', '.join(SAMPLERS)}")
     storage = _storage(raw.get("storage", "sweeps"))
+    early_stop = validate_early_stop(raw.get("early_stop"), trainer)
+    if (early_stop["collapse"] or {}).get("revive") and budget["steps"] is None:
+        raise ConfigError("early_stop.collapse.revive: needs a step budget, since a revived run "
+                          "spends the steps left over that no fresh run fits in; add budget: "
+                          "{steps: N} or drop revive")
     return SweepSpec(
         name=_name(raw["name"]), trainer=trainer, dataset=dataset,
         trials=_int(raw, "trials", 1) if raw.get("trials") is not None else None,
         steps=steps, report_every=report_every, budget=budget,
         seeds=_seeds(raw.get("seeds", SEEDS_DEFAULT)), sampler=sampler,
         metric=metric, seed=_int(raw, "seed", 0, default=0), space=space, fixed=fixed,
-        early_stop=validate_early_stop(raw.get("early_stop"), trainer),
+        early_stop=early_stop,
         resources=_resources(raw.get("resources", {"cpu": 1, "gpu": 0})),
         max_concurrent=_int(raw, "max_concurrent", 1, default=2),
         max_failures=_int(raw, "max_failures", 0, default=2),

@@ -32,7 +32,8 @@ def collect(root: str | Path) -> dict:
     sweep = load_sweep(root)
     rows = [{"key": t["key"], "config": sweep.configs.get(t["key"], {}), "state": t["state"],
              "seed": t["seed"], "step": int(finite(t["stop_step"]) or 0),
-             "objective": finite(t["objective"]), "metric": finite(t["value"])}
+             "objective": finite(t["objective"]), "metric": finite(t["value"]),
+             "revived_from_step": finite(t.get("revived_from_step"))}
             for t in sweep.trials.to_dict("records")]
     configs = [{"rank": None if c["rank"] != c["rank"] else int(c["rank"]),
                 "key": c["key"], "config": sweep.configs.get(c["key"], {}),
@@ -56,6 +57,7 @@ def collect(root: str | Path) -> dict:
             "trials_planned": meta.get("trials", spec.get("trials")),
             "seeds": dict(sweep.seeds), "budget": budget, "configurations": len(configs),
             "runs": len(rows), "steps_spent": sweep.steps_spent(), "counts": counts,
+            "revived": sum(r["revived_from_step"] is not None for r in rows),
             "best": best, "study_name": meta["study_name"],
             "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows}
 
@@ -69,6 +71,8 @@ def spent_seconds(meta: dict) -> float:
 def format_status(s: dict) -> str:
     c = s["counts"]
     ended = ", ".join(f"{c[r]} {r}" for r in ENDED if c[r]) or "none"
+    if s.get("revived"):
+        ended += f" ({s['revived']} of them trained on after collapsing: revive)"
     planned = "" if s["trials_planned"] is None else f" of {s['trials_planned']}"
     seeds = s["seeds"]
     lines = [f"sweep {s['sweep']}: {s['trainer']} on {s['dataset']}, objective {s['metric']} "

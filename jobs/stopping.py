@@ -47,10 +47,12 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
     if collapse is False:
         out_collapse: dict | bool = False
     elif isinstance(collapse, dict):
-        extra = sorted(set(collapse) - {"threshold", "patience", "grace_steps", "trend"})
+        extra = sorted(set(collapse) - {"threshold", "patience", "grace_steps", "trend",
+                                        "revive"})
         if extra:
             raise ConfigError(f"early_stop.collapse: unknown key {', '.join(extra)}; use "
-                              "threshold, patience, grace_steps, trend (or collapse: false)")
+                              "threshold, patience, grace_steps, trend, revive (or collapse: "
+                              "false)")
         t = collapse.get("threshold", cls.COLLAPSE_THRESHOLD)
         if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1:
             raise ConfigError(f"early_stop.collapse.threshold: {t!r}; write a number in [0, 1]")
@@ -67,6 +69,13 @@ def validate_early_stop(raw: Any, trainer: str) -> dict:
                               "gaining modes is not stopped yet) or false")
         if trend:  # only when set, so specs frozen before it keep their fingerprints
             out_collapse["trend"] = True
+        revive = collapse.get("revive", False)
+        if not isinstance(revive, bool):
+            raise ConfigError(f"early_stop.collapse.revive: {revive!r}; write true (collapsed "
+                              "runs pause, and the best paused ones train on to their end with "
+                              "the step budget no fresh run fits in) or false")
+        if revive:
+            out_collapse["revive"] = True
     else:
         raise ConfigError("early_stop.collapse: write a mapping or false")
     out = {"collapse": out_collapse, "asha": None}

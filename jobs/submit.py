@@ -212,7 +212,8 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
     ctl = control(spec, root, run_id)
     search = SweepSearch(ctl, study, make_space(spec.trainer, spec.space, dict(spec.fixed),
                                                 spec.steps),
-                         spec.seeds, meta.get("trials", spec.trials), budget, log)
+                         spec.seeds, meta.get("trials", spec.trials), budget, log,
+                         revive=bool((spec.early_stop["collapse"] or {}).get("revive")))
     resumed = search.restore(layout.TrialStore.of(root))
     if search.idle():
         log(f"[gansweep] sweep {spec.name} has nothing left to run ({search.summary()}); "
@@ -238,7 +239,8 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
         # than force an experiment snapshot each time one is deleted.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl, budget),
-                   Summarize(root, ctl), RunClock(root, meta), tensorboard_logger()],
+                   Summarize(root, ctl, stale=tuple(search.revived_keys)),
+                   RunClock(root, meta), tensorboard_logger()],
         verbose=0)
     tune_config = tune.TuneConfig(
         search_alg=search, scheduler=scheduler, num_samples=-1,

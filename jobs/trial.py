@@ -5,10 +5,13 @@ trial's seed is not the sweep's) and everything else from one frozen `TrialContr
 over with `tune.with_parameters`. It trains one configuration, keyed in the trial store by
 (trainer, dataset, configuration, seed, steps): a stored result is returned at once, a
 checkpoint is resumed, a new configuration starts from step 0. Every report checkpoints to the
-store, so a killed trial loses at most one report interval.
+store, so a killed trial loses at most one report interval. A trial handed `revive` trains a
+collapsed run on from where it paused, to its end, with collapse detection off (the searcher
+decides which: jobs/search.py).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -24,10 +27,10 @@ from analysis.layout import TrialStore, config_key, trial_key
 from jobs.collapse import CollapseRule
 from jobs.frozen import FrozenDict
 
-# Keys of Tune's config that are not hyperparameters: a trial's own seed, and which of a
-# rerun's configurations it trains.
-SEED, RERUN_INDEX = "seed", "rerun_index"
-RESERVED = (SEED, RERUN_INDEX)
+# Keys of Tune's config that are not hyperparameters: a trial's own seed, which of a
+# rerun's configurations it trains, and whether it revives a paused (collapsed) run.
+SEED, RERUN_INDEX, REVIVE = "seed", "rerun_index", "revive"
+RESERVED = (SEED, RERUN_INDEX, REVIVE)
 
 
 @dataclass(frozen=True)
@@ -125,7 +128,12 @@ def trainable(config: dict, control: TrialControl) -> None:
     trial_id = tune.get_context().get_trial_id() or f"local-{os.getpid()}"
 
     done = store.result(key)
-    if done is None and not store.claim(key, control.run_id, trial_id):
+    if (config.get(REVIVE) and done is not None and done["stop_reason"] == layout.COLLAPSED
+            and not done.get("revived")):
+        store.claim(key, control.run_id, trial_id, ended=True)
+        store.reopen(key)
+        done = None
+    elif done is None and not store.claim(key, control.run_id, trial_id):
         done = store.result(key)
     if done is not None:  # this configuration already ran to its end: nothing runs twice
         final = {k: v for k, v in done["final"].items() if not isinstance(v, str)}
@@ -137,7 +145,10 @@ def trainable(config: dict, control: TrialControl) -> None:
     trainer = build(control.trainer, control.dataset, control.hyperparameters(config), seed,
                     steps=control.steps, loader=_load)
     evaluator = for_dataset(trainer.data, control.evaluators)
-    detector = control.collapse.detector()
+    # A revived run (revived.json, which survives a kill mid-revival) trains to its end.
+    revived = store.read_json(key, layout.REVIVED) is not None
+    rule = dataclasses.replace(control.collapse, enabled=False) if revived else control.collapse
+    detector = rule.detector()
     history: list[dict] = []
     saved = _load_state(store, key)
     if saved is not None:
@@ -185,7 +196,10 @@ def trainable(config: dict, control: TrialControl) -> None:
             tune.report(as_report(row, layout.RUNNING))
         return stop
 
-    if history and (trainer.step >= control.steps or layout.stop_reason(history[-1])):
+    last_stop = layout.stop_reason(history[-1]) if history else None
+    if revived and last_stop == layout.COLLAPSED:
+        last_stop = None  # the pause it revives from
+    if history and (trainer.step >= control.steps or last_stop):
         # Killed after its final checkpoint but before its result was written.
         finish(history[-1])
         return

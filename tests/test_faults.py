@@ -143,6 +143,49 @@ def test_sigkill_mid_race_under_a_budget_then_resume(tmp_path):
     assert states["RUNNING"] == 0 and states["COMPLETE"] == s["configurations"], states
 
 
+def test_sigkill_mid_revival_then_resume(tmp_path):
+    """`revive`: three runs pause (collapse) at step 30 of 100; two revivals of 70 steps fill
+    the 230-step budget. Killed while a revival trains, then resumed: the revival continues
+    from its checkpoint with detection still off, every step is counted once (the budget
+    spent exactly), no report trains twice, and the study holds each revival once."""
+    import optuna
+
+    from jobs.search import REVIVED_ATTR
+
+    sweep = tmp_path / "tiny"
+    raw = {**fault_spec(tmp_path, budget={"steps": 230}), "trials": 3,
+           "early_stop": {"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 30,
+                                       "revive": True}}}
+    spec = write_spec(tmp_path / "spec.yaml", raw)
+
+    def revival_past_its_pause():
+        return any((sweep / "trials" / k / "revived.json").exists() and v[-1] >= 50
+                   for k, v in running(sweep).items() for v in [store_steps(sweep)[k]])
+
+    _, resumed_at = kill_at_stages(spec, sweep, [("a revival training", revival_past_its_pause)],
+                                   tmp_path)
+    final = results(sweep)
+    revived = {k: r for k, r in final.items() if r.get("revived")}
+    assert len(final) == 3 and len(revived) == 2
+    assert sum(r["stop_step"] for r in final.values()) == 230 == collect(sweep)["steps_spent"]
+    for key, steps in store_steps(sweep).items():
+        planned = STEPS if key in revived else 30
+        assert steps == list(range(EVERY, planned + 1, EVERY)), (key, steps)
+    interrupted = [k for k in resumed_at if k in revived]
+    assert interrupted, "the kill did not land while a revival trained"
+    for key in interrupted:  # its detector stayed off (threshold 1.0 would stop it at once)
+        assert revived[key]["resumed_from_step"] >= resumed_at[key] > 30
+        assert revived[key]["stop_reason"] == "completed"
+    counts = collections.Counter(tune_reports(sweep))
+    assert not [kv for kv, n in counts.items() if n > 1], counts
+    meta = json.loads((sweep / "sweep.json").read_text())
+    study = optuna.load_study(study_name=meta["study_name"],
+                              storage=f"sqlite:///{sweep / 'optuna.db'}")
+    states = collections.Counter(t.state.name for t in study.trials)
+    assert states["RUNNING"] == 0 and states["COMPLETE"] == 5, states
+    assert sum(REVIVED_ATTR in t.user_attrs for t in study.trials) == 2
+
+
 def test_sigint_stops_cleanly_and_prints_the_resume_command(ray_local, tmp_path):
     sweep = tmp_path / "tiny"
     spec = write_spec(tmp_path / "spec.yaml", fault_spec(tmp_path))

@@ -4,6 +4,7 @@ returned, step and hour budgets that are spent, shown, resumed and extended."""
 from __future__ import annotations
 
 import json
+import math
 
 import optuna
 import pytest
@@ -128,6 +129,74 @@ def test_stopped_runs_count_up_to_their_stop_and_give_the_rest_back(ray_local, t
     s = collect(root)
     assert s["counts"]["collapsed"] == s["runs"] == 9 and s["steps_spent"] == 180
     assert s["budget"]["steps_left"] == 20
+
+
+def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
+        ray_local, tmp_path):
+    """`trials: 6` of 40-step runs that all collapse at step 20 leave 80 of 200 budget steps
+    that no new configuration may use: with `revive`, the paused runs with the best metric at
+    their pause train on from their checkpoints to step 40, four of them. Each step counts
+    once, where it was spent (the pauses before the revivals); the paused results are kept;
+    Optuna learns each revived value as a trial of its own with the same parameters."""
+    from analysis.sweeps import budget_events, load_sweep
+    from jobs.search import CID_ATTR, REVIVED_ATTR
+
+    spec = parse_spec(tiny_spec(
+        tmp_path, name="revive", trials=6, steps=40, report_every=20, budget={"steps": 200},
+        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0,
+                                 "revive": True}}))
+    root = submit(spec, **QUIET)
+    res = results(root)
+    revived = {k: r for k, r in res.items() if r.get("revived")}
+    paused = {k: r for k, r in res.items() if not r.get("revived")}
+    assert len(res) == 6 and len(revived) == 4
+    assert all(r["stop_reason"] == "collapsed" and r["stop_step"] == 20
+               for r in paused.values())
+    for key, r in revived.items():
+        assert r["revived"]["step"] == 20 and r["stop_step"] == 40
+        assert r["stop_reason"] in ("completed", "diverged") and r["resumed_from_step"] == 20
+        steps = [int(float(ln.split(",")[0])) for ln in
+                 (root / sd.TRIALS / key / "metrics.csv").read_text().splitlines()[1:]]
+        assert steps == [20, 40]  # one history, trained on from the pause, nothing twice
+        aside = list((root / sd.TRIALS / key).glob("result.json.paused-*"))
+        assert len(aside) == 1 and json.loads(aside[0].read_text())["stop_step"] == 20
+    metric = lambda r: r.get("revived", r)["final"]["modes_captured"]  # noqa: E731
+    assert min(map(metric, revived.values())) >= max(map(metric, paused.values()))
+    s = collect(root)
+    assert s["steps_spent"] == 200 and s["budget"]["steps_left"] == 0 and s["revived"] == 4
+    assert "4 of them trained on after collapsing" in run_cli("status", str(root)).stdout
+    events = budget_events(load_sweep(root).trials)
+    assert events["steps"].sum() == 200 and len(events) == 10
+    assert list(events["state"][:6]) == ["collapsed"] * 6  # the pauses came first
+    assert list(events["runs"]) == [1, 2, 3, 4, 5, 6, 6, 6, 6, 6]  # each run counted once
+    trials = study(root).trials
+    firsts = {t.user_attrs[CID_ATTR]: t for t in trials if REVIVED_ATTR not in t.user_attrs}
+    again = [t for t in trials if REVIVED_ATTR in t.user_attrs]
+    assert len(firsts) == 6 and len(again) == 4
+    for t in again:
+        assert t.params == firsts[t.user_attrs[CID_ATTR]].params and math.isfinite(t.value)
+    before = results(root)
+    resume(root, **QUIET)  # nothing left: a resume revives nothing more
+    assert results(root) == before
+
+
+def test_revive_needs_a_step_budget(tmp_path):
+    """Refused by the command, before Ray starts and before a directory is made."""
+    import yaml
+
+    raw = tiny_spec(tmp_path / "sweeps", early_stop={"collapse": {"revive": True}})
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = run_cli("submit", str(path), check=False)
+    assert proc.returncode == 2 and "revive: needs a step budget" in proc.stderr
+    assert "add budget: {steps: N}" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "sweeps").exists()
+    from trainers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="revive: 'yes'"):
+        parse_spec({**raw, "budget": {"steps": 100},
+                    "early_stop": {"collapse": {"revive": "yes"}}})
+    assert "revive" not in parse_spec({**raw, "early_stop": {}}).early_stop["collapse"]
 
 
 def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_path):
