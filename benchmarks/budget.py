@@ -497,7 +497,7 @@ def merge(into: Path, other: Path, dataset: str) -> None:
     """One dataset's held-out seeds from two runs of the same arms and collapse setting."""
     merged = json.loads(into.read_text())
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
-    same = ("threshold", "patience", "grace_steps")
+    same = ("threshold", "patience", "grace_steps", "trend", "revive")
     if a["arms"] != b["arms"] or [a["collapse"].get(k) for k in same] != \
             [b["collapse"].get(k) for k in same] or asha_grace(a) != asha_grace(b):
         raise SystemExit("the two runs differ in their arms, collapse setting or ASHA grace")
@@ -563,7 +563,7 @@ def write(res: dict, args, name: str, grace: float, chosen: dict | None, t0: flo
           partial: bool = False) -> None:
     """Merge one dataset's entry into the results; a partial one says how many seeds ran."""
     chosen_here = len(DATASETS[args.dataset]["collapse"]) > 1
-    res["collapse"] = {**COLLAPSE, **CANDIDATES[name], "chosen_on_dev_seeds":
+    res["collapse"] = {**COLLAPSE, **CANDIDATES[name], "setting": name, "chosen_on_dev_seeds":
                        (args.dev or None) if chosen_here else f"ring8 {DATASETS['ring8']['dev']}"}
     several = len(DATASETS[args.dataset]["asha_graces"]) > 1
     res["asha"] = {**ASHA, "grace": grace,

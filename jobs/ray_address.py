@@ -34,11 +34,11 @@ def endpoint(address: str) -> tuple[str, int]:
 def check_reachable(address: str | None) -> None:
     """Raise ConfigError when the cluster's address does not accept a connection. `auto`
     (a Ray started on this machine, found by Ray itself) and `local` are left to Ray."""
+    origin = "--address" if address else "RAY_ADDRESS"  # --address wins when both are set
     address = resolve(address)
     if not address or address in ("auto", "local"):
         return
     host, port = endpoint(address)
-    origin = "RAY_ADDRESS" if address == os.environ.get("RAY_ADDRESS") else "--address"
     try:
         socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:

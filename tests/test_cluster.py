@@ -153,6 +153,10 @@ def test_an_unreachable_cluster_is_refused_before_anything_is_made(tmp_path):
     env = {**os.environ, "RAY_ADDRESS": f"ray://127.0.0.1:{port}"}
     proc = run_cli("submit", str(spec), check=False, env=env)
     assert proc.returncode == 2 and "(RAY_ADDRESS)" in proc.stderr and not storage.exists()
+    # both set to one address: --address is the one used, and the one named
+    proc = run_cli("submit", str(spec), "--address", f"ray://127.0.0.1:{port}", check=False,
+                   env=env)
+    assert proc.returncode == 2 and "(--address)" in proc.stderr and not storage.exists()
     assert time.monotonic() - t0 < 60
 
 
