@@ -158,12 +158,13 @@ def retrain_one(job: tuple[str, dict, int, int]) -> float:
 
 def retrain(res: dict, k: int, workers: int = 2, log=print) -> dict:
     """Each arm's final incumbent configuration trained again on training seeds 1..k (the
-    sweeps trained every run on seed 0); a configuration two arms share is trained once.
+    sweeps trained every run on seed 0); a configuration two arms share is trained once, and
+    rows trained again before on as many seeds keep their scores (a merge adds seeds only).
     Adds `retrained` (the k scores) to each arm's row and the summary's `retrained_mean`."""
     from concurrent.futures import ProcessPoolExecutor
 
     rows = [c for row in res["per_seed"].values() for c in row.values()
-            if c.get("incumbent_config") is not None]
+            if c.get("incumbent_config") is not None and len(c.get("retrained", [])) != k]
     jobs = sorted({(res["dataset"], json.dumps(c["incumbent_config"], sort_keys=True), s)
                    for c in rows for s in range(1, k + 1)})
     with ProcessPoolExecutor(workers) as pool:
