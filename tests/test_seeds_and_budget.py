@@ -133,16 +133,18 @@ def test_stopped_runs_count_up_to_their_stop_and_give_the_rest_back(ray_local, t
 
 def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
         ray_local, tmp_path):
-    """`trials: 6` of 40-step runs that all collapse at step 20 leave 80 of 200 budget steps
-    that no new configuration may use: with `revive`, the paused runs with the best metric at
-    their pause train on from their checkpoints to step 40, four of them. Each step counts
-    once, where it was spent (the pauses before the revivals); the paused results are kept;
-    Optuna learns each revived value as a trial of its own with the same parameters."""
+    """`trials: 6` of 400-step runs that all collapse at step 200 leave 800 of 2000 budget
+    steps that no new configuration may use: with `revive`, the paused runs with the best
+    metric at their pause train on from their checkpoints to step 400, four of them. Each
+    step counts once, where it was spent (the pauses before the revivals); the paused results
+    are kept; Optuna learns each revived value as a trial of its own with the same
+    parameters."""
     from analysis.sweeps import budget_events, load_sweep
     from jobs.search import CID_ATTR, REVIVED_ATTR
 
     spec = parse_spec(tiny_spec(
-        tmp_path, name="revive", trials=6, steps=40, report_every=20, budget={"steps": 200},
+        tmp_path, name="revive", trials=6, steps=400, report_every=200, budget={"steps": 2000},
+        metric="fid",  # continuous (lower wins), so which runs are revived is a real choice
         early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0,
                                  "revive": True}}))
     root = submit(spec, **QUIET)
@@ -150,23 +152,24 @@ def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
     revived = {k: r for k, r in res.items() if r.get("revived")}
     paused = {k: r for k, r in res.items() if not r.get("revived")}
     assert len(res) == 6 and len(revived) == 4
-    assert all(r["stop_reason"] == "collapsed" and r["stop_step"] == 20
+    assert all(r["stop_reason"] == "collapsed" and r["stop_step"] == 200
                for r in paused.values())
     for key, r in revived.items():
-        assert r["revived"]["step"] == 20 and r["stop_step"] == 40
-        assert r["stop_reason"] in ("completed", "diverged") and r["resumed_from_step"] == 20
+        assert r["revived"]["step"] == 200 and r["stop_step"] == 400
+        assert r["stop_reason"] in ("completed", "diverged") and r["resumed_from_step"] == 200
         steps = [int(float(ln.split(",")[0])) for ln in
                  (root / sd.TRIALS / key / "metrics.csv").read_text().splitlines()[1:]]
-        assert steps == [20, 40]  # one history, trained on from the pause, nothing twice
+        assert steps == [200, 400]  # one history, trained on from the pause, nothing twice
         aside = list((root / sd.TRIALS / key).glob("result.json.paused-*"))
-        assert len(aside) == 1 and json.loads(aside[0].read_text())["stop_step"] == 20
-    metric = lambda r: r.get("revived", r)["final"]["modes_captured"]  # noqa: E731
-    assert min(map(metric, revived.values())) >= max(map(metric, paused.values()))
+        assert len(aside) == 1 and json.loads(aside[0].read_text())["stop_step"] == 200
+    metric = lambda r: r.get("revived", r)["final"]["fid"]  # at the pause  # noqa: E731
+    assert max(map(metric, revived.values())) <= min(map(metric, paused.values()))
+    assert len({metric(r) for r in res.values()}) == 6
     s = collect(root)
-    assert s["steps_spent"] == 200 and s["budget"]["steps_left"] == 0 and s["revived"] == 4
+    assert s["steps_spent"] == 2000 and s["budget"]["steps_left"] == 0 and s["revived"] == 4
     assert "4 of them trained on after collapsing" in run_cli("status", str(root)).stdout
     events = budget_events(load_sweep(root).trials)
-    assert events["steps"].sum() == 200 and len(events) == 10
+    assert events["steps"].sum() == 2000 and len(events) == 10
     assert list(events["state"][:6]) == ["collapsed"] * 6  # the pauses came first
     assert list(events["runs"]) == [1, 2, 3, 4, 5, 6, 6, 6, 6, 6]  # each run counted once
     trials = study(root).trials
