@@ -231,7 +231,9 @@ class SweepSearch(Searcher):
 
     # ---- revival ---------------------------------------------------------------------------
     def _pause(self, race: Race, j: int, step: int) -> None:
-        if self.revive:
+        """A collapsed run becomes revivable, unless it collapsed at its last report: then
+        nothing is left to train."""
+        if self.revive and step < self.control.steps:
             self.paused[(race.cid, j)] = race.values.get(j, math.nan)
             self.resume_at[(race.cid, j)] = step
 

@@ -183,6 +183,20 @@ def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
     assert results(root) == before
 
 
+def test_a_run_that_collapsed_at_its_last_report_is_not_revived(ray_local, tmp_path):
+    """Grace until the last step: both runs collapse at step 40 of 40, so there is nothing to
+    train on, and the 120 steps left stay unspent."""
+    spec = parse_spec(tiny_spec(
+        tmp_path, name="late", trials=2, steps=40, report_every=20, budget={"steps": 200},
+        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 40,
+                                 "revive": True}}))
+    root = submit(spec, **QUIET)
+    res = results(root)
+    assert [(r["stop_reason"], r["stop_step"]) for r in res.values()] == [("collapsed", 40)] * 2
+    assert not any(r.get("revived") for r in res.values())
+    assert collect(root)["steps_spent"] == 80 and len(study(root).trials) == 2
+
+
 def test_revive_needs_a_step_budget(tmp_path):
     """Refused by the command, before Ray starts and before a directory is made."""
     import yaml
