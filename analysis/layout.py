@@ -60,10 +60,10 @@ SPEC, META, OPTUNA_DB, TUNE, TRIALS, EVALUATORS = (
 CONFIG, STATE, METRICS, RESULT, LEASE, REVIVED = (
     "config.json", "state.pt", "metrics.csv", "result.json", "lease.json", "revived.json")
 # What readers need of every ended run (its records and its curve's last row and bests), in
-# one file the driver keeps: a result never changes once written, so an entry never goes
-# stale, and a run missing from it (ended after the last write, or under a killed driver) is
-# read from its own files. Ten thousand runs are one read, not thirty thousand (or thirty
-# thousand requests to a bucket).
+# one file the driver keeps: a result never changes once written (but for a revival's, whose
+# entries the driver reads again), so an entry never goes stale, and a run missing from it
+# (ended after the last write, or under a killed driver) is read from its own files. Ten
+# thousand runs are one read, not thirty thousand (or thirty thousand requests to a bucket).
 SUMMARY = "summary.json"
 RERUN_SUFFIX = "-rerun"
 STUDY_STORAGE = "study_storage"  # sweep.json: the study's database URL; absent for SQLite
