@@ -183,6 +183,28 @@ def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
     assert results(root) == before
 
 
+def test_a_resume_with_more_budget_revives_runs_paused_before(ray_local, tmp_path):
+    """Three runs pause at step 20 of 40 and one is revived with the 20 steps left of an
+    80-step budget; `resume --budget steps=120` revives the other two. The driver's summary,
+    which held those as collapsed, is read again for them, so status and reports see them."""
+    from analysis.sweeps import read_summary
+
+    spec = parse_spec(tiny_spec(
+        tmp_path, name="later", trials=3, steps=40, report_every=20, budget={"steps": 80},
+        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0,
+                                 "revive": True}}))
+    root = submit(spec, **QUIET)
+    s = collect(root)
+    assert s["counts"]["collapsed"] == 2 and s["revived"] == 1 and s["steps_spent"] == 80
+    assert sorted(d["result"]["stop_step"] for d in read_summary(root).values()) == [20, 20, 40]
+    resume(root, budget={"steps": 120}, **QUIET)
+    s = collect(root)
+    assert s["revived"] == 3 and s["steps_spent"] == 120 and s["counts"]["collapsed"] == 0
+    digests = read_summary(root)
+    assert [d["result"]["stop_step"] for d in digests.values()] == [40, 40, 40]
+    assert all(d["result"]["revived"]["step"] == 20 for d in digests.values())
+
+
 def test_a_run_that_collapsed_at_its_last_report_is_not_revived(ray_local, tmp_path):
     """Grace until the last step: both runs collapse at step 40 of 40, so there is nothing to
     train on, and the 120 steps left stay unspent."""
