@@ -108,13 +108,11 @@ class Summarize(Callback):
     of a ten-thousand-run sweep reads one file. Written every `every_s` and at the end; runs
     ended since the last write are read from their own files by readers meanwhile."""
 
-    def __init__(self, root, control, every_s: float = 30.0, stale: tuple = ()):
+    def __init__(self, root, control, every_s: float = 30.0):
         from analysis.sweeps import refresh_summary
 
         self.root, self.control, self.every_s = root, control, every_s
         self.summary = refresh_summary(root)  # runs a killed driver ended are caught up here
-        if stale:  # runs a revival rewrote under a killed driver
-            refresh_summary(root, self.summary, keys=list(stale))
         self.pending: set[str] = set()
         self.last = time.monotonic()
 

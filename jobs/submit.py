@@ -215,6 +215,10 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
                          spec.seeds, meta.get("trials", spec.trials), budget, log,
                          revive=bool((spec.early_stop["collapse"] or {}).get("revive")))
     resumed = search.restore(layout.TrialStore.of(root))
+    if search.revived_keys:  # results a revival rewrote, perhaps under a killed driver
+        from analysis.sweeps import refresh_summary
+
+        refresh_summary(root, keys=search.revived_keys)
     if search.idle():
         log(f"[gansweep] sweep {spec.name} has nothing left to run ({search.summary()}); "
             "extend it with --trials N or --budget steps=N / hours=H")
@@ -239,8 +243,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
         # than force an experiment snapshot each time one is deleted.
         checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
         callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl, budget),
-                   Summarize(root, ctl, stale=tuple(search.revived_keys)),
-                   RunClock(root, meta), tensorboard_logger()],
+                   Summarize(root, ctl), RunClock(root, meta), tensorboard_logger()],
         verbose=0)
     tune_config = tune.TuneConfig(
         search_alg=search, scheduler=scheduler, num_samples=-1,

@@ -203,6 +203,17 @@ def test_a_resume_with_more_budget_revives_runs_paused_before(ray_local, tmp_pat
     digests = read_summary(root)
     assert [d["result"]["stop_step"] for d in digests.values()] == [40, 40, 40]
     assert all(d["result"]["revived"]["step"] == 20 for d in digests.values())
+    # a driver killed after a revival ended, before it wrote the summary, left the paused
+    # digests there: the next driver, even one with nothing to run, reads them again
+    path = root / "summary.json"
+    data = json.loads(path.read_text())
+    for d in data["runs"].values():
+        d["result"] = {**d["result"], "stop_reason": "collapsed", "stop_step": 20}
+        del d["result"]["revived"]
+    path.write_text(json.dumps(data))
+    assert collect(root)["steps_spent"] == 60  # what a reader sees until then
+    resume(root, **QUIET)
+    assert collect(root)["steps_spent"] == 120 and collect(root)["revived"] == 3
 
 
 def test_a_run_that_collapsed_at_its_last_report_is_not_revived(ray_local, tmp_path):
