@@ -25,7 +25,8 @@ the no-stopping TPE arm's final incumbent on the same seed.
 
 Writes benchmarks/results/budget.json (one entry per dataset, merged with what is there),
 after every held-out seed. A run cut short continues on the seeds left, with the settings
-chosen before, and is merged in (which refuses files of other settings):
+chosen before, and is merged in, as often as it writes (seeds merged before are kept; files of
+other settings are refused):
 
     ... budget.py --dataset grid25 --seeds 105-112 --dev '' --asha-grace 0.3 --out F
     ... budget.py --dataset grid25 --merge F
@@ -502,10 +503,12 @@ def merge(into: Path, other: Path, dataset: str) -> None:
     if a["arms"] != b["arms"] or [a["collapse"].get(k) for k in same] != \
             [b["collapse"].get(k) for k in same] or asha_grace(a) != asha_grace(b):
         raise SystemExit("the two runs differ in their arms, collapse setting or ASHA grace")
-    a["per_seed"].update(b["per_seed"])
+    new = {s: row for s, row in b["per_seed"].items() if s not in a["per_seed"]}
+    a["per_seed"].update(new)  # a seed merged before keeps its rows (retrained ones too)
     a["seeds"] = sorted(int(k) for k in a["per_seed"])
     a["partial"] = b["partial"]  # the continuation ran the seeds that were left
-    a["wall_s"] = round(a["wall_s"] + b["wall_s"], 1)
+    a["wall_s"] = round(a["wall_s"] + sum(c["wall_s"] for row in new.values()
+                                          for c in row.values()), 1)
     rejudge(merged, dataset, into)
 
 

@@ -73,6 +73,9 @@ def test_merge_adds_seeds_and_refuses_another_asha_grace(tmp_path):
     merge(into, other, "grid25")
     merged = json.loads(into.read_text())["grid25"]
     assert merged["seeds"] == [101, 102] and merged["summary"]["tpe"]["final_mean"] == 0.5
+    assert merged["wall_s"] == 2.0
+    merge(into, other, "grid25")  # again (a continuation merged as it goes): nothing added
+    assert json.loads(into.read_text())["grid25"]["wall_s"] == 2.0
     with pytest.raises(SystemExit, match="ASHA grace"):
         merge(into, odd, "grid25")
 
