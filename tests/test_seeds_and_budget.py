@@ -131,6 +131,17 @@ def test_stopped_runs_count_up_to_their_stop_and_give_the_rest_back(ray_local, t
     assert s["budget"]["steps_left"] == 20
 
 
+def revive_spec(tmp_path, name: str, trials: int, steps: int, budget: int, grace: int = 0,
+                **more):
+    """Every run collapses at its first report from `grace` on (threshold 1.0: mode diversity
+    never reaches it), with revival on; two reports a run."""
+    return parse_spec(tiny_spec(
+        tmp_path, name=name, trials=trials, steps=steps, report_every=steps // 2,
+        budget={"steps": budget}, **more,
+        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": grace,
+                                 "revive": True}}))
+
+
 def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
         ray_local, tmp_path):
     """`trials: 6` of 400-step runs that all collapse at step 200 leave 800 of 2000 budget
@@ -142,11 +153,8 @@ def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
     from analysis.sweeps import budget_events, load_sweep
     from jobs.search import CID_ATTR, REVIVED_ATTR
 
-    spec = parse_spec(tiny_spec(
-        tmp_path, name="revive", trials=6, steps=400, report_every=200, budget={"steps": 2000},
-        metric="fid",  # continuous (lower wins), so which runs are revived is a real choice
-        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0,
-                                 "revive": True}}))
+    # fid: continuous (lower wins), so which runs are revived is a real choice
+    spec = revive_spec(tmp_path, "revive", trials=6, steps=400, budget=2000, metric="fid")
     root = submit(spec, **QUIET)
     res = results(root)
     revived = {k: r for k, r in res.items() if r.get("revived")}
@@ -189,10 +197,7 @@ def test_a_resume_with_more_budget_revives_runs_paused_before(ray_local, tmp_pat
     which held those as collapsed, is read again for them, so status and reports see them."""
     from analysis.sweeps import read_summary
 
-    spec = parse_spec(tiny_spec(
-        tmp_path, name="later", trials=3, steps=40, report_every=20, budget={"steps": 80},
-        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0,
-                                 "revive": True}}))
+    spec = revive_spec(tmp_path, "later", trials=3, steps=40, budget=80)
     root = submit(spec, **QUIET)
     s = collect(root)
     assert s["counts"]["collapsed"] == 2 and s["revived"] == 1 and s["steps_spent"] == 80
@@ -219,10 +224,7 @@ def test_a_resume_with_more_budget_revives_runs_paused_before(ray_local, tmp_pat
 def test_a_run_that_collapsed_at_its_last_report_is_not_revived(ray_local, tmp_path):
     """Grace until the last step: both runs collapse at step 40 of 40, so there is nothing to
     train on, and the 120 steps left stay unspent."""
-    spec = parse_spec(tiny_spec(
-        tmp_path, name="late", trials=2, steps=40, report_every=20, budget={"steps": 200},
-        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 40,
-                                 "revive": True}}))
+    spec = revive_spec(tmp_path, "late", trials=2, steps=40, budget=200, grace=40)
     root = submit(spec, **QUIET)
     res = results(root)
     assert [(r["stop_reason"], r["stop_step"]) for r in res.values()] == [("collapsed", 40)] * 2
