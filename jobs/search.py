@@ -112,7 +112,7 @@ class SweepSearch(Searcher):
         self.ended_runs = 0
         self.finished = False
         self.revive = revive and budget.steps is not None
-        self.paused: dict[tuple[str, int], float] = {}  # collapsed runs -> metric at the pause
+        self.paused: set[tuple[str, int]] = set()  # collapsed runs (their values: the pause's)
         self.revive_first: set[tuple[str, int]] = set()  # revivals a kill interrupted
         self.revival_trials: set[str] = set()  # Tune trial ids that revive a run
         self.revived = 0
@@ -143,7 +143,7 @@ class SweepSearch(Searcher):
         self.trained[trial_id] = (start, start)
         self.budget.committed[trial_id] = self.control.steps - start
         if revival:
-            self.paused.pop((race.cid, j), None)
+            self.paused.discard((race.cid, j))
             self.revive_first.discard((race.cid, j))
             self.revival_trials.add(trial_id)
             return {**race.params, SEED: self.seeds[j], REVIVE: True}
@@ -189,9 +189,7 @@ class SweepSearch(Searcher):
         if j == 0:
             self.first_in_flight.discard(cid)
         result = result or {}
-        reason = layout.FAILED if error else result.get("stop_reason") or layout.FAILED
-        if reason == layout.RUNNING:  # stopped from outside before its last step: ASHA
-            reason = layout.ASHA
+        reason = _ended_as(result, error)
         if not result.get("reused"):  # Tune passes a result its scheduler stopped on only here
             self._intermediate(race, j, result)
         self._record(race, j, reason, result.get(self.control.metric),
@@ -234,7 +232,7 @@ class SweepSearch(Searcher):
         """A collapsed run becomes revivable, unless it collapsed at its last report: then
         nothing is left to train."""
         if self.revive and step < self.control.steps:
-            self.paused[(race.cid, j)] = race.values.get(j, math.nan)
+            self.paused.add((race.cid, j))
             self.resume_at[(race.cid, j)] = step
 
     def _next_revival(self) -> tuple[Race, int] | None:
@@ -249,7 +247,7 @@ class SweepSearch(Searcher):
         sign = -1.0 if self.control.mode == "max" else 1.0
 
         def order(p):
-            v = self.paused.get(p, math.nan)
+            v = self.races[p[0]].values.get(p[1], math.nan)
             return (p not in self.revive_first, sign * v if math.isfinite(v) else math.inf, p)
 
         cid, j = min(fits, key=order)
@@ -259,9 +257,7 @@ class SweepSearch(Searcher):
         """A revival ended: the run's outcome is its revived one; Optuna gets it as a trial of
         its own (the configuration's first was told when the run paused)."""
         self.revived += 1
-        reason = layout.FAILED if error else result.get("stop_reason") or layout.FAILED
-        if reason == layout.RUNNING:
-            reason = layout.ASHA
+        reason = _ended_as(result, error)
         self._record(race, j, reason, result.get(self.control.metric), result.get("objective"))
         self._rank(race)
         self._tell_revival(race, j, reason, result.get("objective"))
@@ -516,6 +512,14 @@ class SweepSearch(Searcher):
         for race, j, r in revivals_ended:  # the driver died before telling the study
             self._tell_revival(race, j, r.get("stop_reason", layout.FAILED), r.get("objective"))
         return resumed
+
+
+def _ended_as(result: dict, error: bool) -> str:
+    """How a run ended, from its last result."""
+    reason = layout.FAILED if error else result.get("stop_reason") or layout.FAILED
+    if reason == layout.RUNNING:  # stopped from outside before its last step: ASHA
+        reason = layout.ASHA
+    return reason
 
 
 def _num(v):
