@@ -53,7 +53,8 @@ class Driver:
         return self.log.read_text()
 
 
-def wait_for(cond, what: str, timeout: float = 300, driver: Driver | None = None):
+def wait_for(cond, what: str, timeout: float = 300, driver: Driver | None = None,
+             poll: float = 0.1):
     deadline = time.time() + timeout
     while time.time() < deadline:
         value = cond()
@@ -62,7 +63,7 @@ def wait_for(cond, what: str, timeout: float = 300, driver: Driver | None = None
         if driver is not None and driver.proc.poll() is not None:
             raise AssertionError(f"driver exited ({driver.proc.returncode}) before {what}:\n"
                                  + driver.output()[-3000:])
-        time.sleep(0.1)
+        time.sleep(poll)
     raise AssertionError(f"timed out waiting for {what}")
 
 

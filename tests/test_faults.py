@@ -65,11 +65,12 @@ def assert_complete_and_unrepeated(sweep, finished_before: dict, resumed_at: dic
 def kill_at_stages(spec, sweep, stages, tmp_path, after_kill=None) -> tuple[dict, dict]:
     """`gansweep submit`, SIGKILLed at each stage's condition and resumed; the last resume
     runs to its end. Returns what had finished before a kill and where running ones stood.
-    `after_kill(i)` looks at the sweep as a kill left it, before the resume."""
+    `after_kill(i)` looks at the sweep as a kill left it, before the resume. A stage may add
+    how often its condition is polled, for a kill that must land in a narrow window."""
     finished_before, resumed_at = {}, {}
     driver = Driver("submit", str(spec), log=tmp_path / "run0.log")
-    for i, (what, cond) in enumerate(stages):
-        wait_for(cond, what, driver=driver)
+    for i, (what, cond, *poll) in enumerate(stages):
+        wait_for(cond, what, driver=driver, poll=(poll or [0.1])[0])
         driver.kill(signal.SIGKILL)
         finished_before.update(results(sweep))
         resumed_at.update(running(sweep))
@@ -146,8 +147,10 @@ def test_sigkill_mid_race_under_a_budget_then_resume(tmp_path):
 def test_sigkill_mid_revival_then_resume(tmp_path):
     """`revive`: three runs pause (collapse) at step 30 of 100; two revivals of 70 steps fill
     the 230-step budget. Killed while a revival trains, then resumed: the revival continues
-    from its checkpoint with detection still off, every step is counted once (the budget
-    spent exactly), no report trains twice, and the study holds each revival once."""
+    from its checkpoint with detection still off. Killed again the moment a revival wrote its
+    result, before the driver told Optuna of it, then resumed: the next driver tells it. Every
+    step is counted once (the budget spent exactly), no report trains twice, and the study
+    holds each revival once."""
     import optuna
 
     from jobs.search import REVIVED_ATTR
@@ -162,8 +165,31 @@ def test_sigkill_mid_revival_then_resume(tmp_path):
         return any((sweep / "trials" / k / "revived.json").exists() and v[-1] >= 50
                    for k, v in running(sweep).items() for v in [store_steps(sweep)[k]])
 
-    _, resumed_at = kill_at_stages(spec, sweep, [("a revival training", revival_past_its_pause)],
-                                   tmp_path)
+    reviving: set[str] = set()
+
+    def after_kill(i):
+        if i == 0:  # the revivals not ended yet: watched for their result
+            reviving.update(k for k in running(sweep)
+                            if (sweep / "trials" / k / "revived.json").exists())
+            assert reviving
+        else:  # the kill landed before the driver told the study of the revival that ended
+            ended = [k for k in reviving if (sweep / "trials" / k / "result.json").exists()]
+            told = sum(REVIVED_ATTR in t.user_attrs for t in load_study().trials)
+            revived_results = sum(bool(r.get("revived")) for r in results(sweep).values())
+            assert ended and told < revived_results, (ended, told, revived_results)
+
+    def a_revival_result_written():
+        return any((sweep / "trials" / k / "result.json").exists() for k in reviving)
+
+    def load_study():
+        meta = json.loads((sweep / "sweep.json").read_text())
+        return optuna.load_study(study_name=meta["study_name"],
+                                 storage=f"sqlite:///{sweep / 'optuna.db'}")
+
+    _, resumed_at = kill_at_stages(
+        spec, sweep, [("a revival training", revival_past_its_pause),
+                      ("a revival's result written", a_revival_result_written, 0.001)],
+        tmp_path, after_kill=after_kill)
     final = results(sweep)
     revived = {k: r for k, r in final.items() if r.get("revived")}
     assert len(final) == 3 and len(revived) == 2
@@ -178,9 +204,7 @@ def test_sigkill_mid_revival_then_resume(tmp_path):
         assert revived[key]["stop_reason"] == "completed"
     counts = collections.Counter(tune_reports(sweep))
     assert not [kv for kv, n in counts.items() if n > 1], counts
-    meta = json.loads((sweep / "sweep.json").read_text())
-    study = optuna.load_study(study_name=meta["study_name"],
-                              storage=f"sqlite:///{sweep / 'optuna.db'}")
+    study = load_study()
     states = collections.Counter(t.state.name for t in study.trials)
     assert states["RUNNING"] == 0 and states["COMPLETE"] == 5, states
     assert sum(REVIVED_ATTR in t.user_attrs for t in study.trials) == 2

@@ -232,6 +232,44 @@ def test_a_run_that_collapsed_at_its_last_report_is_not_revived(ray_local, tmp_p
     assert collect(root)["steps_spent"] == 80 and len(study(root).trials) == 2
 
 
+def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(ray_local, tmp_path):
+    """One run pauses at step 200 and is revived toward step 500 000 (the step budget lets
+    it); the hour budget stops it on the way. That stop is not the revival's outcome: Optuna
+    is not told a revived value, the paused result stays aside and no result is written. A
+    resume with more hours continues the revival from its checkpoint with detection still off
+    (threshold 1.0 would stop it at its next report), as the same run, trained nowhere twice."""
+    from jobs.search import REVIVED_ATTR
+
+    spec = parse_spec(tiny_spec(
+        tmp_path, name="revhours", trials=1, steps=500_000, report_every=200,
+        budget={"steps": 500_000, "hours": 15 / 3600}, fixed={"width": 8, "batch_size": 16},
+        early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0,
+                                 "revive": True}}))
+    root = submit(spec, **QUIET)
+    [key] = [p.name for p in (root / sd.TRIALS).iterdir()]
+    entry = root / sd.TRIALS / key
+
+    def history() -> list[int]:
+        lines = (entry / "metrics.csv").read_text().splitlines()[1:]
+        return [int(float(ln.split(",")[0])) for ln in lines]
+
+    assert not results(root) and (entry / "revived.json").exists()
+    assert len(list(entry.glob("result.json.paused-*"))) == 1
+    first = history()
+    assert first[-1] > 200, "the hour budget ran out before the revival trained"
+    s = collect(root)
+    assert s["counts"]["unfinished"] == 1 and s["revived"] == 0 and s["steps_spent"] == first[-1]
+    trials = study(root).trials
+    assert len(trials) == 1 and not any(REVIVED_ATTR in t.user_attrs for t in trials)
+    resume(root, budget={"hours": 30 / 3600}, **QUIET)
+    second = history()
+    assert second[-1] > first[-1] and not results(root)  # not collapsed: detection stayed off
+    assert second == list(range(200, second[-1] + 1, 200))  # one history, nothing twice
+    assert len(list(entry.glob("result.json.paused-*"))) == 1
+    assert collect(root)["steps_spent"] == second[-1]
+    assert len(study(root).trials) == 1
+
+
 def test_revive_needs_a_step_budget(tmp_path):
     """Refused by the command, before Ray starts and before a directory is made."""
     import yaml
