@@ -32,6 +32,12 @@ other settings are refused):
     ... budget.py --dataset grid25 --merge F
     ... budget.py --dataset grid25 --retrain 2   # the final configurations trained again
 
+The sweeps live in a temporary directory, or in `--work DIR`, which it prints at its start
+and which a kill leaves behind. The same command again with `--work DIR` continues from there:
+each arm whose sweep is in DIR is resumed by gansweep's own `resume` (nothing lost, nothing
+trained twice; a finished one only rescored), and its wall time is that of all its drivers.
+An arm whose sweep in DIR was made with other settings is refused.
+
 Another collapse setting beside the chosen one (its arms only, paired with the TPE arm already
 in the results):
 
@@ -42,6 +48,7 @@ in the results):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -232,11 +239,30 @@ def reach(c: dict, target: float) -> float | None:
     return None
 
 
+def sweep(spec) -> tuple[Path, float, bool]:
+    """The arm's sweep through the real submit path; one that an interrupted run of this
+    benchmark left in its work directory is resumed instead. Returns its directory, the
+    wall-clock of its drivers and whether it was resumed."""
+    from jobs import sweep_dir as sd
+    from jobs.submit import resume, submit
+
+    quiet = lambda *_: None  # noqa: E731
+    root = Path(spec.sweep_dir)
+    if not (root / sd.META).is_file():
+        t0 = time.perf_counter()
+        return submit(spec, log=quiet), time.perf_counter() - t0, False
+    made, _ = sd.open_existing(root)
+    if made.fingerprint() != spec.fingerprint():
+        raise SystemExit(f"{root} holds this arm's sweep made with other settings (steps, "
+                         "collapse, ASHA grace): give another --work, or the same settings")
+    resume(root, log=quiet)
+    return root, sd.spent_seconds(json.loads((root / sd.META).read_text())), True
+
+
 def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int | None = None,
         runs: int = RUNS, collapse: dict | None = None, asha_grace: float = 0.1, log=print,
         on_seed=None) -> dict:
     from jobs.spec import parse_spec
-    from jobs.submit import submit
     from trainers.data import load_dataset
 
     data = load_dataset(dataset)
@@ -249,10 +275,11 @@ def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int 
         for arm in arms:
             spec = parse_spec(spec_for(dataset, arm, seed, str(work), steps, runs, collapse,
                                        asha_grace))
-            t0 = time.perf_counter()
-            root = submit(spec, log=lambda *_: None)
+            root, wall_s, resumed = sweep(spec)
             c = curve(root, data)
-            c["wall_s"] = round(time.perf_counter() - t0, 1)
+            c["wall_s"] = round(wall_s, 1)
+            if resumed:
+                c["resumed"] = True
             c["final"], c["auc"] = at(c, budget), auc(c, budget)
             row[arm] = c
             log(f"{dataset} seed {seed} {arm}: final {c['final']:.3f}, auc {c['auc']:.3f}, "
@@ -449,6 +476,8 @@ def main() -> None:
                    "(a run continued on other seeds with the same collapse setting) to --out")
     p.add_argument("--retrain", type=int, default=0, metavar="K", help="train each arm's final "
                    "incumbent configuration in --out again on training seeds 1..K")
+    p.add_argument("--work", default=None, metavar="DIR", help="keep the sweeps in DIR (kept "
+                   "afterwards); a run of the same command cut short continues there")
     args = p.parse_args()
     d = DATASETS[args.dataset]
     args.seeds = d["held_out"] if args.seeds is None else args.seeds
@@ -479,7 +508,11 @@ def main() -> None:
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="budget-") as work:
+    with contextlib.ExitStack() as stack:
+        work = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="budget-"))
+        Path(work).mkdir(parents=True, exist_ok=True)
+        print(f"sweeps in {work}: after a kill, the same command with --work {work} "
+              "continues", flush=True)
         name, grace, chosen = (args.collapse or d["collapse"][0],
                                args.asha_grace or d["asha_graces"][0], None)
         if args.dev:

@@ -50,7 +50,7 @@ def collect(root: str | Path) -> dict:
         budget["steps_spent"] = sweep.steps_spent()
         budget["steps_left"] = max(0, budget["steps"] - budget["steps_spent"])
     if "hours" in budget:
-        budget["hours_spent"] = spent_seconds(meta) / 3600
+        budget["hours_spent"] = sd.spent_seconds(meta) / 3600
         budget["hours_left"] = max(0.0, budget["hours"] - budget["hours_spent"])
     return {"sweep": spec["name"], "dir": str(root), "trainer": spec["trainer"],
             "dataset": spec["dataset"], "metric": sweep.metric, "mode": sweep.mode,
@@ -61,11 +61,6 @@ def collect(root: str | Path) -> dict:
             "best": best, "study_name": meta["study_name"],
             "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows}
 
-
-def spent_seconds(meta: dict) -> float:
-    """Wall-clock of the driver runs so far (each up to the last time it was seen alive)."""
-    return float(sum(max(0.0, r.get("seen", r["started"]) - r["started"])
-                     for r in meta.get("runs", [])))
 
 
 def format_status(s: dict) -> str:

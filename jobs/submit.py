@@ -208,7 +208,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
     # which have all run already: each driver run has its own seed.
     study = open_study(spec, root, meta["study_name"], spec.seed + 1000 * len(meta["runs"]))
     limits = sweep_budget(spec, meta)
-    budget = Budget(limits["steps"], limits["hours"], 0, spent_seconds(meta))
+    budget = Budget(limits["steps"], limits["hours"], 0, sd.spent_seconds(meta))
     ctl = control(spec, root, run_id)
     search = SweepSearch(ctl, study, make_space(spec.trainer, spec.space, dict(spec.fixed),
                                                 spec.steps),
@@ -266,8 +266,3 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
     log(f"[gansweep] done ({search.summary()}). Status: gansweep status {root}")
     return root
 
-
-def spent_seconds(meta: dict) -> float:
-    """Wall-clock of the driver runs so far (each up to the last time it was seen alive)."""
-    return float(sum(max(0.0, r.get("seen", r["started"]) - r["started"])
-                     for r in meta.get("runs", [])))

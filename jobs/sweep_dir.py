@@ -139,3 +139,9 @@ def check_writable(root: Path | UriPath) -> None:
 
 def write_meta(root: Path | UriPath, meta: dict) -> None:
     write_file(root / META, json.dumps(meta, indent=1).encode())
+
+
+def spent_seconds(meta: dict) -> float:
+    """Wall-clock of the driver runs so far (each up to the last time it was seen alive)."""
+    return float(sum(max(0.0, r.get("seen", r["started"]) - r["started"])
+                     for r in meta.get("runs", [])))

@@ -1,11 +1,15 @@
 """benchmarks/budget.py, small: two arms on one seed, short runs, a budget of three runs."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pytest
 
 
 def test_small_budget_benchmark(ray_local, tmp_path):
     from benchmarks.budget import auc, plot, retrain, retrain_one, run, summarise, table, targets
+    from jobs.sweep_dir import spent_seconds
 
     res = run("ring8", [0], ["tpe", "tpe+collapse"], tmp_path, steps=100, runs=3,
               log=lambda *_: None)
@@ -31,6 +35,20 @@ def test_small_budget_benchmark(ray_local, tmp_path):
     assert len(tpe["retrained"]) == 2 and all(0.0 <= v <= 1.0 for v in tpe["retrained"])
     assert res["summary"]["tpe"]["retrained_mean"] == np.mean(tpe["retrained"])
     assert "trained again" in table(res)
+    # run again in the same work directory (`--work`, after a kill): each arm's sweep is
+    # resumed, here with nothing left, so the same curves and no run trained again
+    results = sorted(p.read_text() for p in tmp_path.glob("*/trials/*/result.json"))
+    again = run("ring8", [0], ["tpe", "tpe+collapse"], tmp_path, steps=100, runs=3,
+                log=lambda *_: None)
+    for arm in ("tpe", "tpe+collapse"):
+        c, before = again["per_seed"]["0"][arm], res["per_seed"]["0"][arm]
+        assert c["resumed"] and "resumed" not in before
+        assert (c["steps"], c["fresh"]) == (before["steps"], before["fresh"])
+        meta = json.loads((tmp_path / f"ring8-{arm}-0" / "sweep.json").read_text())
+        assert c["wall_s"] == round(spent_seconds(meta), 1) > 0  # its drivers' time
+    assert sorted(p.read_text() for p in tmp_path.glob("*/trials/*/result.json")) == results
+    with pytest.raises(SystemExit, match="made with other settings"):
+        run("ring8", [0], ["tpe"], tmp_path, steps=60, runs=3, log=lambda *_: None)
 
 
 def test_every_arm_is_a_valid_spec_with_its_asha_grace(tmp_path):
@@ -60,10 +78,6 @@ def _fake(seed: int, grace: float | None) -> dict:
 
 
 def test_merge_adds_seeds_and_refuses_another_asha_grace(tmp_path):
-    import json
-
-    import pytest
-
     from benchmarks.budget import merge
 
     into, other, odd = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
@@ -81,7 +95,6 @@ def test_merge_adds_seeds_and_refuses_another_asha_grace(tmp_path):
 
 
 def test_another_collapse_setting_is_added_beside_and_judged_against_the_same_tpe(tmp_path):
-    import json
 
     from benchmarks.budget import CANDIDATES, add_arms, spec_for
     from jobs.spec import parse_spec
