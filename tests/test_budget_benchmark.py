@@ -175,3 +175,21 @@ def test_paired_comparison_counts_seeds_and_brackets_the_mean():
     assert (v["wins"], v["ties"], v["losses"]) == (2, 1, 1)
     assert abs(v["mean_diff"] - 0.125) < 1e-12 and v["ci90"][0] < 0.125 < v["ci90"][1]
     assert paired(out, "tpe") == {}
+
+
+def test_step_cost_writes_a_row_per_batch_size(tmp_path):
+    """benchmarks/step_cost.py, two steps a case (what it measures is in the README)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "cost.json"
+    proc = subprocess.run([sys.executable, "benchmarks/step_cost.py", "--steps", "2",
+                           "--rounds", "2", "--out", str(out)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["batch_size"] for r in rows] == [32, 64, 128, 256]
+    assert all(r["ms_per_step"] > 0 and r["ms_per_step_mbd"] > 0 for r in rows)
+    assert "| 256 |" in proc.stdout
