@@ -365,9 +365,10 @@ def table(res: dict) -> str:
     again = any("retrained_mean" in s for s in res["summary"].values())
     rows = ["| arm | final best, mean ± sd (min-max) | against TPE, same seeds: mean difference "
             "[90 % interval], won/tied/lost | area under the curve | budget to reach "
-            "TPE's final − 0.02, median seed | reached | configurations | stopped runs |"
+            "TPE's final − 0.02, median seed | reached | configurations | stopped runs | "
+            "minutes a sweep, mean |"
             + (" final configuration trained again, mean ± sd |" if again else ""),
-            "|---|---|---|---|---|---|---|---|" + ("---|" if again else "")]
+            "|---|---|---|---|---|---|---|---|---|" + ("---|" if again else "")]
     for arm, s in res["summary"].items():
         sd = f" ± {s['final_std']:.3f}" if s["final_std"] is not None else ""
         need = s["median_budget_to_reach"]
@@ -379,7 +380,8 @@ def table(res: dict) -> str:
         rows.append(
             f"| {arm} | {s['final_mean']:.3f}{sd} ({s['final_min']:.3f}-{s['final_max']:.3f}) "
             f"| {vs} | {s['auc_mean']:.3f} | {reach[0]} | {reach[1]} "
-            f"| {s['configurations_mean']:.1f} | {s['stopped_mean']:.1f} |")
+            f"| {s['configurations_mean']:.1f} | {s['stopped_mean']:.1f} "
+            f"| {s['wall_s_mean'] / 60:.1f} |")
         if again:
             rsd = s.get("retrained_std")
             rows[-1] += (f" {s['retrained_mean']:.3f}{f' ± {rsd:.3f}' if rsd else ''} |"
