@@ -261,7 +261,7 @@ def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(ray_l
     assert s["counts"]["unfinished"] == 1 and s["revived"] == 0 and s["steps_spent"] == first[-1]
     trials = study(root).trials
     assert len(trials) == 1 and not any(REVIVED_ATTR in t.user_attrs for t in trials)
-    resume(root, budget={"hours": 30 / 3600}, **QUIET)
+    resume(root, budget={"hours": 22 / 3600}, **QUIET)
     second = history()
     assert second[-1] > first[-1] and not results(root)  # not collapsed: detection stayed off
     assert second == list(range(200, second[-1] + 1, 200))  # one history, nothing twice
