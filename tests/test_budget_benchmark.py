@@ -7,12 +7,51 @@ import numpy as np
 import pytest
 
 
+def killed_mid_sweep(work) -> None:
+    """The benchmark in a process of its own, SIGKILLed while the tpe arm's sweep has a run
+    ended and another with a checkpoint; its sweep stays in `work`."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    from tests.conftest import ROOT
+    from tests.faults import results, running, wait_for
+
+    ray_tmp = f"/tmp/gsb{uuid.uuid4().hex[:6]}"
+    code = ("from benchmarks.budget import run; run('ring8', [0], ['tpe'], "
+            f"__import__('pathlib').Path({str(work)!r}), steps=100, runs=3)")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": ray_tmp},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sweep = work / "ring8-tpe-0"
+    try:
+        wait_for(lambda: results(sweep) and running(sweep), "a run ended, one mid-way",
+                 timeout=180, poll=0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        subprocess.run(["pkill", "-9", "-f", ray_tmp], check=False)
+
+
 def test_small_budget_benchmark(ray_local, tmp_path):
+    """Killed mid-way, then run again in the same work directory (`--work`): the killed arm's
+    sweep is resumed with nothing lost or trained twice, then everything checked as if it had
+    run straight through; a third run only rescores."""
     from benchmarks.budget import auc, plot, retrain, retrain_one, run, summarise, table, targets
     from jobs.sweep_dir import spent_seconds
+    from tests.faults import results, store_steps
 
+    killed_mid_sweep(tmp_path)
     res = run("ring8", [0], ["tpe", "tpe+collapse"], tmp_path, steps=100, runs=3,
               log=lambda *_: None)
+    assert res["per_seed"]["0"]["tpe"]["resumed"]
+    assert "resumed" not in res["per_seed"]["0"]["tpe+collapse"]
+    every = 100 // 15  # budget.py's report interval for 100-step ring8 runs
+    for steps in store_steps(tmp_path / "ring8-tpe-0").values():  # whole, nothing twice
+        assert steps == list(range(every, 100, every)) + [100], steps
+    assert any(r["resumed_from_step"] > 0 for r in results(tmp_path / "ring8-tpe-0").values())
     budget = res["budget_steps"]
     assert budget == 300
     for arm in ("tpe", "tpe+collapse"):
@@ -35,18 +74,18 @@ def test_small_budget_benchmark(ray_local, tmp_path):
     assert len(tpe["retrained"]) == 2 and all(0.0 <= v <= 1.0 for v in tpe["retrained"])
     assert res["summary"]["tpe"]["retrained_mean"] == np.mean(tpe["retrained"])
     assert "trained again" in table(res)
-    # run again in the same work directory (`--work`, after a kill): each arm's sweep is
-    # resumed, here with nothing left, so the same curves and no run trained again
-    results = sorted(p.read_text() for p in tmp_path.glob("*/trials/*/result.json"))
+    # and again: each arm's sweep is resumed, with nothing left: the same curves, no run
+    # trained again
+    stored = sorted(p.read_text() for p in tmp_path.glob("*/trials/*/result.json"))
     again = run("ring8", [0], ["tpe", "tpe+collapse"], tmp_path, steps=100, runs=3,
                 log=lambda *_: None)
     for arm in ("tpe", "tpe+collapse"):
         c, before = again["per_seed"]["0"][arm], res["per_seed"]["0"][arm]
-        assert c["resumed"] and "resumed" not in before
+        assert c["resumed"]
         assert (c["steps"], c["fresh"]) == (before["steps"], before["fresh"])
         meta = json.loads((tmp_path / f"ring8-{arm}-0" / "sweep.json").read_text())
         assert c["wall_s"] == round(spent_seconds(meta), 1) > 0  # its drivers' time
-    assert sorted(p.read_text() for p in tmp_path.glob("*/trials/*/result.json")) == results
+    assert sorted(p.read_text() for p in tmp_path.glob("*/trials/*/result.json")) == stored
     with pytest.raises(SystemExit, match="made with other settings"):
         run("ring8", [0], ["tpe"], tmp_path, steps=60, runs=3, log=lambda *_: None)
 
