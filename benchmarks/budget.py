@@ -66,6 +66,7 @@ RESULTS = Path(__file__).parent / "results"
 RUNS = 20  # the budget, in full runs' steps
 FRESH_N, FRESH_SEED = 20_000, 777
 TOLERANCE = 0.02
+STARTUP = 10  # runs: Optuna TPESampler's n_startup_trials, drawn at random before its model
 SPACE = {"lr_g": {"low": 1e-5, "high": 1e-1, "log": True},
          "lr_d": {"low": 1e-5, "high": 1e-1, "log": True}}
 # Short runs (the budget is 20 of them, over 12+ seeds, 5 arms and 2 datasets on 2 cores),
@@ -294,6 +295,12 @@ def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int 
     return out
 
 
+def found_at(c: dict) -> float:
+    """Budget spent when the arm's final incumbent ended (its curve's first step at its final
+    value)."""
+    return next(s for s, v in zip(c["steps"], c["fresh"]) if v == c["fresh"][-1])
+
+
 def summarise(out: dict) -> dict:
     budget = out["budget_steps"]
     summary = {}
@@ -314,7 +321,12 @@ def summarise(out: dict) -> dict:
             "stopped_mean": float(np.mean([sum(v for k, v in c["counts"].items()
                                                if k not in ("completed", "revived"))
                                            for c in rows])),
-            "wall_s_mean": float(np.mean([c["wall_s"] for c in rows]))}
+            "wall_s_mean": float(np.mean([c["wall_s"] for c in rows])),
+            # where the budget went: by the end of TPE's random start-up, and by the time the
+            # arm's final incumbent had ended
+            "startup_share_median": float(np.median([c["steps"][min(STARTUP, len(c["steps"]))
+                                                               - 1] for c in rows]) / budget),
+            "incumbent_found_median": float(np.median([found_at(c) for c in rows]) / budget)}
         summary[arm].update(paired(out, arm))
         again = [float(np.mean(c["retrained"])) for c in rows if "retrained" in c]
         if again:  # per seed: the mean over its retrainings; then over the seeds
