@@ -568,6 +568,10 @@ def rejudge(merged: dict, dataset: str, into: Path) -> None:
     into.write_text(json.dumps(merged, indent=1))
 
 
+CANDIDATE_KEYS = ("dataset", "budget_steps", "run_steps", "arms", "seeds", "per_seed", "summary",
+                  "collapse")  # what a development record keeps of a run (choose's, + setting)
+
+
 def add_arms(into: Path, other: Path, dataset: str) -> None:
     """Another collapse setting's arms beside the entry's, on the seeds both ran: each is
     renamed 'ARM [SETTING]' and its reach judged against the entry's TPE arm of that seed
@@ -587,7 +591,7 @@ def add_arms(into: Path, other: Path, dataset: str) -> None:
         a["dev"] = dev
         dev.setdefault("candidates", {})[name] = CANDIDATES[name]
         dev.setdefault("auc_mean", {})[name] = summarise(b)["tpe+collapse"]["auc_mean"]
-        dev.setdefault("per_candidate", {})[name] = b
+        dev.setdefault("per_candidate", {})[name] = {k: b[k] for k in CANDIDATE_KEYS if k in b}
         into.write_text(json.dumps(merged, indent=1))
         return
     added = [arm for arm in b["arms"] if arm.startswith("tpe+collapse")]
