@@ -62,7 +62,6 @@ def collect(root: str | Path) -> dict:
             "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows}
 
 
-
 def format_status(s: dict) -> str:
     c = s["counts"]
     ended = ", ".join(f"{c[r]} {r}" for r in ENDED if c[r]) or "none"
