@@ -21,20 +21,27 @@ def write_spec(path: Path, raw: dict) -> Path:
 
 
 class Driver:
-    """`gansweep submit|resume` in a fresh process with its own Ray temp dir, so whatever a
-    hard kill leaves behind can be found and cleared."""
+    """`gansweep submit|resume` (or Python `code` that drives Ray, such as a benchmark) in a
+    fresh process with its own Ray temp dir, so whatever a hard kill leaves behind can be
+    found and cleared."""
 
-    def __init__(self, *args: str, log: Path):
+    def __init__(self, *args: str, log: Path, code: str | None = None):
         self.tmp = Path("/tmp") / f"gsk{uuid.uuid4().hex[:6]}"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": str(self.tmp),
                "PYTHONUNBUFFERED": "1"}
         self.log = log
-        self.proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT,
-                                     env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
+        argv = ["-c", code] if code is not None else ["-m", "jobs.cli", *args]
+        self.proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env,
+                                     stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
-    def kill(self, sig=signal.SIGKILL) -> None:
-        self.proc.send_signal(sig)
+    def kill(self, sig=signal.SIGKILL, group: bool = False) -> None:
+        """`group`: the driver's whole session too (a driver whose children would otherwise
+        outlive it, such as a benchmark's worker pool)."""
+        if group:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
         self.proc.wait(timeout=120)
         if sig == signal.SIGKILL:
             self.clear()

@@ -10,30 +10,18 @@ import pytest
 def killed_mid_sweep(work) -> None:
     """The benchmark in a process of its own, SIGKILLed while the tpe arm's sweep has a run
     ended and another with a checkpoint; its sweep stays in `work`."""
-    import os
-    import signal
-    import subprocess
-    import sys
-    import uuid
+    from tests.faults import Driver, results, running, wait_for
 
-    from tests.conftest import ROOT
-    from tests.faults import results, running, wait_for
-
-    ray_tmp = f"/tmp/gsb{uuid.uuid4().hex[:6]}"
     code = ("from benchmarks.budget import run; run('ring8', [0], ['tpe'], "
             f"__import__('pathlib').Path({str(work)!r}), steps=100, runs=3)")
-    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, start_new_session=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": ray_tmp},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = Driver(code=code, log=work / "killed.log")
     sweep = work / "ring8-tpe-0"
     try:
         # mid-way with room to spare: a 100-step run ends within a second of its last report
         wait_for(lambda: results(sweep) and any(s <= 50 for s in running(sweep).values()),
-                 "a run ended, one mid-way", timeout=180, poll=0.02)
+                 "a run ended, one mid-way", timeout=180, driver=driver, poll=0.02)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-        subprocess.run(["pkill", "-9", "-f", ray_tmp], check=False)
+        driver.kill(group=True)
 
 
 def test_small_budget_benchmark(ray_local, tmp_path):
