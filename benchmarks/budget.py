@@ -317,6 +317,8 @@ def summarise(out: dict) -> dict:
             # a seed that never reached the target counts as needing more than the budget
             "median_budget_to_reach": float(np.median([x if x is not None else math.inf
                                                        for x in reaches]) / budget),
+            "median_budget_to_reach_ci90": median_interval(
+                [x / budget if x is not None else math.inf for x in reaches]),
             "configurations_mean": float(np.mean([c["configurations"] for c in rows])),
             "stopped_mean": float(np.mean([sum(v for k, v in c["counts"].items()
                                                if k not in ("completed", "revived"))
@@ -333,6 +335,18 @@ def summarise(out: dict) -> dict:
             summary[arm].update(retrained_mean=float(np.mean(again)), retrained_std=float(
                 np.std(again, ddof=1)) if len(again) > 1 else None, retrained_seeds=len(again))
     return summary
+
+
+def median_interval(xs: list[float]) -> list[float] | None:
+    """A 90 % bootstrap interval (10 000 resamples of the seeds) for the median of `xs`,
+    where inf is a seed that never got there: what the half-budget target, a median over a
+    dozen seeds, can tell apart. Quantiles are resampled medians themselves, not
+    interpolated, so an end may be inf."""
+    if len(xs) < 2:
+        return None
+    boot = np.median(np.random.default_rng(0).choice(np.array(xs), size=(10_000, len(xs))),
+                     axis=1)
+    return [float(np.quantile(boot, q, method="inverted_cdf")) for q in (0.05, 0.95)]
 
 
 def paired(out: dict, arm: str, base: str = "tpe") -> dict:
@@ -377,8 +391,8 @@ def table(res: dict) -> str:
     again = any("retrained_mean" in s for s in res["summary"].values())
     rows = ["| arm | final best, mean ± sd (min-max) | against TPE, same seeds: mean difference "
             "[90 % interval], won/tied/lost | area under the curve | budget to reach "
-            "TPE's final − 0.02, median seed | reached | configurations | stopped runs | "
-            "minutes a sweep, mean |"
+            "TPE's final − 0.02, median seed [90 % interval] | reached | configurations | "
+            "stopped runs | minutes a sweep, mean |"
             + (" final configuration trained again, mean ± sd |" if again else ""),
             "|---|---|---|---|---|---|---|---|---|" + ("---|" if again else "")]
     for arm, s in res["summary"].items():
@@ -387,8 +401,12 @@ def table(res: dict) -> str:
         v = s.get("vs_tpe")
         vs = (f"{v['mean_diff']:+.3f} [{v['ci90'][0]:+.3f}, {v['ci90'][1]:+.3f}], "
               f"{v['wins']}/{v['ties']}/{v['losses']}" if v else "-")
+        shown = lambda x: "over" if math.isinf(x) else f"{x:.2f}"  # noqa: E731
+        ci = s.get("median_budget_to_reach_ci90")
         reach = ("over the budget" if math.isinf(need) else f"{need:.2f}",
                  s["reached_tpe_final"]) if "tpe" in res["summary"] else ("-", "-")
+        if ci and "tpe" in res["summary"]:
+            reach = (f"{reach[0]} [{shown(ci[0])}, {shown(ci[1])}]", reach[1])
         rows.append(
             f"| {arm} | {s['final_mean']:.3f}{sd} ({s['final_min']:.3f}-{s['final_max']:.3f}) "
             f"| {vs} | {s['auc_mean']:.3f} | {reach[0]} | {reach[1]} "

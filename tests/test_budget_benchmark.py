@@ -231,3 +231,17 @@ def test_step_cost_writes_a_row_per_batch_size(tmp_path):
     assert [r["batch_size"] for r in rows] == [32, 64, 128, 256]
     assert all(r["ms_per_step"] > 0 and r["ms_per_step_mbd"] > 0 for r in rows)
     assert "| 256 |" in proc.stdout
+
+
+def test_the_median_budget_to_reach_gets_an_interval_over_the_seeds():
+    """Seeds that never reached count as inf; the interval's ends are resampled medians."""
+    import math
+
+    from benchmarks.budget import median_interval
+
+    assert median_interval([0.4]) is None
+    lo, hi = median_interval([0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    assert 0.2 <= lo < 0.45 < hi <= 0.7
+    lo, hi = median_interval([0.1, 0.2, math.inf, math.inf, math.inf])
+    assert lo < 1 and math.isinf(hi)  # a median that may be "never" says so
+    assert median_interval([0.3] * 5) == [0.3, 0.3]
