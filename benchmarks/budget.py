@@ -87,8 +87,9 @@ DATASETS = {
                "dev": "0-1", "held_out": "101-112", "collapse": ["cautious"],
                "asha_graces": [0.1, 0.3]},
 }
-# The collapse rule's base (grace: a quarter of a run); threshold and patience are chosen per
-# dataset on development seeds from CANDIDATES (`choose`).
+# The collapse rule's base (grace: a quarter of a run unless a candidate's `grace` gives another
+# share); threshold and patience are chosen per dataset on development seeds from CANDIDATES
+# (`choose`).
 COLLAPSE = {"threshold": 0.25, "patience": 3}
 ASHA = {"reduction_factor": 3}  # grace: a share of a run, DATASETS[...]["asha_graces"]
 ARMS = {
@@ -114,7 +115,8 @@ def spec_for(dataset: str, arm: str, seed: int, storage: str, steps: int | None 
     early = {}
     for k, v in ARMS[arm]["early_stop"].items():
         if v == "COLLAPSE":
-            v = {**COLLAPSE, "grace_steps": steps // 4, **(collapse or {})}
+            v = {**COLLAPSE, **(collapse or {})}
+            v["grace_steps"] = int(steps * v.pop("grace", 0.25))
         elif v == "ASHA":
             v = {**ASHA, "grace_steps": max(every, round(steps * asha_grace))}
         early[k] = v
@@ -457,7 +459,11 @@ CANDIDATES = {"cautious": {"threshold": 0.25, "patience": 3},  # the spec's defa
               # tried after both missed the half-budget target on ring8 (--collapse trend)
               "trend": {"threshold": 0.25, "patience": 3, "trend": True},
               # ... and after trend lost on ring8's development seeds (--collapse revive)
-              "revive": {"threshold": 0.25, "patience": 3, "revive": True}}
+              "revive": {"threshold": 0.25, "patience": 3, "revive": True},
+              # ... and after grid25's seed 107, where the cautious rule stopped at step 4000 a
+              # run whose mode diversity dipped and recovered: half a run's grace
+              # (--collapse patient, chosen against cautious on grid25's development seeds)
+              "patient": {"threshold": 0.25, "patience": 3, "grace": 0.5}}
 
 
 def choose(dataset: str, dev: list[int], work: Path, log=print, steps: int | None = None,
@@ -564,7 +570,7 @@ def merge(into: Path, other: Path, dataset: str) -> None:
     """One dataset's held-out seeds from two runs of the same arms and collapse setting."""
     merged = json.loads(into.read_text())
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
-    same = ("threshold", "patience", "grace_steps", "trend", "revive")
+    same = ("threshold", "patience", "grace", "trend", "revive")
     if a["arms"] != b["arms"] or [a["collapse"].get(k) for k in same] != \
             [b["collapse"].get(k) for k in same] or asha_grace(a) != asha_grace(b):
         raise SystemExit("the two runs differ in their arms, collapse setting or ASHA grace")
@@ -597,7 +603,7 @@ def add_arms(into: Path, other: Path, dataset: str) -> None:
     seeds joins the record of the choice made there instead."""
     merged = json.loads(into.read_text())
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
-    keys = ("threshold", "patience", "trend", "revive")
+    keys = ("threshold", "patience", "grace", "trend", "revive")
     name = next((n for n, c in CANDIDATES.items()
                  if all(b["collapse"].get(k) == c.get(k) for k in keys)), None)
     if name is None or asha_grace(a) != asha_grace(b) or a["run_steps"] != b["run_steps"]:

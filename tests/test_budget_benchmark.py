@@ -90,7 +90,7 @@ def test_small_budget_benchmark(ray_local, tmp_path):
 
 
 def test_every_arm_is_a_valid_spec_with_its_asha_grace(tmp_path):
-    from benchmarks.budget import ARMS, DATASETS, spec_for
+    from benchmarks.budget import ARMS, CANDIDATES, DATASETS, spec_for
     from jobs.spec import parse_spec
 
     for dataset, d in DATASETS.items():
@@ -101,6 +101,12 @@ def test_every_arm_is_a_valid_spec_with_its_asha_grace(tmp_path):
                 asha = spec["early_stop"].get("asha")
                 if asha:
                     assert asha["grace_steps"] == round(d["steps"] * grace)
+                collapse = spec["early_stop"].get("collapse")
+                if collapse:  # a quarter of a run unless the candidate says otherwise
+                    assert collapse["grace_steps"] == d["steps"] // 4
+    patient = spec_for("grid25", "tpe+collapse", 101, str(tmp_path),
+                       collapse=CANDIDATES["patient"])
+    assert parse_spec(patient).early_stop["collapse"]["grace_steps"] == 5000
 
 
 def _fake(seed: int, grace: float | None) -> dict:
