@@ -388,6 +388,10 @@ def targets(summary: dict) -> dict:
     return out
 
 
+def _share(x: float) -> str:
+    return "over" if math.isinf(x) else f"{x:.2f}"
+
+
 def table(res: dict) -> str:
     """The README's table for one dataset's entry."""
     again = any("retrained_mean" in s for s in res["summary"].values())
@@ -403,12 +407,11 @@ def table(res: dict) -> str:
         v = s.get("vs_tpe")
         vs = (f"{v['mean_diff']:+.3f} [{v['ci90'][0]:+.3f}, {v['ci90'][1]:+.3f}], "
               f"{v['wins']}/{v['ties']}/{v['losses']}" if v else "-")
-        shown = lambda x: "over" if math.isinf(x) else f"{x:.2f}"  # noqa: E731
         ci = s.get("median_budget_to_reach_ci90")
         reach = ("over the budget" if math.isinf(need) else f"{need:.2f}",
                  s["reached_tpe_final"]) if "tpe" in res["summary"] else ("-", "-")
         if ci and "tpe" in res["summary"]:
-            reach = (f"{reach[0]} [{shown(ci[0])}, {shown(ci[1])}]", reach[1])
+            reach = (f"{reach[0]} [{_share(ci[0])}, {_share(ci[1])}]", reach[1])
         rows.append(
             f"| {arm} | {s['final_mean']:.3f}{sd} ({s['final_min']:.3f}-{s['final_max']:.3f}) "
             f"| {vs} | {s['auc_mean']:.3f} | {reach[0]} | {reach[1]} "
