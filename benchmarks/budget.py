@@ -465,8 +465,12 @@ CANDIDATES = {"cautious": {"threshold": 0.25, "patience": 3},  # the spec's defa
               "revive": {"threshold": 0.25, "patience": 3, "revive": True},
               # ... and after grid25's seed 107, where the cautious rule stopped at step 4000 a
               # run whose mode diversity dipped and recovered: half a run's grace
-              # (--collapse patient, chosen against cautious on grid25's development seeds)
+              # (--collapse patient; it lost to cautious on grid25's development seeds, area
+              # 0.097 against 0.121, so it ran on no held-out seed)
               "patient": {"threshold": 0.25, "patience": 3, "grace": 0.5}}
+# What tells two collapse settings apart (a results file's `collapse` record against another's
+# or a candidate's).
+SETTING_KEYS = ("threshold", "patience", "grace", "trend", "revive")
 
 
 def choose(dataset: str, dev: list[int], work: Path, log=print, steps: int | None = None,
@@ -573,9 +577,8 @@ def merge(into: Path, other: Path, dataset: str) -> None:
     """One dataset's held-out seeds from two runs of the same arms and collapse setting."""
     merged = json.loads(into.read_text())
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
-    same = ("threshold", "patience", "grace", "trend", "revive")
-    if a["arms"] != b["arms"] or [a["collapse"].get(k) for k in same] != \
-            [b["collapse"].get(k) for k in same] or asha_grace(a) != asha_grace(b):
+    if a["arms"] != b["arms"] or [a["collapse"].get(k) for k in SETTING_KEYS] != \
+            [b["collapse"].get(k) for k in SETTING_KEYS] or asha_grace(a) != asha_grace(b):
         raise SystemExit("the two runs differ in their arms, collapse setting or ASHA grace")
     new = {s: row for s, row in b["per_seed"].items() if s not in a["per_seed"]}
     a["per_seed"].update(new)  # a seed merged before keeps its rows (retrained ones too)
@@ -606,9 +609,8 @@ def add_arms(into: Path, other: Path, dataset: str) -> None:
     seeds joins the record of the choice made there instead."""
     merged = json.loads(into.read_text())
     a, b = merged[dataset], json.loads(other.read_text())[dataset]
-    keys = ("threshold", "patience", "grace", "trend", "revive")
     name = next((n for n, c in CANDIDATES.items()
-                 if all(b["collapse"].get(k) == c.get(k) for k in keys)), None)
+                 if all(b["collapse"].get(k) == c.get(k) for k in SETTING_KEYS)), None)
     if name is None or asha_grace(a) != asha_grace(b) or a["run_steps"] != b["run_steps"]:
         raise SystemExit("F must be a run of budget.py with --collapse SETTING and the same "
                          "ASHA grace and run length as --out's entry")
