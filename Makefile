@@ -17,8 +17,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/gansweep demo --out demo-output
 
+# Two workers on 2 cores: one worker leaves a core idle most of the time (single-threaded
+# training, Ray starting up); a test file stays on one worker so its sweeps and servers start once.
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15 tests
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=15 tests
 
 clean:
 	rm -rf $(VENV) demo-output
