@@ -202,7 +202,7 @@ def main() -> None:
     args = p.parse_args()
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     with tempfile.TemporaryDirectory(prefix="quality-") as work:
         res = run(args.dataset, Path(work), args.seed, args.hours)
     res["load_average"] = os.getloadavg()

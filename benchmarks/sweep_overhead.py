@@ -75,7 +75,7 @@ def main() -> None:
     import torch
 
     load0 = os.getloadavg()[0]
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     bare, ours = [], []
     with tempfile.TemporaryDirectory() as tmp:
         # First runs pay for worker start-up and first imports on either path.

@@ -63,7 +63,9 @@ def init_ray(address: str | None, log=print) -> None:
         ray.init(address=address, include_dashboard=False, log_to_driver=False)
     else:
         log(f"[gansweep] starting a local Ray on this machine ({os.cpu_count()} CPUs)")
-        ray.init(include_dashboard=False, log_to_driver=False)
+        # "local": without it ray.init() joins whatever cluster the last `ray start` here
+        # recorded, and the sweep would run on it while saying it started its own
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
 def study_storage(root: Path):

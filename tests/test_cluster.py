@@ -172,3 +172,46 @@ def test_cluster_addresses_are_read_as_ray_reads_them():
         with pytest.raises(ConfigError, match="write host:port"):
             check_reachable(bad)
     check_reachable("auto")  # left to Ray: a cluster started on this machine
+
+
+def test_the_local_ray_is_a_new_one_where_ray_start_left_a_cluster(tmp_path):
+    """A bare `ray.init()` joins the cluster the last `ray start` on this machine recorded; a
+    sweep given no address must start its own Ray, as it says, not run on someone else's."""
+    import yaml
+
+    temp = Path("/tmp") / f"gsl{uuid.uuid4().hex[:6]}"  # RAY_TMPDIR: where both look
+    token = tmp_path / "auth_token"
+    token.write_text(uuid.uuid4().hex + uuid.uuid4().hex)
+    env = {k: v for k, v in _env().items() if k != "RAY_ADDRESS"}
+    env.update(RAY_TMPDIR=str(temp), RAY_AUTH_MODE="token", RAY_AUTH_TOKEN_PATH=str(token))
+    head = subprocess.Popen(
+        [str(BIN / "ray"), "start", "--head", "--block", f"--port={_free_port()}",
+         "--node-ip-address=127.0.0.1", "--num-cpus=1", "--include-dashboard=false",
+         "--disable-usage-stats", f"--dashboard-agent-listen-port={_free_port()}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    try:
+        recorded = temp / "ray" / "ray_current_cluster"
+        deadline = time.time() + 120
+        while not recorded.exists():
+            if head.poll() is not None or time.time() > deadline:
+                pytest.fail("ray start --head did not come up:\n" + head.stdout.read())
+            time.sleep(0.5)
+        head_logs = next((temp / "ray").glob("session_2*")) / "logs"
+        spec = tmp_path / "spec.yaml"
+        spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "store", trials=2)))
+        proc = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", str(spec)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        assert "starting a local Ray" in proc.stdout
+        # a driver that joins a node writes its log among that node's
+        assert not list(head_logs.glob("python-core-driver-*")), "the sweep joined the head"
+        assert len(list((tmp_path / "store" / "tiny").glob("trials/*/result.json"))) == 2
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        try:
+            head.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait(timeout=30)
+        subprocess.run(["pkill", "-9", "-f", str(temp)], check=False)

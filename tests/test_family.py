@@ -36,7 +36,7 @@ SWEEP = """
 import os, sys, ray
 from tests.standin_family import NAME, register
 register()
-ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
          runtime_env={"worker_process_setup_hook": "tests.standin_family.register",
                       "env_vars": {"PYTHONPATH": os.getcwd()}})
 from jobs.spec import parse_spec
