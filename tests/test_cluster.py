@@ -102,6 +102,11 @@ def ray_head(tmp_path):
                 pytest.fail("ray start --head did not come up:\n" + head.stdout.read())
             time.sleep(1)
     yield url, auth
+    _stop(head)
+
+
+def _stop(head: subprocess.Popen) -> None:
+    """A `ray start --head --block` started in a session of its own, ended with its processes."""
     os.killpg(head.pid, signal.SIGTERM)
     try:
         head.wait(timeout=10)
@@ -208,10 +213,5 @@ def test_the_local_ray_is_a_new_one_where_ray_start_left_a_cluster(tmp_path):
         assert not list(head_logs.glob("python-core-driver-*")), "the sweep joined the head"
         assert len(list((tmp_path / "store" / "tiny").glob("trials/*/result.json"))) == 2
     finally:
-        os.killpg(head.pid, signal.SIGTERM)
-        try:
-            head.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(head.pid, signal.SIGKILL)
-            head.wait(timeout=30)
+        _stop(head)
         subprocess.run(["pkill", "-9", "-f", str(temp)], check=False)
