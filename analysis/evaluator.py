@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from trainers.data import Dataset, cache_dir
+from gansweep.trainers.data import Dataset, cache_dir
 
 VERSION = 1  # bump when the architecture or training changes: old cache files are ignored
 SEED = 0
@@ -273,7 +273,7 @@ def for_dataset(data: Dataset, directory: str | Path | None = None) -> Evaluator
 
 def load_or_train(data: Dataset, directory: str | Path | None = None) -> Evaluator:
     """Load the cached evaluator of `data`, training and caching it first if there is none."""
-    from analysis import layout
+    from gansweep.analysis import layout
 
     key = cache_key(data)
     if layout.is_uri(directory):  # a sweep in a bucket: one copy there, each node caches it

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from analysis import layout
+from gansweep.analysis import layout
 
 MIN_TRIALS = 5
 # fANOVA's cost grows faster than the trials it fits (on a 1187-trial sweep: 2-3 s at 250,

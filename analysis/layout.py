@@ -53,7 +53,7 @@ from typing import Any
 
 import pyarrow.fs as pafs
 
-from trainers.errors import ConfigError
+from gansweep.trainers.errors import ConfigError
 
 SPEC, META, OPTUNA_DB, TUNE, TRIALS, EVALUATORS = (
     "spec.yaml", "sweep.json", "optuna.db", "tune", "trials", "evaluators")
@@ -122,7 +122,7 @@ def trial_key(trainer: str, dataset: Any, config: dict, seed: int, steps: int) -
     """Hyperparameters at their neutral value (trainers/hparams.py: added after sweeps
     existed, and then behaving as before them) are left out, so those sweeps keep their
     keys and resume."""
-    from trainers.hparams import COMMON, keyed
+    from gansweep.trainers.hparams import COMMON, keyed
 
     blob = json.dumps({"trainer": trainer, "dataset": dataset, "config": keyed(COMMON, config),
                        "seed": seed, "steps": steps}, sort_keys=True, default=str)

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator, NullFormatter
 
-from analysis import layout
-from analysis.vocabulary import CRITIC_TRAINERS, DIRECTIONS, STEP_NAME
+from gansweep.analysis import layout
+from gansweep.analysis.vocabulary import CRITIC_TRAINERS, DIRECTIONS, STEP_NAME
 
 DPI = 90
 STATE_COLORS = {layout.COMPLETED: "#1f77b4", layout.COLLAPSED: "#d62728",

@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import importance as imp_mod
-from analysis import layout, plots
-from analysis.layout import ENDED, STOPPED_EARLY, UNFINISHED
-from analysis.sweeps import (
+from gansweep.analysis import importance as imp_mod
+from gansweep.analysis import layout, plots
+from gansweep.analysis.layout import ENDED, STOPPED_EARLY, UNFINISHED
+from gansweep.analysis.sweeps import (
     Sweep,
     budget_events,
     load_sweep,
@@ -39,7 +39,7 @@ from analysis.sweeps import (
     rerun_summary,
     trials_table,
 )
-from analysis.vocabulary import DIRECTIONS
+from gansweep.analysis.vocabulary import DIRECTIONS
 
 TOP_CURVES, COLLAPSED_CURVES, TOP_SAMPLES, MAX_SCATTER = 5, 3, 4, 4
 # Columns shown beside the objective, per OUTPUT kind.
@@ -253,7 +253,7 @@ class _Context:
         key = (json.dumps(s.dataset, sort_keys=True, default=str), image_size)
         if key not in self._data:
             try:
-                from trainers.data import load_dataset, mixtures
+                from gansweep.trainers.data import load_dataset, mixtures
 
                 size = None if image_size is None or _nan(image_size) else int(image_size)
                 if isinstance(s.dataset, str) and s.dataset in mixtures.SOURCES:

@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis import layout
-from analysis.layout import (
+from gansweep.analysis import layout
+from gansweep.analysis.layout import (
     FLAGS,
     META,
     SPEC,
@@ -32,9 +32,9 @@ from analysis.layout import (
     is_sweep_dir,
     sweep_path,
 )
-from analysis.vocabulary import DIRECTIONS, LOSSES, kind_of_metric
-from trainers.data import dataset_name
-from trainers.errors import ConfigError
+from gansweep.analysis.vocabulary import DIRECTIONS, LOSSES, kind_of_metric
+from gansweep.trainers.data import dataset_name
+from gansweep.trainers.errors import ConfigError
 
 BASE_COLUMNS = ("rank", "key", "config_key", "seed", "steps_planned", "state", "stop_step",
                 "time_s", "objective", "created", "finished", "value")

@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 
-from analysis.metrics import default_n, score
-from trainers.convnets import generate, uniform_code
-from trainers.data import load_dataset
-from trainers.hparams import parse_sets
-from trainers.registry import get_trainer
+from gansweep.analysis.metrics import default_n, score
+from gansweep.trainers.convnets import generate, uniform_code
+from gansweep.trainers.data import load_dataset
+from gansweep.trainers.hparams import parse_sets
+from gansweep.trainers.registry import get_trainer
 
 
 def main(trainer: str, sets: list[str], blocks: int = 8, every: int = 500) -> None:

@@ -129,8 +129,8 @@ def spec_for(dataset: str, arm: str, seed: int, storage: str, steps: int | None 
 
 def rescore(root: Path, key: str, dataset) -> float:
     """A run's final model on FRESH_N samples of another latent seed."""
-    from analysis.layout import STATE, TrialStore
-    from trainers.registry import build
+    from gansweep.analysis.layout import STATE, TrialStore
+    from gansweep.trainers.registry import build
 
     store = TrialStore.of(root)
     record = store.read_json(key, "config.json")
@@ -143,7 +143,7 @@ def rescore(root: Path, key: str, dataset) -> float:
 def fresh_score(trainer, dataset) -> float:
     import torch
 
-    from analysis.metrics.modes import mode_scores
+    from gansweep.analysis.metrics.modes import mode_scores
 
     with torch.no_grad():
         x = trainer.sample(FRESH_N, seed=FRESH_SEED).numpy()
@@ -157,8 +157,8 @@ def retrain_one(job: tuple[str, dict, int, int]) -> float:
     as the incumbents are (the yardstick: settings that train well again, not a lucky run)."""
     import torch
 
-    from trainers.data import load_dataset
-    from trainers.registry import build
+    from gansweep.trainers.data import load_dataset
+    from gansweep.trainers.registry import build
 
     torch.set_num_threads(1)
     dataset, config, seed, steps = job
@@ -192,7 +192,7 @@ def retrain(res: dict, k: int, workers: int = 2, log=print) -> dict:
 def curve(root: Path, dataset) -> dict:
     """Best-so-far: after each run (in the order runs ended; a revived run's pause and end
     apart), budget spent and the current incumbent's fresh score."""
-    from analysis.sweeps import budget_events, load_sweep
+    from gansweep.analysis.sweeps import budget_events, load_sweep
 
     s = load_sweep(root)
     t = s.trials[s.trials["state"] != "unfinished"]
@@ -246,8 +246,8 @@ def sweep(spec) -> tuple[Path, float, bool]:
     """The arm's sweep through the real submit path; one that an interrupted run of this
     benchmark left in its work directory is resumed instead. Returns its directory, the
     wall-clock of its drivers and whether it was resumed."""
-    from jobs import sweep_dir as sd
-    from jobs.submit import resume, submit
+    from gansweep.jobs import sweep_dir as sd
+    from gansweep.jobs.submit import resume, submit
 
     quiet = lambda *_: None  # noqa: E731
     root = Path(spec.sweep_dir)
@@ -265,8 +265,8 @@ def sweep(spec) -> tuple[Path, float, bool]:
 def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int | None = None,
         runs: int = RUNS, collapse: dict | None = None, asha_grace: float = 0.1, log=print,
         on_seed=None) -> dict:
-    from jobs.spec import parse_spec
-    from trainers.data import load_dataset
+    from gansweep.jobs.spec import parse_spec
+    from gansweep.trainers.data import load_dataset
 
     data = load_dataset(dataset)
     full = steps or DATASETS[dataset]["steps"]

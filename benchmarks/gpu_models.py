@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.layout import STATE, TrialStore
-from trainers.data import Dataset, load_dataset
-from trainers.registry import TRAINERS, build, get_trainer
+from gansweep.analysis.layout import STATE, TrialStore
+from gansweep.trainers.data import Dataset, load_dataset
+from gansweep.trainers.registry import TRAINERS, build, get_trainer
 
 SOM_QE_REL_TOL, SOM_TE_ABS_TOL = 1e-3, 5e-3  # GPU against CPU, same start, same epochs
 
@@ -192,8 +192,8 @@ def som_phase(sizes, devices: tuple[str, str], deadline: float) -> dict:
     """The same map (seed, start, epochs) trained on each device, epoch by epoch; compared at
     the epochs both reached. sigma0 3 as in benchmarks/som_speed.py (a 20x20 map started at
     radius 10 collapses in a few epochs)."""
-    from analysis.metrics import som_scores
-    from trainers.som import SOM
+    from gansweep.analysis.metrics import som_scores
+    from gansweep.trainers.som import SOM
 
     x = blobs(sizes)
     data = Dataset("blobs", "vector", x, x[:1])

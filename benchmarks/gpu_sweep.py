@@ -20,8 +20,8 @@ import threading
 import time
 from pathlib import Path
 
-from analysis import layout
-from trainers.errors import Interrupted
+from gansweep.analysis import layout
+from gansweep.trainers.errors import Interrupted
 
 ARMS = (("quarter", 0.25), ("whole", 1.0))
 MAX_CONCURRENT = 4
@@ -111,8 +111,8 @@ def trials_of(root: Path, wall_end: float) -> dict:
 
 
 def run_arm(label: str, gpu: float, sizes, storage: Path, cap_s: float) -> dict:
-    from jobs.spec import parse_spec
-    from jobs.submit import submit
+    from gansweep.jobs.spec import parse_spec
+    from gansweep.jobs.submit import submit
 
     spec = parse_spec({
         "name": f"gpu-check-{label}", "trainer": sizes.sweep_trainer,

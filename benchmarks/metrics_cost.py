@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 import numpy as np
 import torch
 
-from analysis import evaluator as E
-from analysis import metrics
-from analysis.metrics import scoring
-from analysis.metrics.classes import class_scores
-from analysis.metrics.distances import (
+from gansweep.analysis import evaluator as E
+from gansweep.analysis import metrics
+from gansweep.analysis.metrics import scoring
+from gansweep.analysis.metrics.classes import class_scores
+from gansweep.analysis.metrics.distances import (
     K_PR,
     RealManifold,
     coverage,
@@ -40,8 +40,8 @@ from analysis.metrics.distances import (
     knn_sq_radii,
     prdc,
 )
-from analysis.metrics.modes import mode_scores
-from trainers.data import load_dataset
+from gansweep.analysis.metrics.modes import mode_scores
+from gansweep.trainers.data import load_dataset
 
 OUT = ROOT / "benchmarks" / "results" / "metrics_cost.json"
 COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python benchmarks/metrics_cost.py"

@@ -93,7 +93,7 @@ def spec_for(name: str, storage: str, seed: int = 0, hours: float | None = None)
 
 
 def cli(*args: str, timeout: float = 7200) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT, text=True,
+    proc = subprocess.run([sys.executable, "-m", "gansweep", *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=timeout,
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
     if proc.returncode:
@@ -127,8 +127,8 @@ KEEP = {"step", "modes_captured", "hq_fraction", "reverse_kl", "mixture_score", 
 
 def real_coverage(dataset) -> float:
     """Coverage of real training images against the held-out split at the scoring n."""
-    from analysis.metrics import default_n, score
-    from trainers.data import load_dataset
+    from gansweep.analysis.metrics import default_n, score
+    from gansweep.trainers.data import load_dataset
 
     data = load_dataset(dataset)
     n = default_n(data)
@@ -160,10 +160,10 @@ def judge(name: str, runs: list[dict]) -> dict:
 
 
 def run(name: str, work: Path, seed: int = 0, hours: float | None = None) -> dict:
-    from jobs.spec import parse_spec
-    from jobs.status import collect
-    from jobs.submit import submit
-    from jobs.train_cmd import returned_configuration
+    from gansweep.jobs.spec import parse_spec
+    from gansweep.jobs.status import collect
+    from gansweep.jobs.submit import submit
+    from gansweep.jobs.train_cmd import returned_configuration
 
     spec = parse_spec(spec_for(name, str(work), seed, hours))
     t0 = time.perf_counter()

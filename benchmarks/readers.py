@@ -61,7 +61,7 @@ BURN = "import time\nwhile True: sum(i * i for i in range(10000))"
 def run(tmp: Path, name: str, arm: str) -> dict:
     import yaml
 
-    from analysis.layout import META, OPTUNA_DB
+    from gansweep.analysis.layout import META, OPTUNA_DB
     from tests.readers import LOCKED, Readers
 
     spec_path = tmp / f"{name}.yaml"
@@ -70,7 +70,7 @@ def run(tmp: Path, name: str, arm: str) -> dict:
     env = {**os.environ, "RAY_TMPDIR": str(ray_tmp)}
     log = open(tmp / f"{name}.log", "w")
     t0 = time.time()
-    driver = subprocess.Popen([sys.executable, "-m", "jobs.cli", "submit", str(spec_path)],
+    driver = subprocess.Popen([sys.executable, "-m", "gansweep", "submit", str(spec_path)],
                               cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                               preexec_fn=lambda: os.sched_setaffinity(0, SWEEP_CPUS))
     sweep = tmp / name

@@ -45,7 +45,7 @@ class Driver:
     def __init__(self, args: list[str], log: Path, tmp: Path):
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": str(tmp),
                "PYTHONUNBUFFERED": "1"}
-        self.proc = subprocess.Popen([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "gansweep", *args], cwd=ROOT,
                                      env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
         self.rss: list[tuple[float, int]] = []
@@ -109,11 +109,11 @@ def run(configs: int, sampler: str, work: Path) -> dict:
     times = ended_times(root)
     k = len(before_kill)
     t0 = time.perf_counter()
-    status = subprocess.run([sys.executable, "-m", "jobs.cli", "status", str(root)], cwd=ROOT,
+    status = subprocess.run([sys.executable, "-m", "gansweep", "status", str(root)], cwd=ROOT,
                             capture_output=True, text=True)
     status_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    report = subprocess.run([sys.executable, "-m", "jobs.cli", "report", str(root), "--out",
+    report = subprocess.run([sys.executable, "-m", "gansweep", "report", str(root), "--out",
                              str(work / "report")], cwd=ROOT, capture_output=True, text=True)
     report_s = time.perf_counter() - t0
     keys = collections.Counter()
@@ -156,8 +156,8 @@ def sampler_costs(sizes=(100, 300, 1000, 3000)) -> dict:
     so storage is not what is timed."""
     import optuna
 
-    from jobs.samplers import make_sampler
-    from search_spaces import make_space
+    from gansweep.jobs.samplers import make_sampler
+    from gansweep.search_spaces import make_space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = make_space("gan", {}, {"width": 8}, 2)

@@ -42,9 +42,9 @@ import torch
 from sklearn.datasets import load_digits, make_blobs
 from threadpoolctl import threadpool_info
 
-from analysis.metrics import som_scores
-from trainers.data import Dataset
-from trainers.som import SOM
+from gansweep.analysis.metrics import som_scores
+from gansweep.trainers.data import Dataset
+from gansweep.trainers.som import SOM
 
 torch.set_num_threads(1)
 OUT = Path(__file__).resolve().parent / "results" / "som_speed.json"

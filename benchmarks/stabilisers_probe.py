@@ -45,8 +45,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch
 
-from analysis.metrics import score
-from trainers.registry import build
+from gansweep.analysis.metrics import score
+from gansweep.trainers.registry import build
 
 OUT = ROOT / "benchmarks" / "results" / "stabilisers_probe.json"
 N = 2500  # the published tables' sample count

@@ -29,9 +29,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch
 
-from analysis.metrics import score
-from trainers.registry import build
-from trainers.stabilisers import average_copy, fold_in
+from gansweep.analysis.metrics import score
+from gansweep.trainers.registry import build
+from gansweep.trainers.stabilisers import average_copy, fold_in
 
 N = 2500
 

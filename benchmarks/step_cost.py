@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from trainers.registry import build  # noqa: E402
+from gansweep.trainers.registry import build  # noqa: E402
 
 BATCHES = (32, 64, 128, 256)
 MBD = {"minibatch_disc": True, "kernels": 9, "kernel_dim": 7}

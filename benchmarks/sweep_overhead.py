@@ -30,8 +30,8 @@ FIXED = {"width": 8, "batch_size": 32}
 def bare_trainable(config: dict) -> None:
     from ray import tune
 
-    from jobs.loop import score_model
-    from trainers.registry import build
+    from gansweep.jobs.loop import score_model
+    from gansweep.trainers.registry import build
 
     trainer = build("gan", "gauss1d", config, seed=0, steps=STEPS)
     while trainer.step < STEPS:
@@ -45,7 +45,7 @@ def run_bare(storage: str) -> float:
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from search_spaces import make_space
+    from gansweep.search_spaces import make_space
 
     search = OptunaSearch(space=make_space("gan", {}, FIXED, STEPS), metric="objective",
                           mode="min", sampler=optuna.samplers.TPESampler(seed=0))
@@ -58,8 +58,8 @@ def run_bare(storage: str) -> float:
 
 
 def run_gansweep(storage: str, name: str) -> float:
-    from jobs.spec import parse_spec
-    from jobs.submit import submit
+    from gansweep.jobs.spec import parse_spec
+    from gansweep.jobs.submit import submit
 
     spec = parse_spec({"name": name, "trainer": "gan", "dataset": "gauss1d", "trials": TRIALS,
                        "steps": STEPS, "report_every": 1, "metric": "fid", "fixed": FIXED,

@@ -28,8 +28,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trainers.convnets import discriminator, generator
-from trainers.registry import build
+from gansweep.trainers.convnets import discriminator, generator
+from gansweep.trainers.registry import build
 
 
 def plain_dcgan(c: dict, x: torch.Tensor, seed: int) -> tuple[torch.nn.Module, Callable[[], None]]:

@@ -5,13 +5,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from trainers.errors import ConfigError, Interrupted
+from gansweep.trainers.errors import ConfigError, Interrupted
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from jobs.train_cmd import returned_configuration, train_to_dir
-    from trainers.hparams import parse_sets
-    from trainers.registry import get_trainer
+    from gansweep.jobs.train_cmd import returned_configuration, train_to_dir
+    from gansweep.trainers.hparams import parse_sets
+    from gansweep.trainers.registry import get_trainer
 
     base: dict = {}
     steps, seed, every, score_every = args.steps, args.seed, args.report_every, args.score_every
@@ -42,15 +42,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from jobs.spec import load_spec
-    from jobs.submit import submit
+    from gansweep.jobs.spec import load_spec
+    from gansweep.jobs.submit import submit
 
     submit(load_spec(args.spec), address=args.address)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from jobs.submit import resume
+    from gansweep.jobs.submit import resume
 
     resume(args.sweep_dir, address=args.address, trials=args.trials,
            budget=parse_budget(args.budget), study_url=args.study)
@@ -78,7 +78,7 @@ def parse_budget(items: list[str]) -> dict:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from jobs.status import as_json, collect, format_status
+    from gansweep.jobs.status import as_json, collect, format_status
 
     s = collect(args.sweep_dir)
     print(as_json(s) if args.json else format_status(s))
@@ -86,14 +86,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from jobs.report_cmd import report
+    from gansweep.jobs.report_cmd import report
 
     report(args.sweep_dirs, args.out)
     return 0
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from jobs.rerun import rerun
+    from gansweep.jobs.rerun import rerun
 
     rerun(args.sweep_dir, top=args.top, seeds=args.seeds, address=args.address,
           resume=args.resume)
@@ -101,7 +101,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from jobs.demo import run_demo
+    from gansweep.jobs.demo import run_demo
 
     run_demo(Path(args.out), address=args.address)
     return 0
@@ -178,7 +178,7 @@ def parser() -> argparse.ArgumentParser:
     d.add_argument("--address", default=None, help=address_help)
     d.set_defaults(func=cmd_demo)
 
-    from jobs.eval_cmd import add_parser as add_eval_parser  # `gansweep eval`
+    from gansweep.jobs.eval_cmd import add_parser as add_eval_parser  # `gansweep eval`
 
     add_eval_parser(sub)
     return p

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from jobs.spec import parse_spec
+from gansweep.jobs.spec import parse_spec
 
 SPECS = ("demo-gan-ring8.yaml", "demo-dcgan-digits.yaml", "demo-wgan-gp-digits.yaml",
          "demo-som-digits.yaml")
@@ -22,9 +22,9 @@ def demo_specs(out: Path):
 
 
 def run_demo(out: Path, address: str | None = None, log=print) -> Path:
-    from analysis.report import write_report
-    from jobs.status import collect, format_status
-    from jobs.submit import resume, submit
+    from gansweep.analysis.report import write_report
+    from gansweep.jobs.status import collect, format_status
+    from gansweep.jobs.submit import resume, submit
 
     dirs = []
     for spec in demo_specs(out):

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from trainers.errors import ConfigError
+from gansweep.trainers.errors import ConfigError
 
 
 def add_parser(sub: Any) -> None:
@@ -44,8 +44,8 @@ def load_samples(path: Path) -> Any:
 def score_file(samples_path: Path, dataset: str, image_size: int | None = None,
                   warn=lambda msg: print(msg, file=sys.stderr)) -> dict[str, Any]:
     """Metrics of a samples file, with what they were measured against."""
-    from analysis.metrics import default_n, score, validate_samples
-    from trainers.data import load_dataset
+    from gansweep.analysis.metrics import default_n, score, validate_samples
+    from gansweep.trainers.data import load_dataset
 
     raw = load_samples(samples_path)
     data = load_dataset(dataset, image_size=image_size)
@@ -65,7 +65,7 @@ def score_file(samples_path: Path, dataset: str, image_size: int | None = None,
         "features": "data space",
     }
     if data.kind == "image":
-        from analysis.evaluator import for_dataset
+        from gansweep.analysis.evaluator import for_dataset
 
         result["features"] = for_dataset(data).describe()
     result["metrics"] = metrics

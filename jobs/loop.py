@@ -8,9 +8,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from analysis import metrics
-from trainers.base import Trainer
-from trainers.errors import ConfigError
+from gansweep.analysis import metrics
+from gansweep.trainers.base import Trainer
+from gansweep.trainers.errors import ConfigError
 
 
 def score_model(trainer: Trainer, full: bool, evaluator=None) -> dict[str, float]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from ray.tune import Callback
 
-from analysis import layout
-from analysis.vocabulary import DIRECTIONS, LOSSES
-from jobs.budget import Budget
-from jobs.trial import TrialControl
+from gansweep.analysis import layout
+from gansweep.analysis.vocabulary import DIRECTIONS, LOSSES
+from gansweep.jobs.budget import Budget
+from gansweep.jobs.trial import TrialControl
 
 # What a result keeps of Tune's last result: the report's own columns, not Tune's bookkeeping.
 KEPT = {"step", "objective", "time_s", *LOSSES, *DIRECTIONS}

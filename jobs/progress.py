@@ -6,8 +6,8 @@ import time
 
 from ray.tune import Callback
 
-from analysis import layout
-from analysis.vocabulary import better
+from gansweep.analysis import layout
+from gansweep.analysis.vocabulary import better
 
 
 class Progress(Callback):
@@ -72,7 +72,7 @@ class RunClock(Callback):
         self.last = time.monotonic()
 
     def _tick(self, force: bool = False) -> None:
-        from jobs.sweep_dir import write_meta
+        from gansweep.jobs.sweep_dir import write_meta
 
         if force or time.monotonic() - self.last > self.every_s:
             self.last = time.monotonic()
@@ -109,7 +109,7 @@ class Summarize(Callback):
     ended since the last write are read from their own files by readers meanwhile."""
 
     def __init__(self, root, control, every_s: float = 30.0):
-        from analysis.sweeps import refresh_summary
+        from gansweep.analysis.sweeps import refresh_summary
 
         self.root, self.control, self.every_s = root, control, every_s
         self.summary = refresh_summary(root)  # runs a killed driver ended are caught up here
@@ -128,7 +128,7 @@ class Summarize(Callback):
             self.flush()
 
     def flush(self) -> None:
-        from analysis.sweeps import refresh_summary
+        from gansweep.analysis.sweeps import refresh_summary
 
         self.last = time.monotonic()
         if self.pending:

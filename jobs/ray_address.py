@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import socket
 
-from trainers.errors import ConfigError
+from gansweep.trainers.errors import ConfigError
 
 CONNECT_TIMEOUT_S = 5.0
 DEFAULT_PORTS = {"ray": 10001, "": 6379}  # Ray Client's port; the GCS's

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainers.errors import ConfigError
+from gansweep.trainers.errors import ConfigError
 
 
 def report(sweep_dirs: list[str], out: str, log=print) -> Path:
-    from analysis.report import write_report
-    from analysis.sweeps import is_sweep_dir
+    from gansweep.analysis.report import write_report
+    from gansweep.analysis.sweeps import is_sweep_dir
 
     for d in sweep_dirs:
         try:

@@ -17,18 +17,18 @@ import time
 import uuid
 from pathlib import Path
 
-from analysis.layout import rerun_dir, sweep_path
-from jobs import sweep_dir as sd
-from jobs.ray_address import check_reachable
-from jobs.resources import check_gpus
-from jobs.trial import RERUN_INDEX, SEED
-from trainers.errors import ConfigError
+from gansweep.analysis.layout import rerun_dir, sweep_path
+from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.ray_address import check_reachable
+from gansweep.jobs.resources import check_gpus
+from gansweep.jobs.trial import RERUN_INDEX, SEED
+from gansweep.trainers.errors import ConfigError
 
 
 def top_configs(root: Path, k: int) -> list[dict]:
     """The sweep's best K configurations by its seed-robust ranking of the metric as measured
     (never the penalised objective, never a stopped run), as stored in the trial store."""
-    from analysis.sweeps import load_sweep
+    from gansweep.analysis.sweeps import load_sweep
 
     sweep = load_sweep(root)
     picks = []
@@ -113,7 +113,7 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
             trials=len(picks) * seeds, early_stop={**spec.early_stop, "asha": None},
             seeds={"count": 1, "top": 1, "statistic": spec.seeds["statistic"]},
             budget={"steps": None, "hours": None})
-        from jobs.submit import check_data
+        from gansweep.jobs.submit import check_data
 
         check_data(rspec)
         rmeta = sd.create(rspec)
@@ -129,12 +129,12 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
          address: str | None, log) -> None:
     from ray import tune
 
-    from analysis import layout
-    from jobs.outcomes import RecordOutcomes
-    from jobs.progress import Progress, Summarize
-    from jobs.stopping import FlagStopper
-    from jobs.submit import control, init_ray, trial_dirname
-    from jobs.trial import tune_trainable
+    from gansweep.analysis import layout
+    from gansweep.jobs.outcomes import RecordOutcomes
+    from gansweep.jobs.progress import Progress, Summarize
+    from gansweep.jobs.stopping import FlagStopper
+    from gansweep.jobs.submit import control, init_ray, trial_dirname
+    from gansweep.jobs.trial import tune_trainable
 
     run_id = uuid.uuid4().hex[:12]
     name = f"rerun-{len(meta['runs']) + 1:03d}"

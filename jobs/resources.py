@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from jobs.ray_address import resolve
-from trainers.errors import ConfigError
+from gansweep.jobs.ray_address import resolve
+from gansweep.trainers.errors import ConfigError
 
 HEAD_CONFIG = "~/ray_bootstrap_config.yaml"
 HEAD_RESOURCE = "node:__internal_head__"
@@ -45,7 +45,7 @@ def check_gpus(resources: dict[str, Any], address: str | None = None, log=print)
     if not address and not ray.is_initialized():
         _check_this_machine(need)
         return
-    from jobs.submit import init_ray
+    from gansweep.jobs.submit import init_ray
 
     connected_here = not ray.is_initialized()
     init_ray(address, log)

@@ -42,9 +42,9 @@ from dataclasses import dataclass, field
 
 from ray.tune.search import Searcher
 
-from analysis import layout
-from jobs.budget import Budget
-from jobs.trial import REVIVE, SEED, TrialControl
+from gansweep.analysis import layout
+from gansweep.jobs.budget import Budget
+from gansweep.jobs.trial import REVIVE, SEED, TrialControl
 
 CID_ATTR = "gansweep_config"  # Optuna user attribute: the configuration's key (no seed)
 REVIVED_ATTR = "gansweep_revived"  # ... and the seed index of the run a revival trained on

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from analysis.vocabulary import (
+from gansweep.analysis.vocabulary import (
     DIRECTIONS,
     MAP_METRICS,
     MIXTURE_METRICS,
@@ -22,10 +22,10 @@ from analysis.vocabulary import (
     default_metric,
     metrics_for,
 )
-from jobs.frozen import freeze, thaw
-from trainers.data import dataset_name
-from trainers.errors import ConfigError
-from trainers.registry import TRAINERS, get_trainer
+from gansweep.jobs.frozen import freeze, thaw
+from gansweep.trainers.data import dataset_name
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.registry import TRAINERS, get_trainer
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "auto")
 STATISTICS = ("mean", "worst")
@@ -153,7 +153,7 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     metric = raw.get("metric", default_metric(cls.OUTPUT, dataset_name(dataset)))
     _check_metric(metric, trainer, cls.OUTPUT, dataset)
 
-    from search_spaces import validate_space
+    from gansweep.search_spaces import validate_space
 
     fixed = raw.get("fixed") or {}
     if not isinstance(fixed, dict):
@@ -171,8 +171,8 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     if score_every is not None and score_every % report_every:
         raise ConfigError(f"score_every: {score_every} is not a multiple of report_every "
                           f"({report_every}); scores are taken at reports")
-    from jobs import study
-    from jobs.stopping import validate_early_stop
+    from gansweep.jobs import study
+    from gansweep.jobs.stopping import validate_early_stop
 
     budget = _budget(raw.get("budget"))
     if raw.get("trials") is None and budget == {"steps": None, "hours": None}:
@@ -255,7 +255,7 @@ def _checked(hparam, value, where: str):
 
 
 def _dataset(value: Any) -> Any:
-    from trainers.data import NAMES
+    from gansweep.trainers.data import NAMES
 
     name = value.get("name") if isinstance(value, dict) else value
     if not isinstance(name, str) or not name:
@@ -309,7 +309,7 @@ def _storage(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ConfigError("storage: write a directory path or s3://bucket/prefix")
     if "://" in value:
-        from analysis.layout import check_uri
+        from gansweep.analysis.layout import check_uri
 
         try:
             check_uri(value)  # a scheme pyarrow opens; no endpoint or secret in the URI

@@ -10,10 +10,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from analysis import layout
-from analysis.layout import ENDED, UNFINISHED
-from analysis.sweeps import finite, load_sweep
-from jobs import sweep_dir as sd
+from gansweep.analysis import layout
+from gansweep.analysis.layout import ENDED, UNFINISHED
+from gansweep.analysis.sweeps import finite, load_sweep
+from gansweep.jobs import sweep_dir as sd
 
 
 def collect(root: str | Path) -> dict:
@@ -25,7 +25,7 @@ def collect(root: str | Path) -> dict:
     diverged run (its `state` says which). `configurations` are ranked by the seed-robust
     value (`seeds.statistic` over the seeds each ran); `best` is the first of them, the
     configuration the sweep returns; stopped ones are never ranked."""
-    from jobs import study
+    from gansweep.jobs import study
 
     root = layout.sweep_path(root)
     spec, meta = sd.read_frozen(root)  # refuses a directory whose spec was edited

@@ -20,9 +20,9 @@ from typing import Any
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.stopper import Stopper
 
-from jobs.collapse import CollapseRule
-from trainers.errors import ConfigError
-from trainers.registry import get_trainer
+from gansweep.jobs.collapse import CollapseRule
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.registry import get_trainer
 
 # The signal and its default threshold are the trainer's (COLLAPSE_SIGNAL, _THRESHOLD).
 PATIENCE, GRACE_FRACTION = 3, 0.25

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analysis import layout
-from trainers.errors import ConfigError
+from gansweep.analysis import layout
+from gansweep.trainers.errors import ConfigError
 
 DEFAULT = "sqlite"  # `study: sqlite`, or no `study`: the SQLite file in the sweep directory
 BACKENDS = ("postgresql",)

@@ -8,14 +8,14 @@ import os
 import uuid
 from pathlib import Path
 
-from analysis import layout
-from jobs import sweep_dir as sd
-from jobs.ray_address import check_reachable, resolve
-from jobs.resources import check_gpus
-from jobs.spec import SweepSpec
-from jobs.stopping import collapse_rule
-from jobs.trial import TrialControl
-from trainers.errors import ConfigError, Interrupted
+from gansweep.analysis import layout
+from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.ray_address import check_reachable, resolve
+from gansweep.jobs.resources import check_gpus
+from gansweep.jobs.spec import SweepSpec
+from gansweep.jobs.stopping import collapse_rule
+from gansweep.jobs.trial import TrialControl
+from gansweep.trainers.errors import ConfigError, Interrupted
 
 
 def control(spec: SweepSpec, root: Path, run_id: str) -> TrialControl:
@@ -33,7 +33,7 @@ def control(spec: SweepSpec, root: Path, run_id: str) -> TrialControl:
 def check_data(spec: SweepSpec):
     """Load the dataset once in the driver, so a missing file or an offline-only source is
     reported before Ray starts, not in every trial. Returns it."""
-    from trainers.registry import build
+    from gansweep.trainers.registry import build
 
     return build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu",
                  steps=spec.steps).data
@@ -44,7 +44,7 @@ def prepare_evaluator(data, root: Path, log=print) -> None:
     trial on every node then loads that one copy instead of training its own."""
     if data.kind != "image":
         return
-    from analysis.evaluator import load_or_train
+    from gansweep.analysis.evaluator import load_or_train
 
     where = root / layout.EVALUATORS
     log(f"[gansweep] evaluator features for {data.name} ({'x'.join(map(str, data.shape))}) "
@@ -70,7 +70,7 @@ def init_ray(address: str | None, log=print) -> None:
 
 def study_storage(root: Path):
     """The Optuna storage the sweep directory records (jobs/study.py)."""
-    from jobs import study
+    from gansweep.jobs import study
 
     return study.open_for(root)
 
@@ -79,7 +79,7 @@ def open_study(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
     """The sweep's Optuna study (made on first use), with the spec's sampler."""
     import optuna
 
-    from jobs.samplers import make_sampler
+    from gansweep.jobs.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name=study_name, storage=study_storage(root),
@@ -97,7 +97,7 @@ def trial_dirname(trial) -> str:
 
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
-    from jobs import study
+    from gansweep.jobs import study
 
     data = check_data(spec)
     check_reachable(address)
@@ -111,7 +111,7 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
            budget: dict | None = None, log=print, study_url: str | None = None) -> Path:
     """Continue a sweep: spend only what is left of its budget, or extend it (`trials`,
     `budget`: the new totals, recorded in sweep.json; the frozen spec keeps the original)."""
-    from jobs import study
+    from gansweep.jobs import study
 
     root = layout.sweep_path(root)
     spec, meta = sd.open_existing(root)
@@ -195,13 +195,13 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
 
     from ray import tune
 
-    from jobs.budget import Budget, BudgetStopper
-    from jobs.outcomes import RecordOutcomes
-    from jobs.progress import Progress, RunClock, Summarize, tensorboard_logger
-    from jobs.search import SweepSearch
-    from jobs.stopping import FlagStopper, make_scheduler
-    from jobs.trial import tune_trainable
-    from search_spaces import make_space
+    from gansweep.jobs.budget import Budget, BudgetStopper
+    from gansweep.jobs.outcomes import RecordOutcomes
+    from gansweep.jobs.progress import Progress, RunClock, Summarize, tensorboard_logger
+    from gansweep.jobs.search import SweepSearch
+    from gansweep.jobs.stopping import FlagStopper, make_scheduler
+    from gansweep.jobs.trial import tune_trainable
+    from gansweep.search_spaces import make_space
 
     sd.check_writable(root)
     run_id = uuid.uuid4().hex[:12]
@@ -218,7 +218,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
                          revive=bool((spec.early_stop["collapse"] or {}).get("revive")))
     resumed = search.restore(layout.TrialStore.of(root))
     if search.revived_keys:  # results a revival rewrote, perhaps under a killed driver
-        from analysis.sweeps import refresh_summary
+        from gansweep.analysis.sweeps import refresh_summary
 
         refresh_summary(root, keys=search.revived_keys)
     if search.idle():

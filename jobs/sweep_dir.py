@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from analysis.layout import (
+from gansweep.analysis.layout import (
     EVALUATORS,
     META,
     OPTUNA_DB,
@@ -25,8 +25,8 @@ from analysis.layout import (
     sweep_path,
     write_file,
 )
-from jobs.spec import LEGACY, SweepSpec, parse_spec
-from trainers.errors import ConfigError
+from gansweep.jobs.spec import LEGACY, SweepSpec, parse_spec
+from gansweep.trainers.errors import ConfigError
 
 __all__ = ["EVALUATORS", "META", "OPTUNA_DB", "SPEC", "TRIALS", "TUNE", "check_writable",
            "create", "open_existing", "write_meta"]
@@ -71,7 +71,7 @@ def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[
                           "trials already stored were trained under the original), or "
                           "submit the new spec as a new sweep with another name")
     if spec_path is not None:
-        from jobs.spec import load_spec
+        from gansweep.jobs.spec import load_spec
 
         other = load_spec(spec_path)
         if other.fingerprint() != spec.fingerprint():

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from analysis import metrics
-from analysis.layout import (
+from gansweep.analysis import metrics
+from gansweep.analysis.layout import (
     CONFIG,
     METRICS,
     STATE,
@@ -27,11 +27,11 @@ from analysis.layout import (
     metrics_csv,
     output_file,
 )
-from analysis.layout import load_checkpoint as load_checkpoint_bytes
-from jobs.loop import train_loop
-from trainers.base import Trainer
-from trainers.errors import ConfigError
-from trainers.registry import build
+from gansweep.analysis.layout import load_checkpoint as load_checkpoint_bytes
+from gansweep.jobs.loop import train_loop
+from gansweep.trainers.base import Trainer
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.registry import build
 
 CHECKPOINT = "checkpoint"
 
@@ -112,8 +112,8 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
 def returned_configuration(sweep_dir: str | Path, log=print) -> dict:
     """What `gansweep train --from SWEEP_DIR` trains: the sweep's trainer, dataset, length and
     its top configuration by the seed-robust ranking, with a seed the sweep never used."""
-    from analysis.sweeps import load_sweep
-    from jobs import sweep_dir as sd
+    from gansweep.analysis.sweeps import load_sweep
+    from gansweep.jobs import sweep_dir as sd
 
     spec, _ = sd.open_existing(sweep_dir)
     sweep = load_sweep(sweep_dir)
@@ -127,7 +127,7 @@ def returned_configuration(sweep_dir: str | Path, log=print) -> dict:
     spread = "" if math.isnan(best["std"]) else f" ± {best['std']:.4g}"
     log(f"[gansweep] training the configuration {sweep_dir} returned: {spec.metric} "
         f"{best['value']:.4g}{spread} {judged} (config {best['key']})")
-    from jobs.rerun import fresh_seeds
+    from gansweep.jobs.rerun import fresh_seeds
 
     return {"trainer": spec.trainer, "dataset": spec.dataset, "steps": spec.steps,
             "report_every": spec.report_every, "score_every": spec.score_every,

@@ -22,10 +22,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from analysis import layout
-from analysis.layout import TrialStore, config_key, trial_key
-from jobs.collapse import CollapseRule
-from jobs.frozen import FrozenDict
+from gansweep.analysis import layout
+from gansweep.analysis.layout import TrialStore, config_key, trial_key
+from gansweep.jobs.collapse import CollapseRule
+from gansweep.jobs.frozen import FrozenDict
 
 # Keys of Tune's config that are not hyperparameters: a trial's own seed, which of a
 # rerun's configurations it trains, and whether it revives a paused (collapsed) run.
@@ -60,7 +60,7 @@ class TrialControl:
 
     def resolved(self, config: dict) -> dict:
         """The full configuration the trial trains (defaults filled in)."""
-        from trainers.registry import resolve_config
+        from gansweep.trainers.registry import resolve_config
 
         return resolve_config(self.trainer, self.dataset, self.hyperparameters(config),
                               self.steps)
@@ -103,7 +103,7 @@ def stored_objective(value) -> float | None:
 
 @functools.lru_cache(maxsize=4)
 def _cached_dataset(dataset_json: str, image_size: int | None):
-    from trainers.data import load_dataset
+    from gansweep.trainers.data import load_dataset
 
     return load_dataset(json.loads(dataset_json), image_size=image_size)
 
@@ -118,9 +118,9 @@ def trainable(config: dict, control: TrialControl) -> None:
     import torch
     from ray import tune
 
-    from analysis.evaluator import for_dataset
-    from jobs.loop import train_loop
-    from trainers.registry import build
+    from gansweep.analysis.evaluator import for_dataset
+    from gansweep.jobs.loop import train_loop
+    from gansweep.trainers.registry import build
 
     store = TrialStore(control.store)
     key = control.key(config)
@@ -169,7 +169,7 @@ def trainable(config: dict, control: TrialControl) -> None:
     def finish(row: dict) -> None:
         reason = layout.stop_reason(row) or layout.COMPLETED
         if reason != layout.DIVERGED:  # a diverged model leaves nothing worth keeping
-            from analysis.metrics import default_n
+            from gansweep.analysis.metrics import default_n
 
             store.write_array(key, layout.output_file(trainer.OUTPUT),
                               trainer.output(default_n(trainer.data)))

@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from trainers.errors import ConfigError
-from trainers.registry import get_trainer
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.registry import get_trainer
 
 
 class Suggester:
@@ -60,7 +60,7 @@ class Suggester:
 
 
 def define_by_run(trainer: str, overrides: dict, fixed: dict, steps: int, trial) -> dict:
-    from search_spaces import families
+    from gansweep.search_spaces import families
 
     kinds = {n: h.kind for n, h in get_trainer(trainer).HPARAMS.items()}
     s = Suggester(trial, overrides, fixed, kinds)

@@ -7,7 +7,7 @@ deliberately.
 """
 from __future__ import annotations
 
-from search_spaces import Suggester
+from gansweep.search_spaces import Suggester
 
 
 def _common(s: Suggester, lr: tuple[float, float] = (1e-5, 1e-3)) -> None:

@@ -24,7 +24,7 @@ def _isolated_cache(tmp_path_factory, monkeypatch):
 def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: float = 300):
     """Run the real `gansweep` command line in a fresh process."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "jobs.cli", *args], cwd=ROOT, env=full_env,
+    proc = subprocess.run([sys.executable, "-m", "gansweep", *args], cwd=ROOT, env=full_env,
                           capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"gansweep {' '.join(args)} failed ({proc.returncode}):\n"

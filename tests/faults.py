@@ -30,7 +30,7 @@ class Driver:
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": str(self.tmp),
                "PYTHONUNBUFFERED": "1"}
         self.log = log
-        argv = ["-c", code] if code is not None else ["-m", "jobs.cli", *args]
+        argv = ["-c", code] if code is not None else ["-m", "gansweep", *args]
         self.proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env,
                                      stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -109,7 +109,7 @@ def tune_reports(sweep: Path) -> list[tuple[str, int]]:
 # ---- the same records read through the trial store, for a sweep in a bucket ----------------
 
 def store_results(root) -> dict[str, dict]:
-    from analysis.layout import TrialStore
+    from gansweep.analysis.layout import TrialStore
 
     store = TrialStore.of(root)
     return {k: r for k in store.keys() if (r := store.result(k)) is not None}
@@ -117,7 +117,7 @@ def store_results(root) -> dict[str, dict]:
 
 def store_histories(root) -> dict[str, list[int]]:
     """Steps in each configuration's metrics.csv, read through the trial store."""
-    from analysis.layout import METRICS, TrialStore
+    from gansweep.analysis.layout import METRICS, TrialStore
 
     store = TrialStore.of(root)
     out = {}
@@ -133,7 +133,7 @@ def download(root, dest: Path) -> Path:
     """A local copy of a sweep directory in a bucket, to read with the helpers above."""
     import pyarrow.fs as pafs
 
-    from analysis.layout import filesystem
+    from gansweep.analysis.layout import filesystem
 
     fs, path = filesystem(str(root))
     pafs.copy_files(path, str(dest), source_filesystem=fs,

@@ -44,7 +44,7 @@ class Readers:
 
     def _cli(self, *args: str) -> subprocess.CompletedProcess:
         t0 = time.time()
-        proc = subprocess.run([sys.executable, "-m", "jobs.cli", *args], capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "gansweep", *args], capture_output=True,
                               text=True, timeout=300, **self._popen_kw())
         self.timings.append((args[0], t0, time.time() - t0))
         return proc

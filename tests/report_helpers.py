@@ -25,9 +25,9 @@ def real_sweeps(tmp_path_factory) -> dict:
     once per session, whichever report test module asks first (the caller holds ray_local)."""
     if "real" in _MEMO:
         return _MEMO["real"]
-    from jobs.rerun import rerun
-    from jobs.spec import parse_spec
-    from jobs.submit import submit
+    from gansweep.jobs.rerun import rerun
+    from gansweep.jobs.spec import parse_spec
+    from gansweep.jobs.submit import submit
 
     def quiet(*_):
         return None

@@ -7,9 +7,9 @@ from typing import Any
 
 import torch
 
-from trainers import registry
-from trainers.base import Trainer
-from trainers.hparams import pick
+from gansweep.trainers import registry
+from gansweep.trainers.base import Trainer
+from gansweep.trainers.hparams import pick
 
 NAME = "gauss-fit"
 

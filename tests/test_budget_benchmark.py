@@ -39,7 +39,7 @@ def test_small_budget_benchmark(ray_local, tmp_path):
         table,
         targets,
     )
-    from jobs.sweep_dir import spent_seconds
+    from gansweep.jobs.sweep_dir import spent_seconds
     from tests.faults import results, store_steps
 
     killed_mid_sweep(tmp_path)
@@ -91,7 +91,7 @@ def test_small_budget_benchmark(ray_local, tmp_path):
 
 def test_every_arm_is_a_valid_spec_with_its_asha_grace(tmp_path):
     from benchmarks.budget import ARMS, CANDIDATES, DATASETS, spec_for
-    from jobs.spec import parse_spec
+    from gansweep.jobs.spec import parse_spec
 
     for dataset, d in DATASETS.items():
         for arm in ARMS:
@@ -141,7 +141,7 @@ def test_merge_adds_seeds_and_refuses_another_asha_grace(tmp_path):
 def test_another_collapse_setting_is_added_beside_and_judged_against_the_same_tpe(tmp_path):
 
     from benchmarks.budget import CANDIDATES, add_arms, spec_for
-    from jobs.spec import parse_spec
+    from gansweep.jobs.spec import parse_spec
 
     spec = parse_spec(spec_for("ring8", "tpe+collapse", 100, str(tmp_path),
                                collapse=CANDIDATES["trend"]))

@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from analysis.layout import UnsafeCheckpoint, load_checkpoint
-from jobs.collapse import CollapseRule
+from gansweep.analysis.layout import UnsafeCheckpoint, load_checkpoint
+from gansweep.jobs.collapse import CollapseRule
+from gansweep.trainers.registry import build
 from tests.conftest import run_cli
 from tests.faults import planted_checkpoint, runs_code_when_fully_unpickled
-from trainers.registry import build
 
 FAMILIES = [
     ("gan", "ring8", {"width": 8, "minibatch_disc": True}),

@@ -22,8 +22,8 @@ TWO_NODES = """
 import json, sys
 import ray
 from ray.cluster_utils import Cluster
-from jobs.spec import parse_spec
-from jobs.submit import submit
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.submit import submit
 
 cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
 cluster.add_node(num_cpus=1)
@@ -123,7 +123,7 @@ def test_ray_job_submit_to_a_running_head(ray_head, tmp_path):
     spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "store", name="viajob", trials=2)))
     proc = subprocess.run(
         [str(BIN / "ray"), "job", "submit", "--address", url, "--",
-         sys.executable, "-m", "jobs.cli", "submit", str(spec)],
+         sys.executable, "-m", "gansweep", "submit", str(spec)],
         cwd=ROOT, env={**_env(), **auth}, capture_output=True, text=True,
         timeout=420)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -166,8 +166,8 @@ def test_an_unreachable_cluster_is_refused_before_anything_is_made(tmp_path):
 
 
 def test_cluster_addresses_are_read_as_ray_reads_them():
-    from jobs.ray_address import check_reachable, endpoint
-    from trainers.errors import ConfigError
+    from gansweep.jobs.ray_address import check_reachable, endpoint
+    from gansweep.trainers.errors import ConfigError
 
     assert endpoint("10.0.0.5:6380") == ("10.0.0.5", 6380)
     assert endpoint("head.example") == ("head.example", 6379)  # the GCS's default port
@@ -205,7 +205,7 @@ def test_the_local_ray_is_a_new_one_where_ray_start_left_a_cluster(tmp_path):
         head_logs = next((temp / "ray").glob("session_2*")) / "logs"
         spec = tmp_path / "spec.yaml"
         spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "store", trials=2)))
-        proc = subprocess.run([sys.executable, "-m", "jobs.cli", "submit", str(spec)],
+        proc = subprocess.run([sys.executable, "-m", "gansweep", "submit", str(spec)],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "starting a local Ray" in proc.stdout

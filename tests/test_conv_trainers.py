@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 import torch
 
-from analysis.layout import STATE as STATE_FILE
+from gansweep.analysis.layout import STATE as STATE_FILE
+from gansweep.trainers.data import load_dataset
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.registry import build
 from tests.conftest import run_cli
-from trainers.data import load_dataset
-from trainers.errors import ConfigError
-from trainers.registry import build
 
 FAMILIES = ["dcgan", "wgan", "wgan-gp"]
 TINY = {"image_size": 16, "width": 8, "batch_size": 32}
@@ -147,7 +147,7 @@ def test_cli_refuses_vector_data(tmp_path):
 
 
 def test_images_of_another_size_are_refused():
-    from trainers.dcgan import DCGAN
+    from gansweep.trainers.dcgan import DCGAN
 
     data = load_dataset("digits", image_size=32)
     with pytest.raises(ConfigError, match="image_size=16"):

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from trainers.data import images, load_dataset, mixtures
-from trainers.errors import ConfigError
+from gansweep.trainers.data import images, load_dataset, mixtures
+from gansweep.trainers.errors import ConfigError
 
 torch.set_num_threads(1)
 DEAD_URL = "http://127.0.0.1:9/"  # the discard port: refused at once, never a hang

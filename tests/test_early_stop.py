@@ -22,13 +22,13 @@ import numpy as np
 import optuna
 import pytest
 
-from analysis.layout import TrialStore
-from jobs import sweep_dir as sd
-from jobs.collapse import CollapseDetector
-from jobs.spec import parse_spec
-from jobs.status import collect, format_status
-from jobs.stopping import make_scheduler
-from jobs.submit import submit
+from gansweep.analysis.layout import TrialStore
+from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.collapse import CollapseDetector
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.status import collect, format_status
+from gansweep.jobs.stopping import make_scheduler
+from gansweep.jobs.submit import submit
 from tests.conftest import run_cli, tiny_spec
 
 QUIET = {"log": lambda *_: None}
@@ -118,7 +118,7 @@ def test_the_trend_rule_spares_a_run_gaining_modes_and_stops_a_flat_one():
 
 
 def test_trend_goes_from_the_spec_to_the_trials_rule_and_only_when_asked():
-    from jobs.stopping import collapse_rule, validate_early_stop
+    from gansweep.jobs.stopping import collapse_rule, validate_early_stop
 
     asked = validate_early_stop({"collapse": {"trend": True}}, "gan")
     assert asked["collapse"]["trend"] is True

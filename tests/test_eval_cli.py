@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
-from jobs.cli import main
+from gansweep.jobs.cli import main
+from gansweep.trainers.data import load_dataset
 from tests.conftest import run_cli
-from trainers.data import load_dataset
 
 
 def test_eval_ring8_prints_json(tmp_path) -> None:

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
-from analysis.report import write_report
-from jobs.cli import main
-from jobs.status import collect
+from gansweep.analysis.report import write_report
+from gansweep.jobs.cli import main
+from gansweep.jobs.status import collect
 from tests import standin_family
 from tests.conftest import ROOT
 
@@ -39,8 +39,8 @@ register()
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
          runtime_env={"worker_process_setup_hook": "tests.standin_family.register",
                       "env_vars": {"PYTHONPATH": os.getcwd()}})
-from jobs.spec import parse_spec
-from jobs.submit import submit
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.submit import submit
 submit(parse_spec({"name": "standin", "trainer": NAME, "dataset": "gauss1d", "trials": 3,
                    "steps": 60, "report_every": 20, "metric": "coverage",
                    "space": {"lr_g": {"low": 0.01, "high": 0.2, "log": True}},

@@ -14,9 +14,9 @@ import time
 import pytest
 import yaml
 
-from jobs.spec import parse_spec
-from jobs.status import collect
-from jobs.submit import resume, submit
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.status import collect
+from gansweep.jobs.submit import resume, submit
 from tests.conftest import ROOT, run_cli, tiny_spec
 from tests.faults import (
     Driver,
@@ -153,7 +153,7 @@ def test_sigkill_mid_revival_then_resume(tmp_path):
     holds each revival once."""
     import optuna
 
-    from jobs.search import REVIVED_ATTR
+    from gansweep.jobs.search import REVIVED_ATTR
 
     sweep = tmp_path / "tiny"
     raw = {**fault_spec(tmp_path, budget={"steps": 230}), "trials": 3,
@@ -253,8 +253,8 @@ import json, sys, threading, time
 from pathlib import Path
 import ray
 from ray.cluster_utils import Cluster
-from jobs.spec import parse_spec
-from jobs.submit import submit
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.submit import submit
 from tests.faults import running
 
 raw = json.loads(sys.argv[1]); sweep = Path(raw["storage"]) / raw["name"]

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from jobs.cli import main as cli_main
-from jobs.train_cmd import train_to_dir
+from gansweep.jobs.cli import main as cli_main
+from gansweep.jobs.train_cmd import train_to_dir
+from gansweep.trainers.data import load_dataset
+from gansweep.trainers.gan import MLPGAN, MinibatchDiscrimination
 from tests.conftest import run_cli
-from trainers.data import load_dataset
-from trainers.gan import MLPGAN, MinibatchDiscrimination
 
 torch.set_num_threads(1)
 
@@ -150,8 +150,8 @@ def test_bad_hyperparameters_exit_2_naming_the_key(tmp_path, capsys, setting, ke
 
 
 def test_refuses_image_data():
-    from trainers.data import Dataset
-    from trainers.errors import ConfigError
+    from gansweep.trainers.data import Dataset
+    from gansweep.trainers.errors import ConfigError
 
     images = Dataset("pics", "image", np.zeros((4, 1, 8, 8), np.float32),
                      np.zeros((1, 1, 8, 8), np.float32))

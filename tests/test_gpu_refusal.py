@@ -10,14 +10,14 @@ import pytest
 import torch
 import yaml
 
-from jobs.resources import (
+from gansweep.jobs.resources import (
     check_gpus,
     cluster_config_types,
     launcher_config_types,
     node_types_verdict,
 )
+from gansweep.trainers.errors import ConfigError
 from tests.conftest import ROOT, run_cli, tiny_spec
-from trainers.errors import ConfigError
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 

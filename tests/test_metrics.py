@@ -11,14 +11,14 @@ import pytest
 import torch
 from minisom import MiniSom
 
-from analysis import evaluator as E
-from analysis import metrics
-from analysis.metrics.classes import class_scores, real_histogram
-from analysis.metrics.distances import RealManifold, fid, frechet_distance, knn_radii, prdc
-from analysis.metrics.modes import reverse_kl
-from trainers.base import Trainer
-from trainers.data import Dataset, load_dataset
-from trainers.errors import ConfigError
+from gansweep.analysis import evaluator as E
+from gansweep.analysis import metrics
+from gansweep.analysis.metrics.classes import class_scores, real_histogram
+from gansweep.analysis.metrics.distances import RealManifold, fid, frechet_distance, knn_radii, prdc
+from gansweep.analysis.metrics.modes import reverse_kl
+from gansweep.trainers.base import Trainer
+from gansweep.trainers.data import Dataset, load_dataset
+from gansweep.trainers.errors import ConfigError
 
 torch.set_num_threads(1)
 LN2 = float(np.log(2))
@@ -272,7 +272,7 @@ class ReplayTrainer(Trainer):
 
 
 def test_reports_carry_mode_diversity_and_full_scores_at_the_interval(ring8: Dataset) -> None:
-    from jobs.loop import train_loop
+    from gansweep.jobs.loop import train_loop
 
     rows = train_loop(ReplayTrainer(ring8), steps=6, report_every=1, score_every=3,
                       history=[], on_report=lambda row: None)
@@ -284,8 +284,8 @@ def test_reports_carry_mode_diversity_and_full_scores_at_the_interval(ring8: Dat
 
 def test_final_samples_reuse_the_last_reports_batch(ring8: Dataset, tmp_path) -> None:
     """One generator pass per report; writing the final samples draws nothing more."""
-    from jobs.loop import train_loop
-    from jobs.train_cmd import write_output
+    from gansweep.jobs.loop import train_loop
+    from gansweep.jobs.train_cmd import write_output
 
     trainer, calls = ReplayTrainer(ring8), []
     draw = trainer.sample
@@ -298,7 +298,7 @@ def test_final_samples_reuse_the_last_reports_batch(ring8: Dataset, tmp_path) ->
 
 
 def test_image_reports_load_the_evaluator_once_per_trainer(digits: Dataset, monkeypatch) -> None:
-    from jobs.loop import train_loop
+    from gansweep.jobs.loop import train_loop
 
     E.clear_memory_cache()
     calls = []
@@ -314,7 +314,7 @@ def test_image_reports_load_the_evaluator_once_per_trainer(digits: Dataset, monk
 @pytest.mark.parametrize("name", ["ring8", "grid25"])
 def test_mixture_score_ranks_sharp_and_complete_above_either_alone(name: str) -> None:
     """The one scalar for mixtures, at the values its documentation gives."""
-    from analysis.metrics.modes import mode_scores
+    from gansweep.analysis.metrics.modes import mode_scores
 
     data = load_dataset(name)
     m, s, n = data.modes, data.mode_std, 2500

@@ -5,7 +5,7 @@ import math
 
 import pandas as pd
 
-from analysis.sweeps import configurations_table
+from gansweep.analysis.sweeps import configurations_table
 
 SEEDS = {"count": 3, "top": 3, "statistic": "mean"}
 

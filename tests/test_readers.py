@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import math
 
-from analysis.layout import META, OPTUNA_DB, UNFINISHED
-from jobs.status import collect
+from gansweep.analysis.layout import META, OPTUNA_DB, UNFINISHED
+from gansweep.jobs.status import collect
 from tests.conftest import tiny_spec
 from tests.faults import Driver, wait_for, write_spec
 from tests.readers import LOCKED, Readers

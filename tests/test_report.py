@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import importance
-from analysis.report import SECTIONS, UNFINISHED_LABEL, write_report
-from analysis.sweeps import load_sweep
+from gansweep.analysis import importance
+from gansweep.analysis.report import SECTIONS, UNFINISHED_LABEL, write_report
+from gansweep.analysis.sweeps import load_sweep
+from gansweep.trainers.errors import ConfigError
 from tests.conftest import run_cli
 from tests.report_helpers import fake_sweep, real_sweeps
-from trainers.errors import ConfigError
 
 IMG = re.compile(r'<img src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -145,7 +145,7 @@ def test_report_ranks_reruns_by_mean_and_spread(report, sweeps):
 
 
 def test_a_second_rerun_is_refused_and_points_at_the_first(sweeps):
-    from jobs.rerun import rerun
+    from gansweep.jobs.rerun import rerun
 
     with pytest.raises(ConfigError, match="already exists.*gansweep report"):
         rerun(sweeps["som"], top=2, seeds=2, log=lambda *_: None)
@@ -168,7 +168,7 @@ def test_half_finished_sweep_is_reported_as_far_as_it_got(sweeps, tmp_path):
 
 
 def test_report_cli(sweeps, tmp_path, capsys):
-    from jobs.cli import main
+    from gansweep.jobs.cli import main
 
     proc = run_cli("report", str(sweeps["gan"]), "--out", str(tmp_path / "r"))
     assert str((tmp_path / "r" / "index.html").resolve()) in proc.stdout
@@ -200,7 +200,7 @@ def test_a_few_hundred_trials_take_seconds(big, tmp_path):
 
 
 def test_numbers_of_a_synthetic_sweep(big):
-    from analysis.report import best_so_far_series, curve_picks, early_stop_row
+    from gansweep.analysis.report import best_so_far_series, curve_picks, early_stop_row
 
     s = load_sweep(big)
     t = s.trials
@@ -216,7 +216,7 @@ def test_numbers_of_a_synthetic_sweep(big):
     assert ser["compute"][-1] == pytest.approx(t["time_s"].sum())
     picks, _ = curve_picks(s)
     assert sum(p["stopped"] for p in picks) == 3 and len(picks) == 8
-    from jobs.rerun import top_configs
+    from gansweep.jobs.rerun import top_configs
 
     top = top_configs(big, 3)  # by the metric as measured, never the penalised objective
     assert [p["value"] for p in top] == sorted(t["value"], reverse=True)[:3]

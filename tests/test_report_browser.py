@@ -10,7 +10,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from analysis.report import SECTIONS, write_report
+from gansweep.analysis.report import SECTIONS, write_report
 from tests.report_helpers import real_sweeps
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

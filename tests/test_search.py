@@ -6,12 +6,12 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from jobs.budget import Budget
-from jobs.collapse import CollapseRule
-from jobs.samplers import make_sampler
-from jobs.search import SweepSearch
-from jobs.trial import SEED, TrialControl
-from search_spaces import make_space
+from gansweep.jobs.budget import Budget
+from gansweep.jobs.collapse import CollapseRule
+from gansweep.jobs.samplers import make_sampler
+from gansweep.jobs.search import SweepSearch
+from gansweep.jobs.trial import SEED, TrialControl
+from gansweep.search_spaces import make_space
 
 STEPS = 100
 
@@ -106,8 +106,8 @@ def test_every_sampler_a_spec_may_name_suggests_from_the_gan_space():
     # one must not fail at its first suggestion on a cluster.
     import optuna
 
-    from jobs.spec import SAMPLERS
-    from search_spaces import make_space
+    from gansweep.jobs.spec import SAMPLERS
+    from gansweep.search_spaces import make_space
 
     space = make_space("gan", {}, {"width": 8}, 2)
     for name in SAMPLERS:

@@ -9,11 +9,11 @@ import math
 import optuna
 import pytest
 
-from analysis.layout import TrialStore
-from jobs import sweep_dir as sd
-from jobs.spec import parse_spec
-from jobs.status import collect, format_status
-from jobs.submit import resume, submit
+from gansweep.analysis.layout import TrialStore
+from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.status import collect, format_status
+from gansweep.jobs.submit import resume, submit
 from tests.conftest import run_cli, tiny_spec
 
 QUIET = {"log": lambda *_: None}
@@ -150,8 +150,8 @@ def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
     step counts once, where it was spent (the pauses before the revivals); the paused results
     are kept; Optuna learns each revived value as a trial of its own with the same
     parameters."""
-    from analysis.sweeps import budget_events, load_sweep
-    from jobs.search import CID_ATTR, REVIVED_ATTR
+    from gansweep.analysis.sweeps import budget_events, load_sweep
+    from gansweep.jobs.search import CID_ATTR, REVIVED_ATTR
 
     # fid: continuous (lower wins), so which runs are revived is a real choice
     spec = revive_spec(tmp_path, "revive", trials=6, steps=400, budget=2000, metric="fid")
@@ -195,7 +195,7 @@ def test_a_resume_with_more_budget_revives_runs_paused_before(ray_local, tmp_pat
     """Three runs pause at step 20 of 40 and one is revived with the 20 steps left of an
     80-step budget; `resume --budget steps=120` revives the other two. The driver's summary,
     which held those as collapsed, is read again for them, so status and reports see them."""
-    from analysis.sweeps import read_summary
+    from gansweep.analysis.sweeps import read_summary
 
     spec = revive_spec(tmp_path, "later", trials=3, steps=40, budget=80)
     root = submit(spec, **QUIET)
@@ -238,7 +238,7 @@ def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(ray_l
     is not told a revived value, the paused result stays aside and no result is written. A
     resume with more hours continues the revival from its checkpoint with detection still off
     (threshold 1.0 would stop it at its next report), as the same run, trained nowhere twice."""
-    from jobs.search import REVIVED_ATTR
+    from gansweep.jobs.search import REVIVED_ATTR
 
     spec = parse_spec(tiny_spec(
         tmp_path, name="revhours", trials=1, steps=500_000, report_every=200,
@@ -281,7 +281,7 @@ def test_revive_needs_a_step_budget(tmp_path):
     assert proc.returncode == 2 and "revive: needs a step budget" in proc.stderr
     assert "add budget: {steps: N}" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "sweeps").exists()
-    from trainers.errors import ConfigError
+    from gansweep.trainers.errors import ConfigError
 
     with pytest.raises(ConfigError, match="revive: 'yes'"):
         parse_spec({**raw, "budget": {"steps": 100},

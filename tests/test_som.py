@@ -8,12 +8,12 @@ import pytest
 import torch
 from minisom import MiniSom
 
-from analysis.metrics import som_scores
-from jobs.cli import main
+from gansweep.analysis.metrics import som_scores
+from gansweep.jobs.cli import main
+from gansweep.trainers.data import Dataset, load_dataset
+from gansweep.trainers.registry import build
+from gansweep.trainers.som import SOM
 from tests.conftest import run_cli
-from trainers.data import Dataset, load_dataset
-from trainers.registry import build
-from trainers.som import SOM
 
 torch.set_num_threads(1)
 

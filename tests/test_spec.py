@@ -6,10 +6,10 @@ import time
 import pytest
 import yaml
 
-from jobs.spec import load_spec, parse_spec
-from search_spaces import make_space
+from gansweep.jobs.spec import load_spec, parse_spec
+from gansweep.search_spaces import make_space
+from gansweep.trainers.errors import ConfigError
 from tests.conftest import ROOT, run_cli
-from trainers.errors import ConfigError
 
 GOOD = {"name": "t", "trainer": "gan", "dataset": "ring8", "trials": 2, "steps": 20,
         "report_every": 10, "metric": "modes_captured"}
@@ -84,8 +84,8 @@ def test_default_space_suggests_valid_configs(trainer):
     conditional parameters appear only when their condition holds."""
     import optuna
 
-    from trainers.hparams import resolve
-    from trainers.registry import get_trainer
+    from gansweep.trainers.hparams import resolve
+    from gansweep.trainers.registry import get_trainer
 
     cls = get_trainer(trainer)
     space = make_space(trainer, {}, {}, 100)

@@ -8,13 +8,13 @@ import json
 import pytest
 import torch
 
-from jobs.cli import main as cli_main
+from gansweep.jobs.cli import main as cli_main
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.hparams import COMMON, NO_NEUTRAL, keyed, resolve
+from gansweep.trainers.registry import TRAINERS, build, get_trainer
+from gansweep.trainers.stabilisers import pack
 from tests.conftest import run_cli
 from tests.test_conv_trainers import assert_same
-from trainers.errors import ConfigError
-from trainers.hparams import COMMON, NO_NEUTRAL, keyed, resolve
-from trainers.registry import TRAINERS, build, get_trainer
-from trainers.stabilisers import pack
 
 torch.set_num_threads(1)
 
@@ -75,7 +75,7 @@ def test_depth_is_only_for_the_mlp_gan():
 def test_the_gan_space_offers_the_weight_average():
     import optuna
 
-    from search_spaces import make_space
+    from gansweep.search_spaces import make_space
 
     def offered(steps):
         space = make_space("gan", {}, {}, steps)
@@ -184,7 +184,7 @@ def test_ema_starts_at_the_first_update_not_at_the_initial_weights():
 
 @pytest.mark.parametrize("family", ["dcgan", "wgan", "wgan-gp"])
 def test_ema_in_the_conv_families(family):
-    from trainers.convnets import generate
+    from gansweep.trainers.convnets import generate
 
     t = make(family, ema=0.5)
     t.train(2)
@@ -228,7 +228,7 @@ def test_the_average_steadies_the_scores_of_a_short_run():
     the second half, the report-to-report total variation of hq_fraction is 0.24-0.52 for the
     0.99 average against 0.63-1.86 for the live generator (ratio <= 0.48 on every seed), and
     the average ends higher on every seed. Seed 0 here: 0.45 against 0.95."""
-    from analysis.metrics import score
+    from gansweep.analysis.metrics import score
 
     t = build("gan", "ring8", {"ema": 0.99}, seed=0, device="cpu")
     z = t.code(2500, torch.Generator().manual_seed(0))
@@ -349,8 +349,8 @@ def test_a_configuration_keeps_its_key_when_hyperparameters_are_added():
     """The key of a configuration resolved before ema/pac/lr_half_life/depth existed (fixed
     literally here, as 08e3c0f computed it) is the key of the same configuration now, whose
     resolved form holds those four at their neutral values."""
-    from analysis.layout import trial_key
-    from trainers.registry import resolve_config
+    from gansweep.analysis.layout import trial_key
+    from gansweep.trainers.registry import resolve_config
 
     old = {"amp": False, "batch_size": 64, "beta1": 0.5, "beta2": 0.999, "code_length": 2,
            "kernel_dim": 3, "kernels": 5, "loss": "nonsaturating", "lr_d": 0.001,

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from analysis.layout import CONFIG, STUDY_STORAGE, TrialStore, sweep_path
+from gansweep.analysis.layout import CONFIG, STUDY_STORAGE, TrialStore, sweep_path
 from tests.conftest import ROOT, run_cli, tiny_spec
 from tests.faults import (
     Driver,
@@ -116,7 +116,7 @@ def test_killed_bucket_sweep_resumes_with_nothing_lost_or_repeated(bucket_sweep)
 def test_study_is_in_postgres_and_recorded_without_password(bucket_sweep):
     import optuna
 
-    from jobs import study
+    from gansweep.jobs import study
 
     b = bucket_sweep
     meta = json.loads((b.copy / "sweep.json").read_text())
@@ -211,8 +211,8 @@ def test_image_evaluator_is_shared_through_the_bucket(s3, monkeypatch):
     fetches that copy (and loads it weights-only) rather than training its own."""
     import torch
 
-    from analysis import evaluator
-    from trainers.data import load_dataset
+    from gansweep.analysis import evaluator
+    from gansweep.trainers.data import load_dataset
 
     where = s3.create_bucket("evaluators") + "/sweeps/tiny/evaluators"
     data = load_dataset({"name": "digits", "subset": 300}, image_size=8)

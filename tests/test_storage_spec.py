@@ -8,13 +8,13 @@ import json
 import pytest
 import yaml
 
-from analysis.layout import META, SPEC, SPEC_SHA1, study_url
-from jobs import study
-from jobs import sweep_dir as sd
-from jobs.spec import parse_spec
-from jobs.status import collect
+from gansweep.analysis.layout import META, SPEC, SPEC_SHA1, study_url
+from gansweep.jobs import study
+from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.status import collect
+from gansweep.trainers.errors import ConfigError
 from tests.conftest import tiny_spec
-from trainers.errors import ConfigError
 
 
 @pytest.mark.parametrize("changes, fragment", [

@@ -7,12 +7,12 @@ import json
 import optuna
 import pytest
 
-from jobs import sweep_dir as sd
-from jobs.spec import parse_spec
-from jobs.status import collect
-from jobs.submit import resume, submit
+from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.status import collect
+from gansweep.jobs.submit import resume, submit
+from gansweep.trainers.errors import ConfigError
 from tests.conftest import run_cli, tiny_spec
-from trainers.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_the_summary_holds_every_ended_run_and_reads_as_the_files_do(finished_sw
     every run's own files; a run missing from it is read from its files."""
     import shutil
 
-    from analysis.sweeps import load_sweep, read_summary
+    from gansweep.analysis.sweeps import load_sweep, read_summary
 
     spec, root = finished_sweep
     summary = read_summary(root)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from jobs.cli import main
+from gansweep.jobs.cli import main
 
 
 @pytest.fixture(scope="module")

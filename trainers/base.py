@@ -26,10 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainers.data import Dataset
-from trainers.errors import ConfigError
-from trainers.hparams import HParam, resolve, with_neutral
-from trainers.stabilisers import average_copy, fold_in, lr_factor
+from gansweep.trainers.data import Dataset
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.hparams import HParam, resolve, with_neutral
+from gansweep.trainers.stabilisers import average_copy, fold_in, lr_factor
 
 
 def pick_device(prefer: str | None = None) -> torch.device:

@@ -15,9 +15,9 @@ from contextlib import AbstractContextManager
 import torch
 from torch import nn
 
-from trainers.data import Dataset
-from trainers.errors import ConfigError
-from trainers.stabilisers import standing_statistics
+from gansweep.trainers.data import Dataset
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.stabilisers import standing_statistics
 
 # The standing-statistics pass (`generate(standing=...)`): this many batches of codes from a
 # fixed seed, so the statistics describe the network, not the seed or size of a sample.

@@ -15,10 +15,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainers.base import TwoPlayer, mean_losses
-from trainers.data import Dataset
-from trainers.hparams import pick
-from trainers.stabilisers import pack
+from gansweep.trainers.base import TwoPlayer, mean_losses
+from gansweep.trainers.data import Dataset
+from gansweep.trainers.hparams import pick
+from gansweep.trainers.stabilisers import pack
 
 
 class MinibatchDiscrimination(nn.Module):

@@ -14,7 +14,7 @@ import enum
 from dataclasses import dataclass, replace
 from typing import Any
 
-from trainers.errors import ConfigError
+from gansweep.trainers.errors import ConfigError
 
 # Image sides every image source resizes to and every conv trainer builds (4 * 2**k: the
 # generator doubles a 4x4 map k times).

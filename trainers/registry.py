@@ -10,15 +10,15 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from trainers.errors import ConfigError
-from trainers.hparams import resolve
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.hparams import resolve
 
 TRAINERS = {
-    "dcgan": ("trainers.dcgan", "DCGAN"),
-    "wgan": ("trainers.wgan", "WGAN"),
-    "wgan-gp": ("trainers.wgan_gp", "WGANGP"),
-    "gan": ("trainers.gan", "MLPGAN"),
-    "som": ("trainers.som", "SOM"),
+    "dcgan": ("gansweep.trainers.dcgan", "DCGAN"),
+    "wgan": ("gansweep.trainers.wgan", "WGAN"),
+    "wgan-gp": ("gansweep.trainers.wgan_gp", "WGANGP"),
+    "gan": ("gansweep.trainers.gan", "MLPGAN"),
+    "som": ("gansweep.trainers.som", "SOM"),
 }
 
 
@@ -50,8 +50,8 @@ def build(trainer_name: str, dataset: str | dict, overrides: dict[str, Any], see
           loader: Callable | None = None):
     """Resolve the configuration, load the data at the trainer's image size, build the trainer
     on `device` (default: CUDA when a GPU is visible, else CPU)."""
-    from trainers.base import pick_device
-    from trainers.data import load_dataset
+    from gansweep.trainers.base import pick_device
+    from gansweep.trainers.data import load_dataset
 
     config = resolve_config(trainer_name, dataset, overrides, steps)
     data = (loader or load_dataset)(dataset, image_size=config.get("image_size"))

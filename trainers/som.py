@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from trainers.base import Trainer
-from trainers.data import Dataset
-from trainers.errors import ConfigError
-from trainers.hparams import HParam, pick
+from gansweep.trainers.base import Trainer
+from gansweep.trainers.data import Dataset
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.hparams import HParam, pick
 
 # Distance rows per chunk: bounds the (chunk, units) distance matrix to ~64 MB of float32.
 _CHUNK_ELEMS = 1 << 24

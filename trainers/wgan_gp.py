@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from trainers.base import TwoPlayer
-from trainers.convnets import build_pair, generate, means, uniform_code
-from trainers.data import Dataset
-from trainers.hparams import pick
-from trainers.stabilisers import pack
+from gansweep.trainers.base import TwoPlayer
+from gansweep.trainers.convnets import build_pair, generate, means, uniform_code
+from gansweep.trainers.data import Dataset
+from gansweep.trainers.hparams import pick
+from gansweep.trainers.stabilisers import pack
 
 
 class WGANGP(TwoPlayer):

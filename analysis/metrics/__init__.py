@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.metrics import scoring
-from analysis.metrics.scoring import default_n, score, validate_samples
-from analysis.vocabulary import MAP_METRICS
+from gansweep.analysis.metrics import scoring
+from gansweep.analysis.metrics.scoring import default_n, score, validate_samples
+from gansweep.analysis.vocabulary import MAP_METRICS
 
 __all__ = ["cheap_metrics", "default_n", "score", "score_output", "som_scores",
            "validate_samples"]

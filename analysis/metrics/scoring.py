@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.metrics.classes import class_scores, real_histogram
-from analysis.metrics.distances import (
+from gansweep.analysis.metrics.classes import class_scores, real_histogram
+from gansweep.analysis.metrics.distances import (
     K_DC,
     RealManifold,
     coverage,
@@ -36,8 +36,8 @@ from analysis.metrics.distances import (
     gaussian,
     prdc,
 )
-from analysis.metrics.modes import mode_scores
-from trainers.errors import ConfigError
+from gansweep.analysis.metrics.modes import mode_scores
+from gansweep.trainers.errors import ConfigError
 
 N_VECTOR, N_IMAGE = 2500, 1000  # VEEGAN/PacGAN score 2500 samples; images: the held-out split
 RANGE_TOL = 1e-3  # images are in [-1, 1]; float noise of a tanh output is fine
@@ -116,7 +116,7 @@ _MAX_REFS = 8
 def reference(data, evaluator=None) -> Reference:
     """The cached real side for `data` (training scores every few steps against it)."""
     if data.kind == "image" and evaluator is None:
-        from analysis.evaluator import for_dataset
+        from gansweep.analysis.evaluator import for_dataset
 
         evaluator = for_dataset(data)
     for ref, ev, built in _REFS:

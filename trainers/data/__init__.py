@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from trainers.errors import ConfigError
+from gansweep.trainers.errors import ConfigError
 
 SPLIT_SEED = 20240611
 
@@ -101,7 +101,7 @@ def load_dataset(spec: str | dict, image_size: int | None = None) -> Dataset:
 
     `image_size` resizes image data to the trainer's size (None keeps the native size).
     """
-    from trainers.data import files, images, mixtures
+    from gansweep.trainers.data import files, images, mixtures
 
     options: dict[str, Any] = {}
     if isinstance(spec, dict):

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from trainers.data import Dataset, check_finite, split
-from trainers.data.images import check_size, resize_dataset, subset_option, take_subset
-from trainers.errors import ConfigError
+from gansweep.trainers.data import Dataset, check_finite, split
+from gansweep.trainers.data.images import check_size, resize_dataset, subset_option, take_subset
+from gansweep.trainers.errors import ConfigError
 
 HELD_OUT = 0.2
 MIN_SAMPLES = 5  # fewer leave nothing to hold out

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from trainers.data import SPLIT_SEED, Dataset, cache_dir, check_finite, split
-from trainers.errors import ConfigError
-from trainers.hparams import IMAGE_SIZES
+from gansweep.trainers.data import SPLIT_SEED, Dataset, cache_dir, check_finite, split
+from gansweep.trainers.errors import ConfigError
+from gansweep.trainers.hparams import IMAGE_SIZES
 
 SUBSET_SEED = SPLIT_SEED + 1  # fixed, and independent of the trial's seed
 DOWNLOAD_TIMEOUT_S = 60  # per socket operation: a dead network fails instead of hanging

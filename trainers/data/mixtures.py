@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainers.data import Dataset, split
+from gansweep.trainers.data import Dataset, split
 
 N_TRAIN = 50_000
 N_HELD_OUT = 2_500  # the fixed scoring set (VEEGAN/PacGAN score 2500 samples)
