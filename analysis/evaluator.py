@@ -17,8 +17,8 @@ one process the evaluator is also kept in memory, so each trainer loads it once,
 from __future__ import annotations
 
 import contextlib
+import io
 import math
-import os
 import re
 import time
 import warnings
@@ -32,6 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gansweep.analysis.layout import write_file
 from gansweep.trainers.data import Dataset, cache_dir
 
 VERSION = 1  # bump when the architecture or training changes: old cache files are ignored
@@ -298,9 +299,7 @@ def _through_bucket(data: Dataset, remote) -> Evaluator:
     trial on every node scores with the same weights."""
     local = cache_path(data)
     if not local.is_file() and remote.is_file():
-        tmp = local.with_name(f"{local.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(remote.read_bytes())
-        os.replace(tmp, local)
+        write_file(local, remote.read_bytes())
     ev = load_or_train(data)
     if not remote.is_file():
         remote.write_bytes(local.read_bytes())
@@ -308,10 +307,10 @@ def _through_bucket(data: Dataset, remote) -> Evaluator:
 
 
 def save(ev: Evaluator, path: Path) -> None:
-    """Atomic, so a reader in another process never sees a half-written file."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"meta": ev.meta, "state_dict": ev.net.state_dict()}, tmp)
-    os.replace(tmp, path)
+    """Durable and atomic, so a reader in another process never sees a half-written file."""
+    buf = io.BytesIO()
+    torch.save({"meta": ev.meta, "state_dict": ev.net.state_dict()}, buf)
+    write_file(path, buf.getvalue())
 
 
 def clear_memory_cache() -> None:

@@ -19,6 +19,9 @@ them. The one owner of the layout: `jobs` writes through it, `analysis` reads th
         lease.json         which driver run and trial trains it now
         revived.json       a collapsed run trained on to its end (`early_stop.collapse.revive`):
                            where it paused; its paused result.json is kept beside, renamed
+        NAME.damaged-TIME  a record found torn or unreadable, set aside (never read again)
+    SWEEP_DIR/damaged/     one note per record set aside: which run, why, what happens to it
+    SWEEP_DIR/driver.lock  the driver that holds the sweep (analysis/lock.py)
     SWEEP_DIR-rerun/       `gansweep rerun`: a sweep of its own beside the original
 
 KEY is a hash of (trainer, dataset, configuration, seed, steps): Ray Tune re-creates trials
@@ -47,12 +50,13 @@ import math
 import os
 import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
 
+from gansweep.analysis import durable, liveness
+from gansweep.analysis.durable import WHOLE_OBJECT_STORES
 from gansweep.trainers.errors import ConfigError
 
 SPEC, META, OPTUNA_DB, TUNE, TRIALS, EVALUATORS = (
@@ -65,6 +69,8 @@ CONFIG, STATE, METRICS, RESULT, LEASE, REVIVED = (
 # (ended after the last write, or under a killed driver) is read from its own files. Ten
 # thousand runs are one read, not thirty thousand (or thirty thousand requests to a bucket).
 SUMMARY = "summary.json"
+DAMAGED = "damaged"  # SWEEP_DIR/damaged/: one note per record found torn and set aside
+DAMAGED_FILES = "damaged_files"  # a trial's report: its files set aside as damaged
 RERUN_SUFFIX = "-rerun"
 STUDY_STORAGE = "study_storage"  # sweep.json: the study's database URL; absent for SQLite
 SPEC_SHA1 = "spec_sha1"  # sweep.json: digest of spec.yaml as written, for quick readers
@@ -162,9 +168,6 @@ def is_uri(path: Any) -> bool:
     return "://" in str(path)
 
 
-# Object stores make an object visible whole when its upload completes: a write there is
-# atomic without the temporary file and rename a filesystem needs (a rename is a copy there).
-WHOLE_OBJECT_STORES = ("s3", "gcs")
 
 
 @functools.lru_cache(maxsize=32)
@@ -198,24 +201,36 @@ SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
 
 def check_uri(uri: str) -> None:
     """Refuse, without touching the network, a URI no pyarrow filesystem opens, or one that
-    carries settings: spec.yaml and sweep.json record the location, so no secret may be in it,
-    and every node must reach the store the same way (its environment)."""
-    scheme = uri.split("://", 1)[0]
+    carries settings or credentials: spec.yaml and sweep.json record the location, a command
+    line is visible in `ps` and in Ray's job table, and every node must reach the store the
+    same way (its environment). No message repeats a part of the URI that may hold a secret."""
+    scheme, _, rest = uri.partition("://")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9+.-]*", scheme):
+        scheme = "?"  # not a scheme: whatever was typed before :// is not repeated
+    # user:secret@ or user@ before the bucket; a raw secret may itself hold '/', so a ':' before
+    # any '/' followed by an '@' anywhere counts too
+    if "@" in rest.split("/", 1)[0] or (re.match(r"[^/@:]*:", rest) and "@" in rest):
+        raise ConfigError(f"{scheme}:// URI with credentials in it (a part before '@'), "
+                          "refused: they would be readable in `ps`, Ray's job table and the "
+                          "sweep's records. Drop that part and give the credentials in this "
+                          "machine's environment (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+                          "GOOGLE_APPLICATION_CREDENTIALS, ...)")
+    shown = f"{scheme}://{rest.split('?', 1)[0]}"
     if scheme not in SCHEMES:
-        raise ConfigError(f"{uri}: {scheme}:// is not a filesystem pyarrow opens; give a local "
-                          "path, s3://bucket/prefix or gs://bucket/prefix")
-    if "?" in uri:
-        raise ConfigError(f"{uri}: give the endpoint and credentials of an object store in "
+        raise ConfigError(f"{shown}: {scheme}:// is not a filesystem pyarrow opens; give a "
+                          "local path, s3://bucket/prefix or gs://bucket/prefix")
+    if "?" in rest:
+        raise ConfigError(f"{shown}: give the endpoint and credentials of an object store in "
                           "the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, "
                           "AWS_SECRET_ACCESS_KEY, ...), not in the URI; drop the '?...' part")
 
 
 def sweep_path(path: str | Path | UriPath) -> Path | UriPath:
-    """A sweep directory (or a file in one) as a Path, or as a UriPath for a URI."""
-    if isinstance(path, (Path, UriPath)):
+    """A sweep directory (or a file in one) as an absolute Path, or as a UriPath for a URI."""
+    if isinstance(path, UriPath):
         return path
-    if not is_uri(path):
-        return Path(path)
+    if not is_uri(path):  # absolute: Ray Tune takes a relative storage path for a URI
+        return Path(os.path.abspath(path))
     check_uri(str(path))
     return UriPath(path)
 
@@ -306,18 +321,10 @@ class UriPath:
 
 
 def write_file(path: Path | UriPath, data: bytes) -> None:
-    """Atomic: a reader, or a kill mid-write, never leaves a torn file. A temporary file then a
-    rename on filesystems; an object store shows an object only once it is whole."""
-    if isinstance(path, UriPath) and path.fs.type_name in WHOLE_OBJECT_STORES:
-        with path.fs.open_output_stream(path.path) as f:
-            f.write(data)
-        return
-    tmp = path.parent / f".{path.name}.{uuid.uuid4().hex[:8]}.tmp"
-    tmp.write_bytes(data)
-    if isinstance(path, UriPath):
-        path.fs.move(tmp.path, path.path)
-    else:
-        os.replace(tmp, path)
+    """Durable and atomic (analysis/durable.py): a reader, a kill or a power cut mid-write
+    never leaves a torn file."""
+    fs, where = filesystem(path.uri if isinstance(path, UriPath) else path)
+    durable.write(fs, where, data)
 
 
 def load_array(path: Path | UriPath):
@@ -352,17 +359,62 @@ def load_checkpoint(data: bytes, where: str) -> Any:
         raise UnsafeCheckpoint(f"{where} is unreadable ({reason})") from None
 
 
-class TrialStore:
-    """SWEEP_DIR/trials: one folder per configuration key; every write is atomic."""
+# What becomes of a run whose file is found torn or unreadable (it is set aside, never read).
+AFTER_DAMAGE = {
+    RESULT: "its result is set aside and the run counts as unfinished: the next resume trains "
+            "it again from its last checkpoint",
+    CONFIG: "its record is written again when its configuration next runs",
+    STATE: "its checkpoint is set aside and the run trains again from step 0",
+    REVIVED: "its revival record is set aside and the run counts as not revived",
+    LEASE: "its lease is set aside and taken again by the next trial that runs it",
+}
 
-    def __init__(self, root: str):
+
+class TrialStore:
+    """SWEEP_DIR/trials: one folder per configuration key; every write is durable and atomic.
+
+    A record found torn (a crash before writes were durable, a disk error) is damage: a store
+    opened with `repair` (the driver's, a trial's) sets the file aside as NAME.damaged-TIME and
+    leaves a note in SWEEP_DIR/damaged/; a reader's store (status, report) only lists it in
+    `damage`. Either way it reads as absent, never as an exception."""
+
+    def __init__(self, root: str, repair: bool = False):
         self.uri = str(root).rstrip("/")
         self.fs, self.root = filesystem(self.uri)
-        self.whole_objects = self.fs.type_name in WHOLE_OBJECT_STORES
+        self.repair = repair
+        self.damage: list[dict] = []
 
     @classmethod
-    def of(cls, sweep_dir: str | Path) -> TrialStore:
-        return cls(f"{str(sweep_dir).rstrip('/')}/{TRIALS}")
+    def of(cls, sweep_dir: str | Path, repair: bool = False) -> TrialStore:
+        return cls(f"{str(sweep_dir).rstrip('/')}/{TRIALS}", repair)
+
+    @property
+    def notes_dir(self) -> str:
+        return self.root.rsplit("/", 1)[0] + "/" + DAMAGED
+
+    def damaged(self, key: str, name: str, reason: str) -> dict:
+        """Record (and, repairing, set aside) a file of `key` that cannot be used."""
+        note = {"key": key, "file": name, "reason": reason, "found": time.time(),
+                "what_happens": AFTER_DAMAGE.get(name, "it is set aside"), "kept_as": None}
+        if self.repair:
+            note["kept_as"] = self.move_aside(key, name, "damaged")
+            durable.write(self.fs, f"{self.notes_dir}/{key}.{note['kept_as']}.json",
+                          json.dumps(note).encode())
+        self.damage.append(note)
+        return note
+
+    def damage_notes(self) -> list[dict]:
+        """Damage recorded in SWEEP_DIR/damaged/ (set aside earlier) and found by this store."""
+        out = []
+        if self.fs.get_file_info(self.notes_dir).type == pafs.FileType.Directory:
+            for info in self.fs.get_file_info(pafs.FileSelector(self.notes_dir)):
+                data = durable.read(self.fs, info.path)
+                try:
+                    out.append(json.loads(data or b""))
+                except ValueError:
+                    continue  # a note torn in a crash: the file it names is aside anyway
+        seen = {(n["key"], n.get("kept_as")) for n in out}
+        return out + [n for n in self.damage if (n["key"], n["kept_as"]) not in seen]
 
     def path(self, key: str, name: str = "") -> str:
         return "/".join(p for p in (self.root, key, name) if p)
@@ -379,24 +431,12 @@ class TrialStore:
         return self.fs.get_file_info(self.path(key, name)).type == pafs.FileType.File
 
     def read(self, key: str, name: str) -> bytes | None:
-        try:
-            with self.fs.open_input_stream(self.path(key, name)) as f:
-                return f.read()
-        except (FileNotFoundError, OSError):
-            return None
+        """None only when the file does not exist; other errors are retried, then raised
+        (durable.Unreadable): a throttled read must not make a finished run look unfinished."""
+        return durable.read(self.fs, self.path(key, name))
 
     def write(self, key: str, name: str, data: bytes) -> None:
-        """Write then rename, so a kill mid-write never leaves a torn file behind (an object
-        store needs no rename: see `write_file`)."""
-        if self.whole_objects:
-            with self.fs.open_output_stream(self.path(key, name)) as f:
-                f.write(data)
-            return
-        self.fs.create_dir(self.path(key), recursive=True)
-        tmp = self.path(key, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
-        with self.fs.open_output_stream(tmp) as f:
-            f.write(data)
-        self.fs.move(tmp, self.path(key, name))
+        durable.write(self.fs, self.path(key, name), data)
 
     def move_aside(self, key: str, name: str, suffix: str) -> str:
         """Rename a file out of the way (kept, never overwritten); returns its new name."""
@@ -405,8 +445,19 @@ class TrialStore:
         return aside
 
     def read_json(self, key: str, name: str) -> dict | None:
+        """A record; None when it is absent or damaged (see `damaged`)."""
         data = self.read(key, name)
-        return None if data is None else json.loads(data)
+        if data is None:
+            return None
+        try:
+            record = json.loads(data)
+        except ValueError as exc:
+            self.damaged(key, name, f"not valid JSON ({exc})")
+            return None
+        if not isinstance(record, dict):
+            self.damaged(key, name, "not a JSON object")
+            return None
+        return record
 
     def write_json(self, key: str, name: str, obj: dict) -> None:
         self.write(key, name, json.dumps(json_safe(obj), indent=1, default=str).encode())
@@ -472,18 +523,21 @@ class TrialStore:
         """Take the lease on `key` for this trial (`ended`: of a run that ended, which the
         searcher revives; the trial that ended it holds no live lease).
 
-        A lease from another driver run is stale (that driver is gone) and is taken over. A
-        live lease of another trial in this run means the searcher suggested the same
-        configuration twice: wait for that trial's result instead of training it again.
-        Returns False when a result appeared while waiting.
+        A lease from another driver run is taken over once its holder is dead
+        (`liveness.why_dead`: its process gone on this host, or no write to the run's files for
+        `liveness.STALE_S`): a trial of a driver that was killed may still be training on a
+        cluster that outlives it. A live lease of another trial in this run means the searcher
+        suggested the same configuration twice. Either way this trial waits for the holder's
+        result instead of training it again. Returns False when a result appeared while
+        waiting.
         """
         deadline = time.time() + wait_s
         while True:
             lease = self.read_json(key, LEASE)
-            if (ended or lease is None or lease.get("run_id") != run_id
-                    or lease.get("trial_id") == trial_id):
-                self.write_json(key, LEASE, {"run_id": run_id, "trial_id": trial_id,
-                                             "pid": os.getpid(), "time": time.time()})
+            if (ended or lease is None or lease.get("trial_id") == trial_id
+                    or (lease.get("run_id") != run_id and self._lease_dead(key, lease))):
+                self.write_json(key, LEASE, {**liveness.me(), "run_id": run_id,
+                                             "trial_id": trial_id, "time": time.time()})
                 return True
             if self.has_result(key):
                 return False
@@ -491,3 +545,10 @@ class TrialStore:
                 raise TimeoutError(f"trial {lease.get('trial_id')} holds configuration {key} "
                                    f"for more than {wait_s:.0f} s")
             time.sleep(1.0)
+
+    def _lease_dead(self, key: str, lease: dict) -> bool:
+        """The holder's heartbeat is its last write: the lease, a checkpoint or a report."""
+        infos = self.fs.get_file_info([self.path(key, n) for n in (STATE, METRICS)])
+        beats = [float(lease.get("time") or 0)] + [i.mtime.timestamp() for i in infos
+                                                    if i.mtime is not None]
+        return liveness.why_dead(lease, max(beats)) is not None

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from gansweep.analysis import importance as imp_mod
-from gansweep.analysis import layout, plots
+from gansweep.analysis import layout, plots, ranking
 from gansweep.analysis.layout import ENDED, STOPPED_EARLY, UNFINISHED
 from gansweep.analysis.sweeps import (
     Sweep,
@@ -469,7 +469,8 @@ def curve_picks(s: Sweep) -> tuple[list[dict], str]:
     top = ranked.head(TOP_CURVES)
     note = ""
     if len(top) < TOP_CURVES:  # a running sweep: fill up with unfinished runs, so far
-        unf = t[t["state"] == UNFINISHED].sort_values("value", ascending=s.mode == "min")
+        unf = t[t["state"] == UNFINISHED].sort_values(
+            "value", key=lambda v: pd.Series(ranking.keys(v, s.mode), index=v.index))
         if len(unf):
             top = pd.concat([top, unf.head(TOP_CURVES - len(top))])
             note = ("no configuration has ended: the curves are of unfinished ones, so far"
@@ -641,12 +642,11 @@ def best_so_far_series(s: Sweep) -> dict:
     first; a stopped run spends budget but is never the incumbent). A revived run ends twice:
     at its pause and at its end (analysis.sweeps.budget_events)."""
     t = budget_events(s.trials)
-    sign = 1.0 if s.mode == "min" else -1.0
-    best, out_best = math.inf, []
+    best, out_best = math.nan, []
     for v, state in zip(t["value"].astype(float), t["state"]):
-        if state == layout.COMPLETED and math.isfinite(v) and sign * v < best:
-            best = sign * v
-        out_best.append(sign * best if math.isfinite(best) else math.nan)
+        if state == layout.COMPLETED and ranking.better(v, best, s.mode):
+            best = v
+        out_best.append(best)
     compute = np.nancumsum(t["time_s"].astype(float).to_numpy())
     steps = np.nancumsum(t["steps"].astype(float).to_numpy())
     return {"label": s.label, "n": [int(n) for n in t["runs"]], "compute": list(compute),
@@ -745,7 +745,7 @@ def family_rows(group: list[Sweep], metric: str) -> list[dict]:
                          "metric": metric, "n": 0, "best": "", "median": "", "IQR": "",
                          "spread (q75−q25)": ""})
             continue
-        best = v.min() if DIRECTIONS[metric] == "min" else v.max()
+        best = ranking.best(v, DIRECTIONS[metric])
         q25, q50, q75 = np.percentile(v, [25, 50, 75])
         rows.append({"family": s.trainer, "sweep": s.name, "dataset": s.dataset_name,
                      "metric": f"{metric} ({DIRECTIONS[metric]})", "n": len(v),

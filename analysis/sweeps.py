@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from gansweep.analysis import layout
+from gansweep.analysis import layout, ranking
 from gansweep.analysis.layout import (
     FLAGS,
     META,
@@ -61,6 +61,7 @@ class Sweep:
     seeds: dict = field(default_factory=lambda: dict(ONE_SEED))  # the spec's `seeds`
     budget: dict = field(default_factory=dict)  # limits in force ({steps, hours}), if any
     configurations: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row each
+    damage: list[dict] = field(default_factory=list)  # records found torn (TrialStore.damaged)
 
     @property
     def mode(self) -> str:
@@ -192,6 +193,16 @@ def _csv_rows(data: bytes | None) -> tuple[list[str], list[list[str]]]:
     return rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
 
 
+def last_step(metrics: bytes | None) -> int:
+    """The step of a run's last whole report in its metrics.csv (0 before its first): where an
+    interrupted run resumes, and what it has spent of a step budget."""
+    head, body = _csv_rows(metrics)
+    if not body or "step" not in head:
+        return 0
+    step = _num(body[-1][head.index("step")])
+    return int(step) if math.isfinite(step) else 0
+
+
 # What a digest keeps (a summary of ten thousand runs stays a few megabytes).
 RECORD_KEYS = ("trainer", "dataset", "seed", "steps", "config", "created")
 RESULT_KEYS = ("stop_reason", "stop_step", "objective", "time_s", "finished", "revived")
@@ -213,7 +224,7 @@ def digest(record: dict, result: dict | None, metrics: bytes | None) -> dict:
             if name in DIRECTIONS:
                 col = [x for x in (_num(r[j]) for r in body) if math.isfinite(x)]
                 if col:
-                    best[name] = min(col) if DIRECTIONS[name] == "min" else max(col)
+                    best[name] = ranking.best(col, DIRECTIONS[name])
     if result is not None:
         final.update({k: v for k, v in (result.get("final") or {}).items() if k in FINAL_KEYS})
     return {"record": {k: record[k] for k in RECORD_KEYS if k in record},
@@ -224,17 +235,10 @@ def digest(record: dict, result: dict | None, metrics: bytes | None) -> dict:
 
 def read_digest(store: TrialStore, key: str) -> dict | None:
     """One run's digest from its own files (None: it has not written its record yet)."""
-    try:
-        record = store.read_json(key, layout.CONFIG)
-    except json.JSONDecodeError:
-        record = None
+    record = store.read_json(key, layout.CONFIG)  # a damaged record reads as absent
     if record is None:
         return None
-    try:
-        result = store.result(key)
-    except json.JSONDecodeError:
-        result = None
-    return digest(record, result, store.read(key, layout.METRICS))
+    return digest(record, store.result(key), store.read(key, layout.METRICS))
 
 
 SUMMARY_VERSION = 2  # a summary of another version is ignored (and rewritten by a driver)
@@ -339,6 +343,13 @@ class Curves(dict):
         return [(k, self[k]) for k in self.known]
 
 
+def damage_line(note: dict) -> str:
+    """One damaged record, as status, report and the driver say it."""
+    kept = f"kept as {note['kept_as']}" if note.get("kept_as") else "not yet set aside"
+    return (f"damaged: {note['file']} of run {note['key']} ({note['reason']}; {kept}): "
+            f"{note['what_happens']}")
+
+
 def load_sweep(root: str | Path) -> Sweep:
     """One sweep directory as a `Sweep` (a ConfigError for a directory that is not one)."""
     root = sweep_path(root)
@@ -379,6 +390,8 @@ def load_sweep(root: str | Path) -> Sweep:
         notes.append(f"{orphans} trial director{'y' if orphans == 1 else 'ies'} without "
                      "config.json left out (a trial just starting, or one killed before its "
                      "first write)")
+    damage = store.damage_notes()
+    notes += [damage_line(n) for n in damage]
     trials = pd.DataFrame(rows)
     if len(trials):
         trials = _rank(trials, mode)
@@ -396,6 +409,7 @@ def load_sweep(root: str | Path) -> Sweep:
                  seed=int(spec.get("seed") or 0), study_name=meta.get("study_name"),
                  trials=trials, curves=Curves(store, keys), configs=configs,
                  rerun=meta.get("rerun"), notes=notes, seeds=seeds, budget=budget,
+                 damage=damage,
                  configurations=configurations_table(trials, seeds, mode))
 
 
@@ -436,42 +450,28 @@ def _row(key: str, d: dict, spec: dict, metric: str) -> dict:
 
 
 def _rank(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
-    """Rank the runs that completed, by their value; the others keep a blank rank and sort
-    after them: unfinished ones by their value so far, then stopped ones (collapsed, diverged,
-    ASHA, failed: never what a sweep returns) by their value, then those with none."""
+    """Rank the runs that completed, by their value (analysis/ranking.py); the others keep a
+    blank rank and sort after them: unfinished ones by their value so far, then stopped ones
+    (collapsed, diverged, ASHA, failed: never what a sweep returns) by their value, then those
+    with none."""
     t = trials.copy()
-    finite = np.isfinite(t["value"].astype(float))
-    completed = t["state"] == layout.COMPLETED
-    unfinished = t["state"] == UNFINISHED
-    sign = 1.0 if mode == "min" else -1.0
-    t["_group"] = np.select([completed & finite, unfinished, finite], [0, 1, 2], 3)
-    t["_v"] = np.where(finite, sign * t["value"].astype(float), np.inf)
+    values = t["value"].astype(float)
+    t["_group"] = [ranking.run_standing(s, v) for s, v in zip(t["state"], values)]
+    t["_v"] = ranking.keys(values, mode)
     t = t.sort_values(["_group", "_v", "key"]).reset_index(drop=True)
-    rank = np.where(t["_group"] == 0, np.arange(1, len(t) + 1), np.nan)
+    rank = np.where(t["_group"] == ranking.RUN_COMPLETED, np.arange(1, len(t) + 1), np.nan)
     t.insert(0, "rank", rank)
     return t.drop(columns=["_group", "_v"])
 
 
-def robust(values: list[float], statistic: str, mode: str) -> float:
-    """A configuration's value over its seeds: the mean, or the worst seed."""
-    if not values:
-        return math.nan
-    if statistic == "worst":
-        return float(min(values) if mode == "max" else max(values))
-    return float(np.mean(values))
-
-
 def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.DataFrame:
-    """One row per configuration over its seeds: the robust value (`seeds.statistic` of the
-    metric as measured), spread, per-seed values, how its runs ended, and its rank.
-
-    Ranked (every ended run completed, finite values): first those judged on all
-    `seeds.count` seeds, then those judged on fewer, each by the robust value over the seeds
-    it ended. A run still in flight, or interrupted when an hour budget ran out, does not
-    count yet: the configuration ranks by the seeds it ended (an interrupted second seed
-    must not hide a configuration's first, which a finished sweep would otherwise lose).
-    Below them, unranked: configurations with no run ended, then those with a stopped run
-    (collapsed, diverged, ASHA, failed), which a sweep never returns."""
+    """One row per configuration over its seeds: its value (`seeds.statistic` of the metric as
+    measured over the seeds it ended), spread, per-seed values, how its runs ended, and its
+    rank, all as analysis/ranking.py defines them: judged on all `seeds.count` seeds first,
+    then on fewer; a run still in flight, or interrupted when an hour budget ran out, does not
+    count yet. Below them, unranked: configurations with no run ended, then those with a
+    stopped run (collapsed, diverged, ASHA, failed) or a seed without a value, which a sweep
+    never returns."""
     if not len(trials):
         return pd.DataFrame(columns=["rank", "config_key", "key", "seeds", "value", "std"])
     hp = [c for c in trials.columns if c.startswith("hp_")]
@@ -489,14 +489,16 @@ def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.Dat
             j += 1
         idx = range(i, j)
         ended = [k for k in idx if cols["state"][k] != UNFINISHED]
-        vals = [float(cols["value"][k]) for k in ended if math.isfinite(float(cols["value"][k]))]
+        measured = [float(cols["value"][k]) for k in ended]
+        vals = [v for v in measured if math.isfinite(v)]
+        value = ranking.configuration_value(measured, seeds["statistic"], mode)
         states = {cols["state"][k] for k in idx}
         stopped = sorted(states - {layout.COMPLETED, UNFINISHED})
         objs = [float(cols["objective"][k]) for k in ended
                 if not math.isnan(float(cols["objective"][k]))]
         rows.append({
             "config_key": cid, "key": cols["key"][i], "seeds": len(ended), "runs": j - i,
-            "value": robust(vals, seeds["statistic"], mode),
+            "value": value,
             "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else math.nan,
             "min": min(vals) if vals else math.nan, "max": max(vals) if vals else math.nan,
             "values": vals, "seed_list": [int(cols["seed"][k]) for k in ended],
@@ -504,21 +506,17 @@ def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.Dat
                       else layout.COMPLETED),
             "stop_step": float(sum(float(cols["stop_step"][k]) for k in idx)),
             "time_s": float(np.nansum([float(cols["time_s"][k]) for k in idx])),
-            "objective": robust(objs, seeds["statistic"], mode),
+            "objective": ranking.statistic(objs, seeds["statistic"], mode),
             "finished": max((float(cols["finished"][k]) for k in ended), default=math.nan),
-            **{c: cols[c][i] for c in hp}})
+            **{c: cols[c][i] for c in hp},
+            "_standing": ranking.standing(states, len(ended), value, seeds["count"])})
         i = j
+    rows.sort(key=lambda r: ranking.order(r["_standing"], r["value"], mode, r["config_key"]))
     c = pd.DataFrame(rows)
-    finite = np.isfinite(c["value"].astype(float))
-    normal = c["state"].isin([layout.COMPLETED, UNFINISHED]) & finite
-    sign = 1.0 if mode == "min" else -1.0
-    c["_group"] = np.select([normal & (c["seeds"] >= seeds["count"]), normal,
-                             c["state"] == UNFINISHED], [0, 1, 2], 3)
-    c["_v"] = np.where(finite, sign * c["value"].astype(float), np.inf)
-    c = c.sort_values(["_group", "_v", "config_key"]).reset_index(drop=True)
-    c.insert(0, "rank", np.where(c["_group"] <= 1, np.arange(1, len(c) + 1), np.nan))
-    c["judged_on_all_seeds"] = c["_group"] == 0
-    return c.drop(columns=["_group", "_v"])
+    ranked = np.array([ranking.is_ranked(w) for w in c["_standing"]])
+    c.insert(0, "rank", np.where(ranked, np.arange(1, len(c) + 1), np.nan))
+    c["judged_on_all_seeds"] = c["_standing"] == ranking.ALL_SEEDS
+    return c.drop(columns="_standing")
 
 
 def find_reruns(roots: list[Path | UriPath]) -> list[Path | UriPath]:
@@ -615,8 +613,7 @@ def rerun_summary(rerun: Sweep, original: Sweep | None) -> pd.DataFrame:
             **{c: g[c].iloc[0] for c in hp_cols},
         })
     out = pd.DataFrame(rows)
-    sign = 1.0 if rerun.mode == "min" else -1.0
-    out["_k"] = np.where(np.isfinite(out["mean"]), sign * out["mean"], np.inf)
+    out["_k"] = ranking.keys(out["mean"], rerun.mode)
     out["_s"] = out["std"].fillna(np.inf)  # ties: the steadier, then the sweep's order
     out["_r"] = pd.to_numeric(out["sweep_rank"], errors="coerce").fillna(np.inf)
     out = out.sort_values(["_k", "_s", "_r"]).drop(columns=["_k", "_s", "_r"])

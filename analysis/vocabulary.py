@@ -32,11 +32,6 @@ LOSSES = ("loss_g", "loss_d")
 CRITIC_TRAINERS = frozenset({"wgan", "wgan-gp"})
 
 
-def better(metric: str, a: float, b: float) -> bool:
-    """True when value `a` of `metric` beats `b`."""
-    return a < b if DIRECTIONS[metric] == "min" else a > b
-
-
 def metrics_for(kind: str) -> frozenset[str]:
     """The objectives that apply to a trainer whose OUTPUT is `kind`."""
     return MAP_METRICS if kind == "weights" else frozenset(DIRECTIONS) - MAP_METRICS

@@ -9,6 +9,7 @@ status` and `gansweep report` wall times on the finished sweep, and that nothing
 repeated across the kill.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale.py [--configs 10000] [--sampler tpe]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/scale.py --uninterrupted   # no kill
     .venv/bin/python benchmarks/scale.py --samplers   # the samplers' suggestion cost by size
 
 Writes benchmarks/results/scale.json.
@@ -88,7 +89,10 @@ def clean(tmp: Path) -> None:
     subprocess.run(["pkill", "-9", "-f", str(tmp)], check=False)
 
 
-def run(configs: int, sampler: str, work: Path) -> dict:
+def run(configs: int, sampler: str, work: Path, kill: bool = True) -> dict:
+    """`kill`: SIGKILL the driver halfway and finish with `gansweep resume`; else one
+    uninterrupted driver run (which starts a fresh Ray Tune experiment every
+    jobs.submit.TRIALS_PER_EXPERIMENT trials)."""
     import yaml
 
     spec_path = work / "spec.yaml"
@@ -96,15 +100,19 @@ def run(configs: int, sampler: str, work: Path) -> dict:
     root = work / "scale"
     tmp = Path("/tmp") / f"scl{os.getpid()}"
     first = Driver(["submit", str(spec_path)], work / "run0.log", tmp)
-    kill_at = configs // 2
-    while first.proc.poll() is None and len(list((root / "trials").glob("*/result.json"))) \
-            < kill_at:
-        time.sleep(2.0)
-    before_kill = ended_times(root)
-    first.kill()
-    clean(tmp)
-    second = Driver(["resume", str(root)], work / "run1.log", tmp)
-    rc = second.wait()
+    if kill:
+        kill_at = configs // 2
+        while first.proc.poll() is None and \
+                len(list((root / "trials").glob("*/result.json"))) < kill_at:
+            time.sleep(2.0)
+        before_kill = ended_times(root)
+        first.kill()
+        clean(tmp)
+        second = Driver(["resume", str(root)], work / "run1.log", tmp)
+        rc = second.wait()
+    else:
+        rc = first.wait()
+        second, before_kill = None, []
     clean(tmp)
     times = ended_times(root)
     k = len(before_kill)
@@ -126,25 +134,32 @@ def run(configs: int, sampler: str, work: Path) -> dict:
             r = json.loads(line)
             if not r.get("reused") and "key" in r:
                 reports[(r["key"], int(r["step"]))] += 1
-    rss = [b for _, b in first.rss + second.rss]
+    rss = [b for _, b in first.rss + (second.rss if second else [])]
     early = [b for t, b in first.rss if t > 30][:5] or rss[:5]
+    per = {"first_1000": per_config(times, 0),
+           "last_1000": per_config(times, len(times) - 1001)}
+    per["last_over_first"] = per["last_1000"] / per["first_1000"]
+    if kill:
+        per.update({"1000_before_kill": per_config(before_kill, max(0, k - 1001)),
+                    "1000_after_resume": per_config(times, k + 10)})
+    memory = {"early": min(early) if early else None, "peak": max(rss) if rss else None,
+              "peak_first_run": max(b for _, b in first.rss)}
+    if memory["early"] and memory["peak"]:
+        memory["growth"] = memory["peak"] - memory["early"]
+    if second:
+        memory["peak_resumed_run"] = max(b for _, b in second.rss)
     return {
-        "configurations": configs, "sampler": sampler, "resume_exit_code": rc,
-        "ended": len(times), "killed_after": k,
-        "per_config_s": {"first_1000": per_config(times, 0),
-                         "last_1000": per_config(times, len(times) - 1001),
-                         "1000_before_kill": per_config(before_kill, max(0, k - 1001)),
-                         "1000_after_resume": per_config(times, k + 10)},
-        "driver_rss_bytes": {"early": min(early) if early else None,
-                             "peak": max(rss) if rss else None,
-                             "peak_first_run": max(b for _, b in first.rss),
-                             "peak_resumed_run": max(b for _, b in second.rss)},
+        "configurations": configs, "sampler": sampler, "killed": kill, "exit_code": rc,
+        "ended": len(times), "killed_after": k if kill else None,
+        "tune_experiments": sorted(p.name for p in (root / "tune").iterdir() if p.is_dir()),
+        "per_config_s": per, "driver_rss_bytes": memory,
         "status_s": round(status_s, 2), "status_ok": status.returncode == 0,
         "report_s": round(report_s, 2), "report_ok": report.returncode == 0,
         "distinct_configurations": len(keys), "repeated_configurations":
             sum(1 for n in keys.values() if n > 1),
         "reports_trained_twice": sum(1 for n in reports.values() if n > 1),
         "sampler_switches": [line.strip() for log in ("run0.log", "run1.log")
+                             if (work / log).is_file()
                              for line in (work / log).read_text().splitlines()
                              if "sampler auto" in line],
     }
@@ -193,6 +208,9 @@ def main() -> None:
                    help="study sizes the samplers are timed at (with --samplers)")
     p.add_argument("--out", default=str(RESULTS / "scale.json"))
     p.add_argument("--keep", default=None, help="a new directory to leave the sweep in")
+    p.add_argument("--uninterrupted", action="store_true",
+                   help="one driver run from start to end (recorded as sweep_SAMPLER_"
+                        "uninterrupted), instead of a SIGKILL halfway and a resume")
     args = p.parse_args()
     path = Path(args.out)
     merged = json.loads(path.read_text()) if path.is_file() else {}
@@ -202,12 +220,13 @@ def main() -> None:
     else:
         if args.keep:
             Path(args.keep).mkdir(parents=True)
-            res = run(args.configs, args.sampler, Path(args.keep))
+            res = run(args.configs, args.sampler, Path(args.keep), not args.uninterrupted)
         else:
             with tempfile.TemporaryDirectory(prefix="scale-") as work:
-                res = run(args.configs, args.sampler, Path(work))
+                res = run(args.configs, args.sampler, Path(work), not args.uninterrupted)
         res["load_average"] = os.getloadavg()
-        merged[f"sweep_{args.sampler}"] = res
+        suffix = "_uninterrupted" if args.uninterrupted else ""
+        merged[f"sweep_{args.sampler}{suffix}"] = res
     path.write_text(json.dumps(merged, indent=1))
     print(json.dumps(merged, indent=1))
 

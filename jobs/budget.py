@@ -2,9 +2,10 @@
 
 A run is started only when its remaining planned steps fit in what is left after every running
 run's remaining planned steps, so a step budget is never exceeded; early stops give their
-unspent steps back. The hour budget is wall-clock over driver runs; when it runs out, running
-trials are stopped and keep their checkpoints (BudgetStopper), and a resume with a larger
-budget continues them.
+unspent steps back: a running run holds its remaining planned steps, and when it ends what it
+really trained (from the step it started at to its last report) is spent. The hour budget is
+wall-clock over driver runs; when it runs out, running trials are stopped and keep their
+checkpoints (BudgetStopper), and a resume with a larger budget continues them.
 """
 from __future__ import annotations
 
@@ -25,7 +26,34 @@ class Budget:
         # Tune trial id -> the steps a running run may train in all (counted as spent, at
         # what it really trained, when it ends)
         self.committed: dict[str, int] = {}
+        self.trained: dict[str, tuple[int, int]] = {}  # Tune trial id -> (from, to) step
         self.expired = False  # the hour budget ran out and running trials were stopped
+
+    def charge(self, steps: int) -> None:
+        """Steps trained before this driver run (read from the trial store)."""
+        self.spent_steps += steps
+
+    def place(self, trial_id: str, start: int, steps: int) -> None:
+        """A run starts at step `start` of its planned `steps`: the rest is held for it."""
+        self.committed[trial_id] = steps - start
+        self.trained[trial_id] = (start, start)
+
+    def reported(self, trial_id: str, step: int) -> None:
+        if trial_id in self.trained:
+            start, _ = self.trained[trial_id]
+            self.trained[trial_id] = (start, max(step, start))
+
+    def release(self, trial_id: str, step: int | None = None) -> int | None:
+        """A run ended or was stopped, its last report at `step` if known: what it trained is
+        spent and the rest given back. Returns the step it reached (None: not placed here)."""
+        self.committed.pop(trial_id, None)
+        if trial_id not in self.trained:
+            return None
+        start, end = self.trained.pop(trial_id)
+        if step is not None:
+            end = max(end, step)
+        self.spent_steps += end - start
+        return end
 
     def elapsed_s(self) -> float:
         return self.prior_s + time.time() - self.started
@@ -44,6 +72,16 @@ class Budget:
         """Nothing more can start, even once the running runs end."""
         return self.out_of_time() or (self.steps is not None
                                       and self.spent_steps + smallest_run > self.steps)
+
+    def spent_text(self) -> str:
+        """What is spent of each limit, for the driver's lines ('' without a budget)."""
+        text = ""
+        if self.steps is not None:
+            text += f", {self.spent_steps} of {self.steps} budget steps spent"
+        if self.hours is not None:
+            text += (f", {self.elapsed_s() / 3600:.3g} of {self.hours:.3g} budget hours "
+                     "spent")
+        return text
 
 
 class BudgetStopper(Stopper):

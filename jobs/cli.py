@@ -2,58 +2,63 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
 from gansweep.trainers.errors import ConfigError, Interrupted
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from gansweep.jobs.train_cmd import returned_configuration, train_to_dir
-    from gansweep.trainers.hparams import parse_sets
-    from gansweep.trainers.registry import get_trainer
+def check_sweep_arg(value: str, name: str = "SWEEP_DIR") -> None:
+    """A sweep directory typed on the command line: a URI with credentials or settings in it
+    is refused before it is opened (and before the secret could be printed back)."""
+    if "://" in value:
+        from gansweep.analysis.layout import check_uri
 
-    base: dict = {}
-    steps, seed, every, score_every = args.steps, args.seed, args.report_every, args.score_every
-    trainer, dataset = args.trainer, args.dataset
-    if args.from_sweep:
-        if trainer or dataset:
-            raise ConfigError("--from trains the sweep's trainer on its dataset: drop the "
-                              "trainer and --dataset (use --set to change a hyperparameter)")
-        got = returned_configuration(args.from_sweep, log=print)
-        trainer, dataset, base = got["trainer"], got["dataset"], got["config"]
-        steps = got["steps"] if steps is None else steps
-        seed = got["seed"] if seed is None else seed
-        every = every or got["report_every"]
-        score_every = score_every or got["score_every"]
-    elif not trainer or not dataset:
-        raise ConfigError("give a trainer and --dataset (e.g. gansweep train gan --dataset "
-                          "ring8 --out runs/r), or --from SWEEP_DIR")
-    cls = get_trainer(trainer)
-    overrides = {**base, **parse_sets(cls.HPARAMS, args.set, f"trainer {trainer}")}
-    steps = 1000 if steps is None else steps
-    seed, every = 0 if seed is None else seed, every or 100
-    if steps < 1:
-        raise ConfigError("--steps must be at least 1")
-    train_to_dir(trainer, dataset, overrides, steps, Path(args.out), seed=seed,
-                 report_every=every, score_every=score_every, resume=args.resume,
-                 device=args.device)
+        try:
+            check_uri(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
+
+
+def _at_least_1(flag: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(f"{flag} must be at least 1 (got {value})")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from gansweep.jobs.train_cmd import run
+
+    run(trainer=args.trainer, dataset=args.dataset, out=Path(args.out), steps=args.steps,
+        sets=args.set, seed=args.seed, from_sweep=args.from_sweep,
+        report_every=args.report_every, score_every=args.score_every, resume=args.resume,
+        device=args.device)
     return 0
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from gansweep.jobs.spec import load_spec
+
+    spec = load_spec(args.spec)  # before Ray Tune is even imported: a bad spec fails fast
     from gansweep.jobs.submit import submit
 
-    submit(load_spec(args.spec), address=args.address)
+    submit(spec, address=args.address)
     return 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
+    check_sweep_arg(args.sweep_dir)
+    _at_least_1("--trials", args.trials)
+    budget = parse_budget(args.budget)
+    if args.study is not None:
+        from gansweep.jobs import study
+
+        study.bare(args.study, "--study")
     from gansweep.jobs.submit import resume
 
     resume(args.sweep_dir, address=args.address, trials=args.trials,
-           budget=parse_budget(args.budget), study_url=args.study)
+           budget=budget, study_url=args.study, force=args.force)
     return 0
 
 
@@ -66,7 +71,10 @@ def parse_budget(items: list[str]) -> dict:
         try:
             if not sep or key not in ("steps", "hours"):
                 raise ValueError
-            value = int(float(text)) if key == "steps" else float(text)
+            number = float(text)
+            if not 0 < number < math.inf:  # also NaN, which no comparison excludes
+                raise ValueError
+            value = int(number) if key == "steps" else number
             if value <= 0:
                 raise ValueError
         except ValueError:
@@ -78,6 +86,7 @@ def parse_budget(items: list[str]) -> dict:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    check_sweep_arg(args.sweep_dir)
     from gansweep.jobs.status import as_json, collect, format_status
 
     s = collect(args.sweep_dir)
@@ -86,6 +95,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    for d in args.sweep_dirs:
+        check_sweep_arg(d)
+    from gansweep.jobs.sweep_dir import check_writable
+
+    check_writable(Path(args.out).absolute(), "--out", min_free=20 * 2**20)  # pages, images
     from gansweep.jobs.report_cmd import report
 
     report(args.sweep_dirs, args.out)
@@ -93,6 +107,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
+    check_sweep_arg(args.sweep_dir)
+    _at_least_1("--top", args.top)
+    _at_least_1("--seeds", args.seeds)
     from gansweep.jobs.rerun import rerun
 
     rerun(args.sweep_dir, top=args.top, seeds=args.seeds, address=args.address,
@@ -145,10 +162,14 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--budget", action="append", default=[], metavar="steps=N|hours=H",
                    help="raise the budget to this total (repeatable)")
     r.add_argument("--study", default=None, metavar="URL",
-                   help="the study's database, when it moved or needs a password not in "
-                   "PGPASSWORD / ~/.pgpass (postgresql://USER:PASSWORD@HOST:PORT/DB; the "
-                   "password is used, never written)")
+                   help="the study's database, when it moved: postgresql://USER@HOST:PORT/DB, "
+                   "without a password (one in the URL is refused: a command line is visible "
+                   "in `ps` and Ray's job table); the password comes from PGPASSWORD or "
+                   "~/.pgpass (PGPASSFILE), as for psql")
     r.add_argument("--address", default=None, help=address_help)
+    r.add_argument("--force", action="store_true",
+                   help="take the sweep from a driver that still holds it (its host:pid is "
+                   "named when resume is refused); only once you are sure it is dead")
     r.set_defaults(func=cmd_resume)
 
     st = sub.add_parser("status", help="trials by state and the best configuration so far")
@@ -181,11 +202,17 @@ def parser() -> argparse.ArgumentParser:
     from gansweep.jobs.eval_cmd import add_parser as add_eval_parser  # `gansweep eval`
 
     add_eval_parser(sub)
+    from gansweep.jobs.cluster_check import add_parser as add_cluster_parser  # `gansweep cluster`
+    add_cluster_parser(sub)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Tune logs a trial's whole stack (Ray's frames first) for every failed trial; a failed
+    # sweep says its first failure's own message instead, and each stack is kept in its
+    # trial's error.txt. TUNE_PRINT_ALL_TRIAL_ERRORS=1 brings them back.
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     try:
         return args.func(args)
     except ConfigError as exc:
@@ -194,6 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"gansweep {args.command}: {exc}", file=sys.stderr)
         return 130
+    except OSError as exc:
+        durable = sys.modules.get("gansweep.analysis.durable")
+        if durable is None or not isinstance(exc, durable.Unreadable):
+            raise
+        print(f"gansweep {args.command}: error: {exc}; nothing was changed. Check the "
+              "storage (mount, bucket, permissions) and run the command again.",
+              file=sys.stderr)
+        return 1
+    except Exception as exc:
+        # Only a sweep has run by then, so its module is loaded; importing it here would
+        # import Ray Tune for every command
+        outcomes = sys.modules.get("gansweep.jobs.outcomes")
+        if outcomes is None or not isinstance(exc, outcomes.SweepFailed):
+            raise
+        print(f"gansweep {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from gansweep.analysis import layout
 from gansweep.analysis.vocabulary import DIRECTIONS, LOSSES
 from gansweep.jobs.budget import Budget
 from gansweep.jobs.trial import TrialControl
+from gansweep.trainers.errors import ConfigError
 
 # What a result keeps of Tune's last result: the report's own columns, not Tune's bookkeeping.
 KEPT = {"step", "objective", "time_s", *LOSSES, *DIRECTIONS}
@@ -44,3 +45,37 @@ class RecordOutcomes(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._record(trial, layout.FAILED)
+
+
+class SweepFailed(Exception):
+    """Every run a driver run started failed: nothing was learned, and the caller must not be
+    told the sweep is done (the CLI exits 1 with the first failure's message)."""
+
+
+def own_message(error: BaseException) -> str:
+    """What the failing code itself said, on one line: Ray wraps a trial's exception in a
+    RayTaskError (or a TuneError) whose text is a whole stack; its `cause` is the original."""
+    seen = set()
+    while id(error) not in seen:
+        seen.add(id(error))
+        cause = getattr(error, "cause", None) or error.__cause__
+        if not isinstance(cause, BaseException):
+            break
+        error = cause
+    text = str(error).strip()
+    if isinstance(error, ConfigError) and text:
+        line = text.splitlines()[0]
+    else:  # a bare "KeyError: 'x'" says little without its type
+        lines = [f"{type(error).__name__}: {text}"] if text else [type(error).__name__]
+        line = lines[0].splitlines()[0]
+    return line
+
+
+def check_not_all_failed(grid, where: str) -> None:
+    """Raise SweepFailed when every trial of the driver run's ResultGrid failed; `where`: the
+    Tune experiment folder, whose trial_*/error.txt hold the full stacks."""
+    errors = grid.errors
+    if len(grid) == 0 or len(errors) < len(grid):
+        return
+    raise SweepFailed(f"all {len(grid)} run(s) failed; the first: {own_message(errors[0])} "
+                      f"(each run's full error: {where}/trial_*/error.txt)")

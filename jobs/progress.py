@@ -7,7 +7,7 @@ import time
 from ray.tune import Callback
 
 from gansweep.analysis import layout
-from gansweep.analysis.vocabulary import better
+from gansweep.analysis.ranking import better
 
 
 class Progress(Callback):
@@ -25,12 +25,16 @@ class Progress(Callback):
     def _better(self, value: float) -> bool:
         if value is None or not math.isfinite(value):
             return False
-        return self.best is None or better(self.metric, value, self.best)
+        return self.best is None or better(value, self.best, self.mode)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.started += 1
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if result.get(layout.DAMAGED_FILES):
+            for name in result[layout.DAMAGED_FILES].split(","):
+                self.log(f"[gansweep] damaged: {name} of run {result.get('key')} was "
+                         f"unreadable; {layout.AFTER_DAMAGE.get(name, 'it is set aside')}")
         if self._better(result.get("objective")):
             self.best = result["objective"]
         self._maybe_line()

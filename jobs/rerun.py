@@ -80,7 +80,7 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
     if top < 1 or seeds < 1:
         raise ConfigError(f"--top {top} --seeds {seeds}: give whole numbers >= 1")
     check_reachable(address)
-    check_gpus(spec.resources, address, log)
+    check_gpus(spec.resources, address, log, spec.py_modules)
     target = rerun_dir(root)
     if target.exists() and any(target.iterdir()):
         if not resume:
@@ -89,9 +89,10 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
                 f"(the rerun is picked up), continue an interrupted one with `gansweep rerun "
                 f"{root} --top {top} --seeds {seeds} --resume`, or move it away to rerun "
                 "with other settings")
-        rspec, rmeta = sd.open_existing(target)
+        rspec, rmeta, held = sd.lock(target, "gansweep rerun --resume", log=log)
         record = rmeta.get("rerun") or {}
         if record.get("top") != top or len(record.get("seeds", [])) != seeds:
+            held.release()
             raise ConfigError(f"{target} is a rerun of the top {record.get('top')} under "
                               f"{len(record.get('seeds', []))} seeds; resume it with those "
                               "numbers")
@@ -116,11 +117,14 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
         from gansweep.jobs.submit import check_data
 
         check_data(rspec)
-        rmeta = sd.create(rspec)
+        rmeta, held = sd.create(rspec, log)
         rmeta["rerun"] = {"of": str(root.resolve()), "top": top, "seeds": new_seeds,
                           "configs": picks}
         sd.write_meta(target, rmeta)
-    _run(rspec, target, rmeta, [p["config"] for p in picks], new_seeds, address, log)
+    try:
+        _run(rspec, target, rmeta, [p["config"] for p in picks], new_seeds, address, log)
+    finally:
+        held.release()
     log(f"[gansweep] rerun done: {target}. Report: gansweep report {root} --out REPORT_DIR")
     return target
 
@@ -140,7 +144,7 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
     name = f"rerun-{len(meta['runs']) + 1:03d}"
     meta["runs"].append({"run_id": run_id, "started": time.time(), "name": name})
     sd.write_meta(target, meta)
-    init_ray(address, log)
+    init_ray(address, log, spec.py_modules)
     total = len(configs) * len(seeds)
     log(f"[gansweep] rerun {target.name}: {len(configs)} configurations x seeds "
         f"{', '.join(map(str, seeds))} = {total} trials of {spec.trainer} on {spec.dataset}")

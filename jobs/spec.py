@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from gansweep.analysis.vocabulary import (
     metrics_for,
 )
 from gansweep.jobs.frozen import freeze, thaw
+from gansweep.trainers import plugins
 from gansweep.trainers.data import dataset_name
 from gansweep.trainers.errors import ConfigError
 from gansweep.trainers.registry import TRAINERS, get_trainer
@@ -58,8 +60,24 @@ KEYS = {
     "storage": "a local directory, a shared filesystem path, s3://bucket/prefix or gs://...",
     "study": "the Optuna study's database: sqlite (a file in the sweep directory, the "
              "default) or postgresql://USER@HOST:PORT/DATABASE",
+    "features": "the network FID, precision/recall, density/coverage and the collapse "
+                "signal measure in: module:callable of your own (default: the dataset's "
+                "built-in evaluator)",
+    "py_modules": "folders of your own Python packages (a trainer, loader or features named "
+                  "as module:attribute) that Ray ships to every node",
 }
+# Keys a sweep made before they existed lacks: at these values they change nothing, so they
+# stay out of the fingerprint and such a sweep still resumes.
+NEUTRAL = {"features": None}
 REQUIRED = ("name", "trainer", "dataset", "steps")
+# Every seed a sweep derives ends in numpy, whose RandomState (Optuna's samplers) takes
+# 0 .. 2**32 - 1: its races use seed .. seed + seeds.count - 1, a rerun the seeds after those,
+# and each driver run seeds its sampler with seed + 1000 * (driver runs so far). Room is kept
+# for RESUMES driver runs, so a seed accepted today cannot overflow on a later resume.
+SEED_LIMIT = 2**32 - 1
+RESUMES = 100_000
+SEED_RESERVE = 1000 * RESUMES
+NAME_BYTES = 200  # filesystems take 255 per name; leave room for `-rerun` and temporary files
 
 
 @dataclass(frozen=True)
@@ -84,6 +102,8 @@ class SweepSpec:
     seeds: dict = field(default_factory=lambda: dict(SEEDS_DEFAULT))
     sampler: str = "tpe"
     study: str | None = None  # a database URL without password (jobs/study.py); None: sqlite
+    features: str | None = None  # module:callable of the group's own (analysis/features.py)
+    py_modules: tuple = ()  # absolute folders Ray ships to every node (trainers/plugins.py)
 
     def __post_init__(self):
         for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
@@ -109,7 +129,8 @@ class SweepSpec:
         configuration, the only judgement before `seeds` existed, hashes as it did then."""
         keep = {k: v for k, v in self.to_dict().items()
                 if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures",
-                             "budget", "sampler", "study")}
+                             "budget", "sampler", "study", "py_modules")
+                and not (k in NEUTRAL and v == NEUTRAL[k])}
         if keep["seeds"]["count"] == 1:
             del keep["seeds"]
         return hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()
@@ -125,10 +146,31 @@ def _int(raw: dict, key: str, low: int, default: Any = None) -> Any:
 
 
 def _name(value: Any) -> str:
-    if not isinstance(value, str) or not value or "/" in value or value.startswith("."):
+    # isprintable(): a newline or escape sequence in a directory name garbles every message
+    # and command gansweep prints with it (repr keeps this message on one line)
+    if (not isinstance(value, str) or not value or "/" in value or value.startswith(".")
+            or not value.isprintable() or len(value.encode()) > NAME_BYTES):
         raise ConfigError(f"name: {value!r} is not valid; write a plain directory name "
-                          "such as ring8-gan")
+                          f"(printable characters, no '/', at most {NAME_BYTES} bytes) such "
+                          "as ring8-gan")
     return value
+
+
+def _seed(raw: dict, count: int) -> int:
+    seed = _int(raw, "seed", 0, default=0)
+    top = SEED_LIMIT - SEED_RESERVE - count
+    if seed > top:
+        raise ConfigError(f"seed: {seed} is too large; write a whole number from 0 to {top} "
+                          f"(seeds derived from it, up to seed + {SEED_RESERVE} for "
+                          f"{RESUMES} resumes, must stay in numpy's range 0..2**32-1)")
+    return seed
+
+
+def _one_run_fits(budget: dict, steps: int) -> None:
+    if budget["steps"] is not None and budget["steps"] < steps:
+        raise ConfigError(f"budget.steps: {budget['steps']} is less than one run ({steps} "
+                          "steps), so no run could start; raise budget.steps to a multiple "
+                          f"of {steps} (e.g. {steps * 10} for ten runs) or lower steps")
 
 
 def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
@@ -144,12 +186,12 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         raise ConfigError(f"{source}: missing key {', '.join(missing)} ({KEYS[missing[0]]})")
+    py_modules = _py_modules(raw.get("py_modules", []))
+    plugins.use_modules(py_modules)  # the driver imports what the spec names from them too
     trainer = raw["trainer"]
-    if trainer not in TRAINERS:
-        raise ConfigError(f"trainer: unknown trainer {trainer!r}; use one of "
-                          f"{', '.join(TRAINERS)}")
-    cls = get_trainer(trainer)
+    cls = _trainer(trainer)
     dataset = _dataset(raw["dataset"])
+    features = _features(raw.get("features"))
     metric = raw.get("metric", default_metric(cls.OUTPUT, dataset_name(dataset)))
     _check_metric(metric, trainer, cls.OUTPUT, dataset)
 
@@ -175,6 +217,8 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     from gansweep.jobs.stopping import validate_early_stop
 
     budget = _budget(raw.get("budget"))
+    _one_run_fits(budget, steps)
+    seeds = _seeds(raw.get("seeds", SEEDS_DEFAULT))
     if raw.get("trials") is None and budget == {"steps": None, "hours": None}:
         raise ConfigError(f"{source}: give trials (how many configurations) or budget "
                           "({steps: N} or {hours: H}), or both")
@@ -191,8 +235,8 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         name=_name(raw["name"]), trainer=trainer, dataset=dataset,
         trials=_int(raw, "trials", 1) if raw.get("trials") is not None else None,
         steps=steps, report_every=report_every, budget=budget,
-        seeds=_seeds(raw.get("seeds", SEEDS_DEFAULT)), sampler=sampler,
-        metric=metric, seed=_int(raw, "seed", 0, default=0), space=space, fixed=fixed,
+        seeds=seeds, sampler=sampler,
+        metric=metric, seed=_seed(raw, seeds["count"]), space=space, fixed=fixed,
         early_stop=early_stop,
         resources=_resources(raw.get("resources", {"cpu": 1, "gpu": 0})),
         max_concurrent=_int(raw, "max_concurrent", 1, default=2),
@@ -200,7 +244,50 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         score_every=score_every,
         storage=storage,
         study=study.parse(raw.get("study"), storage),
+        features=features, py_modules=py_modules,
     )
+
+
+def _trainer(name: Any):
+    """The trainer's class: built in, registered by an installed package, or module:Class
+    (refused unless it follows the contract: trainers/contract.py)."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"trainer: {name!r} is not valid; use one of {', '.join(TRAINERS)} "
+                          "or your own class as module:Class")
+    try:
+        cls = get_trainer(name)
+    except ConfigError as exc:
+        raise ConfigError(str(exc) if str(exc).startswith("trainer") else f"trainer: {exc}"
+                          ) from None
+    if cls.COLLAPSE_SIGNAL not in DIRECTIONS:
+        raise ConfigError(f"trainer: {name} declares COLLAPSE_SIGNAL = {cls.COLLAPSE_SIGNAL!r}, "
+                          f"which gansweep does not measure; use one of {', '.join(DIRECTIONS)}")
+    return cls
+
+
+def _features(value: Any) -> str | None:
+    from gansweep.analysis.features import GROUP
+
+    if value is None:
+        return None
+    if not (plugins.is_reference(value) or value in plugins.registered(GROUP)):
+        raise ConfigError(f"features: {value!r} is not valid; name your feature network as "
+                          "module:callable (it maps a batch of samples to (N, F) features), or "
+                          "leave features out for the dataset's built-in evaluator")
+    return value
+
+
+def _py_modules(value: Any) -> tuple:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError("py_modules: write a list of folders, e.g. [../my_lab/my_lab]")
+    out = []
+    for v in value:
+        path = Path(v).expanduser().resolve()
+        if not (path.is_dir() and (path / "__init__.py").is_file()):
+            raise ConfigError(f"py_modules: {v} is not a folder holding a Python package (no "
+                              "__init__.py there); give the package's own folder")
+        out.append(str(path))
+    return tuple(out)
 
 
 def _budget(value: Any) -> dict:
@@ -214,8 +301,8 @@ def _budget(value: Any) -> dict:
                               or steps < 1):
         raise ConfigError(f"budget.steps: {steps!r} is not valid; write a whole number >= 1")
     if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float))
-                              or not hours > 0):
-        raise ConfigError(f"budget.hours: {hours!r} is not valid; write a number > 0")
+                              or not 0 < hours < math.inf):
+        raise ConfigError(f"budget.hours: {hours!r} is not valid; write a finite number > 0")
     return {"steps": steps, "hours": None if hours is None else float(hours)}
 
 
@@ -242,8 +329,11 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise ConfigError(f"spec file {path} does not exist; see jobs/specs/ for examples")
     try:
         raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    except yaml.YAMLError as exc:  # its own text spans lines, with a caret under the spot
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
     return parse_spec(raw, str(path))
 
 
@@ -261,6 +351,10 @@ def _dataset(value: Any) -> Any:
     if not isinstance(name, str) or not name:
         raise ConfigError("dataset: write a name (" + ", ".join(NAMES) + "), a path, or "
                           "{name: digits, image_size: 16}")
+    from gansweep.trainers.data import GROUP
+
+    if plugins.is_reference(name) or name in plugins.registered(GROUP):
+        return value  # the group's own loader: its options are its own, checked when loaded
     if name not in NAMES and not Path(name).expanduser().exists():
         raise ConfigError(f"dataset: unknown dataset {name!r}; use one of {', '.join(NAMES)} "
                           "or a path to a .npy/.npz file or a folder of PNG images")
@@ -296,8 +390,9 @@ def _resources(value: Any) -> dict:
                           "runs four trials per GPU)")
     cpu, gpu = value.get("cpu", 1), value.get("gpu", 0)
     for key, v in (("cpu", cpu), ("gpu", gpu)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-            raise ConfigError(f"resources.{key}: {v!r} is not valid; write a number >= 0")
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+            raise ConfigError(f"resources.{key}: {v!r} is not valid; write a finite number "
+                              ">= 0")
     if gpu > 1 and gpu != int(gpu):
         raise ConfigError(f"resources.gpu: {gpu} is not valid; above 1 use whole GPUs")
     if cpu == 0 and gpu == 0:
@@ -306,8 +401,9 @@ def _resources(value: Any) -> dict:
 
 
 def _storage(value: Any) -> str:
-    if not isinstance(value, str) or not value:
-        raise ConfigError("storage: write a directory path or s3://bucket/prefix")
+    if not isinstance(value, str) or not value or not value.isprintable():
+        raise ConfigError("storage: write a directory path (printable characters) or "
+                          "s3://bucket/prefix")
     if "://" in value:
         from gansweep.analysis.layout import check_uri
 

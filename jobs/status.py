@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gansweep.analysis import layout
 from gansweep.analysis.layout import ENDED, UNFINISHED
-from gansweep.analysis.sweeps import finite, load_sweep
+from gansweep.analysis.sweeps import damage_line, finite, load_sweep
 from gansweep.jobs import sweep_dir as sd
 
 
@@ -59,7 +59,8 @@ def collect(root: str | Path) -> dict:
             "runs": len(rows), "steps_spent": sweep.steps_spent(), "counts": counts,
             "revived": sum(r["revived_from_step"] is not None for r in rows),
             "best": best, "study_name": meta["study_name"],
-            "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows}
+            "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows,
+            "damaged": sweep.damage}
 
 
 def format_status(s: dict) -> str:
@@ -103,6 +104,7 @@ def format_status(s: dict) -> str:
                      f"{r['step']}")
     if len(stopped) > 10:
         lines.append(f"  ... and {len(stopped) - 10} more stopped (see --json)")
+    lines += [damage_line(n) for n in s["damaged"]]
     lines.append(f"optuna study {s['study_name']} in {s['study_storage']}")
     return "\n".join(lines)
 

@@ -6,10 +6,12 @@ PostgreSQL database instead, which Optuna recommends for studies used from sever
 which a sweep in a bucket needs (SQLite cannot live in one); many sweeps can share a database,
 each under its own study name. sweep.json records the URL so resume and report find it again.
 
-Passwords are never written anywhere: a URL's password is taken out when it is read and kept
-in this process's memory, keyed by (host, port, user, database), and handed to the driver
-when SQLAlchemy connects. Without one, libpq's own sources apply (PGPASSWORD, ~/.pgpass), which
-is how a sweep submitted on one machine is resumed or reported on another.
+A URL with a password in it is refused. A command line is visible to every user of the machine
+(`ps`) and, for a Ray driver, to every client of the cluster (the job table records the
+driver's entrypoint); a spec is copied into the sweep directory. The password comes from where
+PostgreSQL users keep it, which libpq reads itself when psycopg connects: PGPASSWORD, or
+~/.pgpass (or the file PGPASSFILE names). That is also how a sweep submitted on one machine is
+resumed or reported on another.
 """
 from __future__ import annotations
 
@@ -20,12 +22,13 @@ from gansweep.trainers.errors import ConfigError
 
 DEFAULT = "sqlite"  # `study: sqlite`, or no `study`: the SQLite file in the sweep directory
 BACKENDS = ("postgresql",)
+FORM = "postgresql://USER@HOST:PORT/DATABASE"
+WHERE_PASSWORDS_GO = ("give the password in PGPASSWORD or in ~/.pgpass (or the file PGPASSFILE "
+                      "names), as for psql")
 
-_PASSWORDS: dict[tuple, str] = {}  # (host, port, user, database) -> password, memory only
-_HOOKED = False
 
-
-def _url(value: str, where: str):
+def bare(value: str, where: str = "study") -> str:
+    """A database URL gansweep can use and may write down: one without a password."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -35,37 +38,26 @@ def _url(value: str, where: str):
         url = None
     if url is None or url.get_backend_name() not in BACKENDS or not url.database:
         raise ConfigError(f"{where}: {redact(value)!r} is not a database URL gansweep can use; "
-                          "write postgresql://USER@HOST:PORT/DATABASE (or `sqlite`, the "
-                          "default, for a study file in the sweep directory)")
-    return url
-
-
-def _key(host, port, user, database) -> tuple:
-    return (str(host or ""), str(port or ""), str(user or ""), str(database or ""))
-
-
-def without_password(value: str, where: str = "study") -> str:
-    """The URL as it may be written down: its password (in the URL or as ?password=) taken out
-    and remembered for this process."""
-    url = _url(value, where)
-    password = url.password or url.query.get("password")
-    bare = url._replace(password=None).difference_update_query(["password"])
-    if password:
-        _PASSWORDS[_key(bare.host, bare.port, bare.username, bare.database)] = str(password)
-    return bare.render_as_string(hide_password=False)
+                          f"write {FORM} (or `sqlite`, the default, for a study file in the "
+                          "sweep directory)")
+    if url.password or "password" in url.query:
+        # redact(): the message itself must not carry what it refuses
+        raise ConfigError(f"{where}: {redact(value)} has a password in it, which would be "
+                          f"readable in `ps`, Ray's job table or the spec; write {FORM} and "
+                          f"{WHERE_PASSWORDS_GO}")
+    return value
 
 
 def parse(value, storage: str) -> str | None:
-    """A spec's `study`: None for the default SQLite file, else the URL without password."""
+    """A spec's `study`: None for the default SQLite file, else the URL (without password)."""
     if value is None or value == DEFAULT:
         if layout.is_uri(storage):
             raise ConfigError(f"study: a sweep in {storage} cannot keep its Optuna study in "
-                              "SQLite (that needs a local disk); give study: "
-                              "postgresql://USER@HOST:PORT/DATABASE")
+                              f"SQLite (that needs a local disk); give study: {FORM}")
         return None
     if not isinstance(value, str):
-        raise ConfigError("study: write `sqlite` or postgresql://USER@HOST:PORT/DATABASE")
-    return without_password(value)
+        raise ConfigError(f"study: write `sqlite` or {FORM}")
+    return bare(value)
 
 
 def redact(url: str) -> str:
@@ -82,27 +74,6 @@ def redact(url: str) -> str:
     return u.render_as_string(hide_password=True)
 
 
-def _supply_password(dialect, conn_rec, cargs, cparams) -> None:
-    """SQLAlchemy's do_connect hook: the remembered password of this server and user. Nothing
-    that pickles (Ray Tune saves its searcher's state, storage included) ever holds it."""
-    if cparams.get("password"):
-        return
-    key = _key(cparams.get("host"), cparams.get("port"), cparams.get("user"),
-               cparams.get("dbname") or cparams.get("database"))
-    if key in _PASSWORDS:
-        cparams["password"] = _PASSWORDS[key]
-
-
-def _hook() -> None:
-    global _HOOKED
-    if not _HOOKED:
-        from sqlalchemy import event
-        from sqlalchemy.engine import Engine
-
-        event.listen(Engine, "do_connect", _supply_password)
-        _HOOKED = True
-
-
 def open_storage(url: str):
     """An Optuna RDBStorage on the URL (created on first use)."""
     import optuna
@@ -110,9 +81,8 @@ def open_storage(url: str):
     if url.startswith("sqlite"):
         # A reader (dashboard, report) may hold the file a moment: wait rather than fail.
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
-    _hook()
     # pool_pre_ping: a connection the server dropped (restart, idle timeout) is replaced
-    return optuna.storages.RDBStorage(layout.driver_url(without_password(url)),
+    return optuna.storages.RDBStorage(layout.driver_url(bare(url)),
                                       engine_kwargs={"pool_pre_ping": True})
 
 
@@ -129,15 +99,14 @@ def check(url: str | None, where: str = "study"):
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise ConfigError(
             f"{where}: cannot open the Optuna study database {redact(url)} ({reason}). Check "
-            "the host and port; give the password in PGPASSWORD or ~/.pgpass (or in the URL "
-            "you pass; it is never written down)") from None
+            f"the host and port; {WHERE_PASSWORDS_GO}") from None
 
 
 def url_of(root, meta: dict) -> str:
     url = layout.study_url(root, meta)
     if url is None:
         raise ConfigError(f"{root}: sweep.json records no study database; give it with "
-                          "--study postgresql://USER@HOST:PORT/DATABASE")
+                          f"--study {FORM}")
     return url
 
 
@@ -152,12 +121,12 @@ def open_for(root: Path | layout.UriPath):
 def attach(root, meta: dict, given: str | None, log=print) -> None:
     """On resume, before Ray starts: the study's database can be opened and holds this sweep's
     study. `given` (resume --study URL) moves the record to that database, e.g. after the
-    server moved; its password is used, never written."""
+    server moved."""
     if given is not None:
-        bare = without_password(given, "--study")
-        if bare != meta.get(layout.STUDY_STORAGE):
-            log(f"[gansweep] the study is now looked for in {redact(bare)}")
-            meta[layout.STUDY_STORAGE] = bare
+        given = bare(given, "--study")
+        if given != meta.get(layout.STUDY_STORAGE):
+            log(f"[gansweep] the study is now looked for in {given}")
+            meta[layout.STUDY_STORAGE] = given
     url = url_of(root, meta)
     if url.startswith("sqlite"):  # the file in the sweep directory, checked with it
         return
@@ -169,7 +138,7 @@ def attach(root, meta: dict, given: str | None, log=print) -> None:
     except KeyError:
         raise ConfigError(f"the Optuna study {meta['study_name']} is not in {redact(url)}, "
                           f"yet {root} holds trials it searched; give the database it lives "
-                          "in with --study postgresql://USER@HOST:PORT/DATABASE") from None
+                          f"in with --study {FORM}") from None
 
 
 def describe(root, meta: dict) -> str:

@@ -27,7 +27,7 @@ def control(spec: SweepSpec, root: Path, run_id: str) -> TrialControl:
         evaluators=str(root / layout.EVALUATORS), run_id=run_id,
         threads=max(1, int(spec.resources["cpu"])),
         collapse=collapse_rule(spec.early_stop, spec.trainer, spec.steps),
-        penalize=spec.early_stop.get("penalty", True))
+        penalize=spec.early_stop.get("penalty", True), features=spec.features)
 
 
 def check_data(spec: SweepSpec):
@@ -35,8 +35,13 @@ def check_data(spec: SweepSpec):
     reported before Ray starts, not in every trial. Returns it."""
     from gansweep.trainers.registry import build
 
-    return build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu",
+    data = build(spec.trainer, spec.dataset, dict(spec.fixed), spec.seed, device="cpu",
                  steps=spec.steps).data
+    if spec.features:  # the group's own network must take this data before any trial runs
+        from gansweep.analysis import features
+
+        features.check(spec.features, data)
+    return data
 
 
 def prepare_evaluator(data, root: Path, log=print) -> None:
@@ -52,20 +57,27 @@ def prepare_evaluator(data, root: Path, log=print) -> None:
     load_or_train(data, where)
 
 
-def init_ray(address: str | None, log=print) -> None:
+def init_ray(address: str | None, log=print, py_modules: tuple = ()) -> None:
+    """Join the cluster at `address` (or $RAY_ADDRESS), else start a local Ray. `py_modules`
+    (a spec's own packages) go to every node through Ray's runtime environment: only those
+    folders, not the driver's whole directory (`working_dir` would upload sweeps and data
+    too, and move each worker's current directory)."""
     import ray
 
     address = resolve(address)
     if ray.is_initialized():
         return
+    env = {"py_modules": list(py_modules)} if py_modules else None
     if address:
         log(f"[gansweep] joining the Ray cluster at {address}")
-        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env=env)
     else:
         log(f"[gansweep] starting a local Ray on this machine ({os.cpu_count()} CPUs)")
         # "local": without it ray.init() joins whatever cluster the last `ray start` here
         # recorded, and the sweep would run on it while saying it started its own
-        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False,
+                 runtime_env=env)
 
 
 def study_storage(root: Path):
@@ -99,38 +111,63 @@ def trial_dirname(trial) -> str:
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
     from gansweep.jobs import study
 
-    data = check_data(spec)
+    # All before the directory is made: first what only reads; then the write probe (in a
+    # bucket, deleting it leaves a folder marker, so no refusal may follow it but one that
+    # needs the cluster); last joining the cluster to look for GPUs
     check_reachable(address)
-    check_gpus(spec.resources, address, log)
+    data = check_data(spec)
     study.check(spec.study)  # the study's database answers before anything is made
-    meta = sd.create(spec)
-    return _run(spec, layout.sweep_path(spec.sweep_dir), meta, data, address, log)
+    sd.check_writable(layout.sweep_path(spec.sweep_dir), "storage")
+    check_gpus(spec.resources, address, log, spec.py_modules)
+    meta, held = sd.create(spec, log)
+    try:
+        return _run(spec, layout.sweep_path(spec.sweep_dir), meta, data, address, log)
+    finally:
+        held.release()
 
 
 def resume(root: str | Path, address: str | None = None, trials: int | None = None,
-           budget: dict | None = None, log=print, study_url: str | None = None) -> Path:
+           budget: dict | None = None, log=print, study_url: str | None = None,
+           force: bool = False) -> Path:
     """Continue a sweep: spend only what is left of its budget, or extend it (`trials`,
-    `budget`: the new totals, recorded in sweep.json; the frozen spec keeps the original)."""
+    `budget`: the new totals, recorded in sweep.json; the frozen spec keeps the original).
+    `force` takes the driver lock from a holder not known to be dead."""
     from gansweep.jobs import study
+    from gansweep.jobs.spec import RESUMES
 
+    if study_url is not None:
+        study.bare(study_url, "--study")  # no password on a command line, before anything
     root = layout.sweep_path(root)
     spec, meta = sd.open_existing(root)
     if "rerun" in meta:
         raise ConfigError(f"{root} is a seed rerun, not a search: continue it with "
                           f"`gansweep rerun {meta['rerun']['of']} --resume`")
+    if len(meta["runs"]) >= RESUMES:  # the sampler's seed would leave numpy's range
+        raise ConfigError(f"{root} has had {len(meta['runs'])} driver runs, the most its seed "
+                          "leaves room for; submit its spec under a new name to go on")
+    if budget and budget.get("steps") is not None and budget["steps"] < spec.steps:
+        raise ConfigError(f"--budget steps={budget['steps']} is less than one run "
+                          f"({spec.steps} steps), so no run could start; give a total of at "
+                          f"least {spec.steps}")
     if trials is not None:
         done = len(configurations(root))
         if trials < done:
             raise ConfigError(f"--trials {trials}: {done} configurations have already "
                               f"started; give at least {done}")
-        meta["trials"] = trials
-    if budget:
-        meta["budget"] = {**sweep_budget(spec, meta), **budget}
-    data = check_data(spec)
     check_reachable(address)
-    check_gpus(spec.resources, address, log)
-    study.attach(root, meta, study_url, log)  # a moved database is recorded by _run
-    return _run(spec, root, meta, data, address, log)
+    data = check_data(spec)
+    sd.check_writable(root)  # before the lock file, which needs it too
+    check_gpus(spec.resources, address, log, spec.py_modules)
+    spec, meta, held = sd.lock(root, "gansweep resume", force=force, log=log)
+    try:  # sweep.json as the last driver left it, read under the lock
+        if trials is not None:
+            meta["trials"] = trials
+        if budget:
+            meta["budget"] = {**sweep_budget(spec, meta), **budget}
+        study.attach(root, meta, study_url, log)  # a moved database is recorded by _run
+        return _run(spec, root, meta, data, address, log)
+    finally:
+        held.release()
 
 
 def sweep_budget(spec: SweepSpec, meta: dict) -> dict:
@@ -188,39 +225,27 @@ class _StopOnSignal:
             signal.signal(sig, handler)
 
 
+# Ray Tune's per-trial work in the driver grows with the trials of one experiment (0.101 ->
+# 0.121 s a configuration over 5000, ~124 KB each: docs/benchmarks/scale.md); a driver run
+# starts a fresh experiment after this many trials, rebuilding its searcher from the trial
+# store and the study as a resume does.
+TRIALS_PER_EXPERIMENT = 2000
+
+
 def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
     """One driver run: the races still open, then new configurations while the budget and
-    the number of trials allow (jobs/search.py)."""
+    the number of trials allow (jobs/search.py), in one Ray Tune experiment per
+    TRIALS_PER_EXPERIMENT trials."""
     import time
 
-    from ray import tune
-
-    from gansweep.jobs.budget import Budget, BudgetStopper
-    from gansweep.jobs.outcomes import RecordOutcomes
-    from gansweep.jobs.progress import Progress, RunClock, Summarize, tensorboard_logger
-    from gansweep.jobs.search import SweepSearch
-    from gansweep.jobs.stopping import FlagStopper, make_scheduler
-    from gansweep.jobs.trial import tune_trainable
-    from gansweep.search_spaces import make_space
+    from gansweep.jobs.outcomes import check_not_all_failed
 
     sd.check_writable(root)
     run_id = uuid.uuid4().hex[:12]
     name = f"run-{len(meta['runs']) + 1:03d}"
-    # A sampler seeded as in the last run would replay its random start-up suggestions,
-    # which have all run already: each driver run has its own seed.
-    study = open_study(spec, root, meta["study_name"], spec.seed + 1000 * len(meta["runs"]))
-    limits = sweep_budget(spec, meta)
-    budget = Budget(limits["steps"], limits["hours"], 0, sd.spent_seconds(meta))
-    ctl = control(spec, root, run_id)
-    search = SweepSearch(ctl, study, make_space(spec.trainer, spec.space, dict(spec.fixed),
-                                                spec.steps),
-                         spec.seeds, meta.get("trials", spec.trials), budget, log,
-                         revive=bool((spec.early_stop["collapse"] or {}).get("revive")))
-    resumed = search.restore(layout.TrialStore.of(root))
-    if search.revived_keys:  # results a revival rewrote, perhaps under a killed driver
-        from gansweep.analysis.sweeps import refresh_summary
-
-        refresh_summary(root, keys=search.revived_keys)
+    per_experiment = TRIALS_PER_EXPERIMENT
+    part = _Part(spec, root, meta, run_id, log, per_experiment)
+    search, resumed = part.search(0)
     if search.idle():
         log(f"[gansweep] sweep {spec.name} has nothing left to run ({search.summary()}); "
             "extend it with --trials N or --budget steps=N / hours=H")
@@ -230,41 +255,107 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
     sd.write_meta(root, meta)
     if resumed:
         log(f"[gansweep] {resumed} interrupted run(s) resume from their checkpoints")
-    prepare_evaluator(data, root, log)
-    init_ray(address, log)
+    if not spec.features:  # the group's own features replace the built-in evaluator
+        prepare_evaluator(data, root, log)
+    init_ray(address, log, spec.py_modules)
     log(f"[gansweep] sweep {spec.name}: {search.summary()} of {spec.trainer} on "
         f"{spec.dataset}, objective {spec.metric} ({spec.mode}); directory {root}")
-    scheduler = make_scheduler(spec.early_stop, spec.steps)
-    if spec.early_stop.get("asha"):
-        scheduler.set_search_properties("objective", spec.mode)
-    run_config = tune.RunConfig(
-        name=name, storage_path=str(root / layout.TUNE),
-        stop=tune.stopper.CombinedStopper(FlagStopper(), BudgetStopper(budget)),
-        failure_config=tune.FailureConfig(max_failures=spec.max_failures),
-        # Tune checkpoints are pointers into the trial store (a few bytes): keep them all rather
-        # than force an experiment snapshot each time one is deleted.
-        checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-        callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl, budget),
-                   Summarize(root, ctl), RunClock(root, meta), tensorboard_logger()],
-        verbose=0)
-    tune_config = tune.TuneConfig(
-        search_alg=search, scheduler=scheduler, num_samples=-1,
-        max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
-        trial_dirname_creator=trial_dirname)
-    stop = _StopOnSignal()
-    try:
-        tune.Tuner(tune_trainable(ctl, spec.resources), tune_config=tune_config,
-                   run_config=run_config).fit()
-        if stop.signalled:
-            raise Interrupted(f"sweep interrupted ({stop.signalled}); every trial keeps the "
-                              "checkpoint of its last report. Continue with:\n"
-                              f"  gansweep resume {root}")
-    finally:
-        stop.restore()
-    if budget.expired:
-        log(f"[gansweep] the {limits['hours']:g} h budget is spent; running trials were "
+    grids, k = [], 0
+    while True:
+        experiment = name if k == 0 else f"{name}-{k + 1}"
+        grids.append((experiment, part.fit(search, experiment)))
+        if not search.rolled_over:
+            break
+        k += 1
+        search, _ = part.search(k)
+        if search.idle():
+            break
+        log(f"[gansweep] {per_experiment} trials in one Ray Tune experiment: continuing in a "
+            f"fresh one ({search.summary()})")
+    if search.budget.expired:
+        log(f"[gansweep] the {part.limits['hours']:g} h budget is spent; running trials were "
             "stopped and keep their checkpoints. Continue with:\n"
             f"  gansweep resume {root} --budget hours=H")
+    if all(len(g) and len(g.errors) == len(g) for _, g in grids):  # exit 1, not "done"
+        experiment, grid = next((e, g) for e, g in grids if len(g))
+        check_not_all_failed(grid, f"{root / layout.TUNE}/{experiment}")
     log(f"[gansweep] done ({search.summary()}). Status: gansweep status {root}")
     return root
 
+
+class _Part:
+    """What each Ray Tune experiment of one driver run is made of: a searcher rebuilt from the
+    trial store and the study, its budget, its callbacks."""
+
+    def __init__(self, spec: SweepSpec, root: Path, meta: dict, run_id: str, log,
+                 per_experiment: int):
+        self.spec, self.root, self.meta, self.log = spec, root, meta, log
+        self.per_experiment = per_experiment
+        self.ctl = control(spec, root, run_id)
+        self.limits = sweep_budget(spec, meta)
+
+    def search(self, k: int):
+        """The k-th experiment's searcher, restored; and how many runs resume."""
+        from gansweep.analysis.sweeps import damage_line, refresh_summary
+        from gansweep.jobs.budget import Budget
+        from gansweep.jobs.search import SweepSearch
+        from gansweep.search_spaces import make_space
+
+        spec, meta = self.spec, self.meta
+        # A sampler seeded as in an earlier run or experiment would replay its random start-up
+        # suggestions, which have all run already: each has its own seed.
+        runs = len(meta["runs"]) - (1 if k else 0)
+        study = open_study(spec, self.root, meta["study_name"], spec.seed + 1000 * runs + k)
+        budget = Budget(self.limits["steps"], self.limits["hours"], 0, sd.spent_seconds(meta))
+        search = SweepSearch(self.ctl, study, make_space(spec.trainer, spec.space,
+                                                         dict(spec.fixed), spec.steps),
+                             spec.seeds, meta.get("trials", spec.trials), budget, self.log,
+                             revive=bool((spec.early_stop["collapse"] or {}).get("revive")),
+                             per_experiment=self.per_experiment)
+        store = layout.TrialStore.of(self.root, repair=True)
+        resumed = search.restore(store)
+        for note in store.damage:  # set aside now: said before anything trains
+            self.log(f"[gansweep] {damage_line(note)}")
+        if search.revived_keys:  # results a revival rewrote, perhaps under a killed driver
+            refresh_summary(self.root, keys=search.revived_keys)
+        return search, resumed
+
+    def fit(self, search, experiment: str):
+        from ray import tune
+
+        from gansweep.jobs.budget import BudgetStopper
+        from gansweep.jobs.outcomes import RecordOutcomes
+        from gansweep.jobs.progress import Progress, RunClock, Summarize, tensorboard_logger
+        from gansweep.jobs.stopping import FlagStopper, make_scheduler
+        from gansweep.jobs.trial import tune_trainable
+
+        spec, ctl = self.spec, self.ctl
+        scheduler = make_scheduler(spec.early_stop, spec.steps)
+        if spec.early_stop.get("asha"):
+            scheduler.set_search_properties("objective", spec.mode)
+        run_config = tune.RunConfig(
+            name=experiment, storage_path=str(self.root / layout.TUNE),
+            stop=tune.stopper.CombinedStopper(FlagStopper(), BudgetStopper(search.budget)),
+            failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+            # Tune checkpoints are pointers into the trial store (a few bytes): keep them all
+            # rather than force an experiment snapshot each time one is deleted.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            callbacks=[Progress(spec.metric, spec.mode, log=self.log),
+                       RecordOutcomes(ctl, search.budget), Summarize(self.root, ctl),
+                       RunClock(self.root, self.meta), tensorboard_logger()],
+            verbose=0)
+        tune_config = tune.TuneConfig(
+            search_alg=search, scheduler=scheduler, num_samples=-1,
+            max_concurrent_trials=spec.max_concurrent, reuse_actors=True,
+            trial_dirname_creator=trial_dirname)
+        stop = _StopOnSignal()
+        try:
+            grid = tune.Tuner(tune_trainable(ctl, spec.resources), tune_config=tune_config,
+                              run_config=run_config).fit()
+            if stop.signalled:
+                raise Interrupted(f"sweep interrupted ({stop.signalled}); every trial keeps the "
+                                  "checkpoint of its last report. Continue with:\n"
+                                  f"  gansweep resume {self.root}")
+        finally:
+            stop.restore()
+        return grid

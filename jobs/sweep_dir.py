@@ -25,30 +25,58 @@ from gansweep.analysis.layout import (
     sweep_path,
     write_file,
 )
+from gansweep.analysis.lock import LOCK, DriverLock
 from gansweep.jobs.spec import LEGACY, SweepSpec, parse_spec
 from gansweep.trainers.errors import ConfigError
 
 __all__ = ["EVALUATORS", "META", "OPTUNA_DB", "SPEC", "TRIALS", "TUNE", "check_writable",
-           "create", "open_existing", "write_meta"]
+           "create", "lock", "open_existing", "write_meta"]
 
 
-def create(spec: SweepSpec) -> dict:
-    """Make a new sweep directory; refuse one that exists (never overwrite or mix sweeps)."""
+def create(spec: SweepSpec, log=print) -> tuple[dict, DriverLock]:
+    """Make a new sweep directory and hold its driver lock; refuse one that exists (never
+    overwrite or mix sweeps). Exclusive: of two drivers creating the same sweep at once, one
+    gets the lock and makes it, the other is refused. The caller releases the lock."""
     root = sweep_path(spec.sweep_dir)
-    if _reachable(root, "exists") and any(root.iterdir()):
-        raise ConfigError(f"sweep directory {root} already exists; continue it with "
-                          f"`gansweep resume {root}`, or change `name` in the spec to start a "
-                          "new sweep")
+    if _reachable(root / SPEC, "exists"):
+        raise _exists(root)
     root.mkdir(parents=True, exist_ok=True)
-    frozen = yaml.safe_dump(spec.to_dict(), sort_keys=False)
-    (root / SPEC).write_text(frozen)
-    meta = {"study_name": f"{spec.name}-{uuid.uuid4().hex[:8]}",
-            "spec_fingerprint": spec.fingerprint(), SPEC_SHA1: _sha1(frozen),
-            "created": time.time(), "runs": []}
-    if spec.study:  # without its password (jobs/study.py); absent: SQLite in the directory
-        meta[STUDY_STORAGE] = spec.study
-    write_meta(root, meta)
-    return meta
+    lock = DriverLock(root, "gansweep submit", log=log).acquire()
+    try:
+        if any(p.name != LOCK for p in root.iterdir()):
+            raise _exists(root)
+        frozen = yaml.safe_dump(spec.to_dict(), sort_keys=False)
+        meta = {"study_name": f"{spec.name}-{uuid.uuid4().hex[:8]}",
+                "spec_fingerprint": spec.fingerprint(), SPEC_SHA1: _sha1(frozen),
+                "created": time.time(), "runs": []}
+        if spec.study:  # without its password (jobs/study.py); absent: SQLite in the directory
+            meta[STUDY_STORAGE] = spec.study
+        write_file(root / SPEC, frozen.encode())
+        write_meta(root, meta)
+    except BaseException:
+        lock.release()
+        raise
+    return meta, lock
+
+
+def _exists(root) -> ConfigError:
+    return ConfigError(f"sweep directory {root} already exists; continue it with "
+                       f"`gansweep resume {root}`, or change `name` in the spec to start a "
+                       "new sweep")
+
+
+def lock(root: Path | UriPath, command: str, force: bool = False, log=print
+         ) -> tuple[SweepSpec, dict, DriverLock]:
+    """Take an existing sweep's driver lock, then read its spec and metadata under it (the
+    previous driver may have written them until the moment it let go)."""
+    open_existing(root)  # not a sweep, or an edited spec: refused before any lock file
+    held = DriverLock(root, command, force=force, log=log).acquire()
+    try:
+        spec, meta = open_existing(root)
+    except BaseException:
+        held.release()
+        raise
+    return spec, meta, held
 
 
 def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[SweepSpec, dict]:
@@ -114,27 +142,65 @@ def _reachable(path, test: str) -> bool:
                           "environment of this machine") from None
 
 
-def check_writable(root: Path | UriPath) -> None:
-    """Refuse, before Ray starts, a sweep directory that cannot take checkpoints."""
+def check_writable(root: Path | UriPath, key: str = "sweep directory",
+                   min_free: int = MIN_FREE_BYTES) -> None:
+    """Refuse, before anything is made and before Ray starts, a sweep directory (or run
+    directory: `key` names it in the message) that cannot take checkpoints: a file in the
+    way, a read-only or full filesystem, missing permissions or bucket credentials.
+
+    A directory not made yet is probed in the nearest folder that exists: a probe that made
+    the directory itself would leave it behind, and the retry the message suggests would then
+    be refused as 'already exists'. An object store has no folders: the probe goes where the
+    sweep's objects will (pyarrow's S3 then leaves an empty folder marker, so callers probe
+    after every check that could still refuse without writing)."""
     import os
     import shutil
 
-    probe = root / f".write-test-{os.getpid()}"
+    from gansweep.analysis.layout import WHOLE_OBJECT_STORES
+
+    def unwritable(exc: OSError) -> ConfigError:
+        return ConfigError(f"{key}: {where} is not writable ({exc.strerror or exc}); free the "
+                           "disk or fix its permissions / mount or bucket credentials, or "
+                           "choose another place, then run the command again. Nothing was "
+                           "made or changed there.")
+
+    where = root
+    if isinstance(root, UriPath):
+        if root.fs.type_name not in WHOLE_OBJECT_STORES:
+            while not _reachable(where, "exists") and where.parent != where:
+                where = where.parent
+    else:
+        try:
+            while not os.path.lexists(where) and where.parent != where:
+                where = where.parent
+            if not where.is_dir():
+                raise ConfigError(f"{key}: {where} is a file, not a directory; give a "
+                                  "directory path (one that does not exist yet is made)")
+        except OSError as exc:  # a parent we may not look into
+            raise unwritable(exc) from None
+    probe = where / f".gansweep-write-test-{os.getpid()}"
     try:
-        probe.write_bytes(b"x" * 4096)
-        probe.unlink()
+        if isinstance(probe, UriPath):
+            probe.write_bytes(b"x" * 4096)
+            probe.unlink()
+        else:
+            # fsync: some filesystems (NFS) report a full disk only when data is flushed
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                os.write(fd, b"x" * 4096)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+                os.unlink(probe)
     except OSError as exc:
-        raise ConfigError(f"sweep directory {root} is not writable "
-                          f"({exc.strerror or exc}); free the disk or fix its permissions / "
-                          "mount or bucket credentials, then run the command again. Nothing "
-                          "stored there was changed.") from None
+        raise unwritable(exc) from None
     if isinstance(root, UriPath):  # an object store does not fill up
         return
-    free = shutil.disk_usage(root).free
-    if free < MIN_FREE_BYTES:
-        raise ConfigError(f"only {free / 2**20:.0f} MiB free under {root}; checkpoints need "
-                          f"at least {MIN_FREE_BYTES / 2**20:.0f} MiB. Free some space and run "
-                          "the command again.")
+    free = shutil.disk_usage(where).free
+    if free < min_free:
+        raise ConfigError(f"{key}: only {free / 2**20:.0f} MiB free under {where}; it needs at "
+                          f"least {min_free / 2**20:.0f} MiB. Free some space or choose another "
+                          "place, and run the command again.")
 
 
 def write_meta(root: Path | UriPath, meta: dict) -> None:

@@ -51,6 +51,7 @@ class TrialControl:
     threads: int = 1
     collapse: CollapseRule = field(default_factory=CollapseRule)
     penalize: bool = True  # collapsed and diverged runs are told the worst value
+    features: str | None = None  # the group's own feature network (analysis/features.py)
 
     def hyperparameters(self, config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in RESERVED}
@@ -119,10 +120,12 @@ def trainable(config: dict, control: TrialControl) -> None:
     from ray import tune
 
     from gansweep.analysis.evaluator import for_dataset
+    from gansweep.analysis.features import load as load_features
     from gansweep.jobs.loop import train_loop
+    from gansweep.jobs.resources import trial_device
     from gansweep.trainers.registry import build
 
-    store = TrialStore(control.store)
+    store = TrialStore(control.store, repair=True)
     key = control.key(config)
     seed = control.seed_of(config)
     trial_id = tune.get_context().get_trial_id() or f"local-{os.getpid()}"
@@ -142,9 +145,13 @@ def trainable(config: dict, control: TrialControl) -> None:
         return
 
     torch.set_num_threads(max(1, control.threads))
+    # Placed by the GPUs Ray assigned this trial; a GPU torch cannot use fails the trial here,
+    # before a step is trained on the CPU in its place.
+    device = str(trial_device())
     trainer = build(control.trainer, control.dataset, control.hyperparameters(config), seed,
-                    steps=control.steps, loader=_load)
-    evaluator = for_dataset(trainer.data, control.evaluators)
+                    device=device, steps=control.steps, loader=_load)
+    evaluator = (load_features(control.features) if control.features
+                 else for_dataset(trainer.data, control.evaluators))
     # A revived run (revived.json, which survives a kill mid-revival) trains to its end.
     revived = store.read_json(key, layout.REVIVED) is not None
     rule = dataclasses.replace(control.collapse, enabled=False) if revived else control.collapse
@@ -160,10 +167,14 @@ def trainable(config: dict, control: TrialControl) -> None:
             config, trial_id, node_id=_node_id(), device=str(trainer.device),
             gpu_ids=_gpu_ids()))
     resumed_from = trainer.step
+    unsaid = [n["file"] for n in store.damage]  # told to the driver with the first report
 
     def as_report(row: dict, reason: str) -> dict:
         report = {k: v for k, v in row.items() if not isinstance(v, str)}
         report.update(objective=control.objective(row), key=key, stop_reason=reason)
+        if unsaid:
+            report[layout.DAMAGED_FILES] = ",".join(unsaid)
+            unsaid.clear()
         return report
 
     def finish(row: dict) -> None:
@@ -218,9 +229,10 @@ def _load_state(store: TrialStore, key: str) -> dict | None:
             raise ValueError("not a trial checkpoint: it lacks trainer, history or detector")
         return saved
     except Exception as exc:  # a torn or foreign file: torch raises many kinds
-        aside = store.move_aside(key, layout.STATE, "corrupt")
+        note = store.damaged(key, layout.STATE, str(exc))
         print(f"[gansweep] checkpoint {store.path(key, layout.STATE)} is unreadable ({exc}); "
-              f"kept as {aside}, training this configuration from step 0", file=sys.stderr)
+              f"kept as {note['kept_as']}, training this configuration from step 0",
+              file=sys.stderr)
         return None
 
 

@@ -25,13 +25,14 @@ class Driver:
     fresh process with its own Ray temp dir, so whatever a hard kill leaves behind can be
     found and cleared."""
 
-    def __init__(self, *args: str, log: Path, code: str | None = None):
+    def __init__(self, *args: str, log: Path, code: str | None = None,
+                 cwd: Path = ROOT, env: dict | None = None):
         self.tmp = Path("/tmp") / f"gsk{uuid.uuid4().hex[:6]}"
         env = {**os.environ, "OMP_NUM_THREADS": "1", "RAY_TMPDIR": str(self.tmp),
-               "PYTHONUNBUFFERED": "1"}
+               "PYTHONUNBUFFERED": "1", **(env or {})}
         self.log = log
         argv = ["-c", code] if code is not None else ["-m", "gansweep", *args]
-        self.proc = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env,
+        self.proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env,
                                      stdout=open(log, "w"), stderr=subprocess.STDOUT,
                                      start_new_session=True)
 

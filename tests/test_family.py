@@ -63,11 +63,13 @@ def test_a_registered_family_sweeps_and_reports(registered, tmp_path):
 
 def test_trials_that_fail_before_their_first_report_show_as_failed(registered, tmp_path):
     """The workers cannot import the family (no PYTHONPATH to the tests): every trial dies in
-    its setup, before it writes anything. Each configuration is still listed, as failed."""
+    its setup, before it writes anything. The sweep says so with the first failure's own
+    message, and each configuration is still listed, as failed."""
     script = SWEEP.replace('"env_vars": {"PYTHONPATH": os.getcwd()}', '"env_vars": {}')
     proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "SweepFailed: all 3 run(s) failed; the first: " in proc.stderr, proc.stderr[-3000:]
     s = collect(tmp_path / "standin")
     assert s["configurations"] == 3 and s["counts"]["failed"] == 3
     assert all(0.01 <= t["config"]["lr_g"] <= 0.2 for t in s["trials"])

@@ -343,13 +343,47 @@ def test_corrupted_checkpoint_is_kept_aside_and_retrained(done_sweep):
     key = sorted(before)[0]
     (sweep / "trials" / key / "result.json").unlink()  # as if killed before it finished
     (sweep / "trials" / key / "state.pt").write_bytes(b"\x00garbage" * 100)
-    resume(sweep, log=lambda *_: None)
+    said: list[str] = []
+    resume(sweep, log=said.append)
     after = results(sweep)
     assert after[key]["stop_reason"] == "completed" and after[key]["resumed_from_step"] == 0
-    aside = list((sweep / "trials" / key).glob("state.pt.corrupt-*"))
+    aside = list((sweep / "trials" / key).glob("state.pt.damaged-*"))
     assert aside and aside[0].read_bytes().startswith(b"\x00garbage")
+    # in the driver's output and in status, not only in a worker's log
+    assert any(f"damaged: state.pt of run {key}" in line for line in said), said
+    assert [n["key"] for n in collect(sweep)["damaged"] if n["file"] == "state.pt"] == [key]
     for other in set(before) - {key}:
         assert after[other] == before[other]
+
+
+def test_a_torn_result_is_reported_set_aside_and_trained_again(done_sweep):
+    """A result.json cut short (a crash before writes were durable): status and report say
+    which run is damaged and what will happen; resume sets it aside, says so, retrains it."""
+    sweep, _ = done_sweep
+    before = results(sweep)
+    key = sorted(before)[0]
+    path = sweep / "trials" / key / "result.json"
+    torn = path.read_bytes()[: len(path.read_bytes()) // 2]
+    path.write_bytes(torn)
+    # the newest result is the one a crash tears: the driver's summary does not have it yet
+    summary = json.loads((sweep / "summary.json").read_text())
+    del summary["runs"][key]
+    (sweep / "summary.json").write_text(json.dumps(summary))
+    status = run_cli("status", str(sweep))
+    assert f"damaged: result.json of run {key}" in status.stdout, status.stdout
+    assert "not yet set aside" in status.stdout and "next resume trains it" in status.stdout
+    said: list[str] = []
+    resume(sweep, log=said.append)
+    assert any(f"damaged: result.json of run {key}" in line for line in said), said
+    after = results(sweep)
+    assert after[key]["stop_reason"] == before[key]["stop_reason"]
+    aside = list(path.parent.glob("result.json.damaged-*"))
+    assert [p.read_bytes() for p in aside] == [torn]
+    for other in set(before) - {key}:
+        assert after[other] == before[other]
+    status = json.loads(run_cli("status", str(sweep), "--json").stdout)
+    assert [(n["key"], n["kept_as"]) for n in status["damaged"]
+            if n["file"] == "result.json"] == [(key, aside[0].name)]
 
 
 def test_planted_checkpoint_is_refused_without_running_it(done_sweep, tmp_path):
@@ -368,7 +402,7 @@ def test_planted_checkpoint_is_refused_without_running_it(done_sweep, tmp_path):
     assert not marker.exists()
     after = results(sweep)
     assert after[key]["stop_reason"] == "completed" and after[key]["resumed_from_step"] == 0
-    assert [p.read_bytes() for p in (sweep / "trials" / key).glob("state.pt.corrupt-*")
+    assert [p.read_bytes() for p in (sweep / "trials" / key).glob("state.pt.damaged-*")
             if p.read_bytes() == planted]
     for other in set(before) - {key}:
         assert after[other] == before[other]
@@ -419,3 +453,26 @@ def test_killed_after_its_last_checkpoint_finishes_without_training(done_sweep):
     assert after["resumed_from_step"] == after["stop_step"] == before[key]["stop_step"]
     assert after["final"] == before[key]["final"]
     assert (sweep / "trials" / key / "metrics.csv").read_text() == history
+
+
+def test_a_record_that_exists_but_cannot_be_read_is_reported_not_taken_for_absent(done_sweep):
+    """Only "not found" means absent: a read that keeps failing (here a folder where
+    result.json should be, which every read refuses) is retried, then reported, and status
+    exits 1 without a traceback instead of calling a finished run unfinished."""
+    sweep, _ = done_sweep
+    key = sorted(results(sweep))[-1]
+    path = sweep / "trials" / key / "result.json"
+    kept = path.read_bytes()
+    summary = (sweep / "summary.json").read_bytes()
+    (sweep / "summary.json").unlink()
+    path.unlink()
+    path.mkdir()
+    try:
+        proc = run_cli("status", str(sweep), check=False)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "could not be read" in proc.stderr and str(path) in proc.stderr
+        assert "Traceback" not in proc.stderr
+    finally:
+        path.rmdir()
+        path.write_bytes(kept)
+        (sweep / "summary.json").write_bytes(summary)

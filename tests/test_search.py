@@ -6,6 +6,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from gansweep.analysis import layout
 from gansweep.jobs.budget import Budget
 from gansweep.jobs.collapse import CollapseRule
 from gansweep.jobs.samplers import make_sampler
@@ -16,13 +17,15 @@ from gansweep.search_spaces import make_space
 STEPS = 100
 
 
-def searcher(seeds=None, trials=None, budget=None) -> SweepSearch:
+def searcher(seeds=None, trials=None, budget=None, store="/nonexistent",
+             storage=None) -> SweepSearch:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     control = TrialControl(trainer="gan", dataset="ring8", seed=0, steps=STEPS,
                            report_every=50, score_every=None, metric="mixture_score",
-                           mode="max", store="/nonexistent", evaluators="/nonexistent",
+                           mode="max", store=store, evaluators="/nonexistent",
                            run_id="r", collapse=CollapseRule(enabled=False))
-    study = optuna.create_study(direction="maximize",
+    study = optuna.create_study(direction="maximize", storage=storage, study_name="s",
+                                load_if_exists=True,
                                 sampler=optuna.samplers.RandomSampler(seed=0))
     return SweepSearch(control, study, make_space("gan", {}, {"width": 8}, STEPS),
                        seeds or {"count": 3, "top": 1, "statistic": "mean"}, trials,
@@ -86,6 +89,40 @@ def test_a_step_budget_starts_only_runs_that_fit_and_stops_at_what_is_left():
     finish(s, "b", 0.5)
     finish(s, "c", 0.5)
     assert s.suggest("d") == "FINISHED" and s.budget.spent_steps == 250
+
+
+def test_a_new_driver_goes_on_with_the_races_the_trial_store_and_the_study_hold(tmp_path):
+    """Driver one asks three configurations and dies: two first seeds ended, the third was
+    interrupted at step 50 (its metrics.csv, torn mid-row, says so). Driver two, from the
+    same SQLite study and trial store, resumes the third from step 50 before anything new,
+    reports its first seed's intermediate values to the study trial driver one left open,
+    and runs the best of the three on its second seed first."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    store = layout.TrialStore(str(tmp_path / "trials"))
+    one = searcher(trials=3, store=store.root, storage=storage)
+    configs = [one.suggest(f"t{i}") for i in range(3)]
+    for config, value in zip(configs[:2], (0.5, 0.2)):
+        key = one.control.key(config)
+        store.write_json(key, layout.CONFIG, one.control.record(config, "t"))
+        store.write_result(key, "completed", STEPS, value, {"step": STEPS,
+                                                             "mixture_score": value}, "t")
+    key = one.control.key(configs[2])
+    store.write_json(key, layout.CONFIG, one.control.record(configs[2], "t"))
+    store.write(key, layout.METRICS, (layout.metrics_csv(
+        [{"step": 50, "mixture_score": 0.9}]) + "10").encode())
+    two = searcher(trials=3, store=store.root, storage=storage,
+                   budget=Budget(10 * STEPS, None, 0, 0.0))
+    assert two.restore(store) == 1 and two.budget.spent_steps == 2 * STEPS + 50
+    resumed = two.suggest("r0")  # the configuration as the store holds it (defaults filled)
+    assert two.control.key(resumed) == key and two.budget.committed == {"r0": STEPS - 50}
+    two.on_trial_result("r0", {"objective": 0.8, "step": STEPS, "mixture_score": 0.8})
+    two.on_trial_complete("r0", {"stop_reason": "completed", "mixture_score": 0.8,
+                                 "objective": 0.8, "step": STEPS})
+    assert two.study.trials[2].intermediate_values == {STEPS: 0.8}
+    assert two.suggest("r1") == {**resumed, SEED: 1}  # 0.8 beat 0.5 and 0.2
+    # 0.5 went on too, when it led the two first seeds that had ended; 0.2 lost
+    assert [t.state.name for t in two.study.trials] == ["RUNNING", "COMPLETE", "RUNNING"]
+    assert two.budget.spent_steps == 3 * STEPS
 
 
 def test_auto_leaves_tpe_once_its_suggestions_cost_a_twentieth_of_a_run():

@@ -151,7 +151,7 @@ def test_revive_trains_the_best_paused_runs_with_the_steps_no_fresh_run_can_use(
     are kept; Optuna learns each revived value as a trial of its own with the same
     parameters."""
     from gansweep.analysis.sweeps import budget_events, load_sweep
-    from gansweep.jobs.search import CID_ATTR, REVIVED_ATTR
+    from gansweep.jobs.feedback import CID_ATTR, REVIVED_ATTR
 
     # fid: continuous (lower wins), so which runs are revived is a real choice
     spec = revive_spec(tmp_path, "revive", trials=6, steps=400, budget=2000, metric="fid")
@@ -238,7 +238,7 @@ def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(ray_l
     is not told a revived value, the paused result stays aside and no result is written. A
     resume with more hours continues the revival from its checkpoint with detection still off
     (threshold 1.0 would stop it at its next report), as the same run, trained nowhere twice."""
-    from gansweep.jobs.search import REVIVED_ATTR
+    from gansweep.jobs.feedback import REVIVED_ATTR
 
     spec = parse_spec(tiny_spec(
         tmp_path, name="revhours", trials=1, steps=500_000, report_every=200,
@@ -316,6 +316,73 @@ def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_p
         steps = [int(float(ln.split(",")[0])) for ln in lines]
         assert steps == list(range(200, second[key] + 1, 200))
     assert {t.state for t in study(root).trials} == {optuna.trial.TrialState.RUNNING}
+
+
+def _cut_race(root) -> tuple[dict, dict[int, float]] | None:
+    """Read here from the trial store, not through the ranking under test: the configuration
+    whose run of seed k is unfinished after its seeds 0..k-1 all completed, and the fid of
+    each of those (None while no run was cut that way)."""
+    store = TrialStore.of(root)
+    configs: dict[str, dict] = {}
+    runs: dict[str, dict[int, dict | None]] = {}
+    for key in store.keys():
+        record = store.read_json(key, "config.json")
+        if record is not None:
+            cid = json.dumps(record["config"], sort_keys=True)
+            configs[cid] = record["config"]
+            runs.setdefault(cid, {})[record["seed"]] = store.result(key)
+    for cid, by_seed in runs.items():
+        cut = [seed for seed, r in by_seed.items() if r is None]
+        ended = sorted(seed for seed, r in by_seed.items() if r is not None)
+        if len(cut) == 1 and ended == list(range(cut[0])) and ended \
+                and all(by_seed[seed]["stop_reason"] == "completed" for seed in ended):
+            return configs[cid], {seed: by_seed[seed]["final"]["fid"] for seed in ended}
+    return None
+
+
+def test_a_race_the_hour_budget_cuts_is_returned_by_the_seeds_it_ended(ray_local, tmp_path):
+    """Two configurations: lr_g 1e-3 trains, lr_g 0 leaves the generator where it started (fid
+    near 16 against under 1), so the first wins the first seed and races on alone, up to 50
+    seeds, until the hour budget cuts one of its runs. The budget is wall-clock, and a run it
+    stops may still end during the driver's teardown, so the sweep is resumed with 20 s more
+    until a run is cut after the seeds before it ended (at most four driver runs). Then
+    `gansweep status --json` and `gansweep train --from` both return the racing
+    configuration judged on the seeds it ended: the cut seed neither hides it (the other
+    configuration would be returned) nor counts; and the searcher agrees, its study trial
+    still open to race on."""
+    from gansweep.jobs.feedback import CID_ATTR
+
+    spec = parse_spec(tiny_spec(
+        tmp_path, name="cut", dataset="gauss1d", metric="fid", trials=2, steps=6000,
+        report_every=1000, seeds={"count": 50, "top": 1}, budget={"hours": 30 / 3600},
+        space={"lr_g": {"choices": [1e-3, 0.0]}}, early_stop={"collapse": False},
+        fixed={"width": 8, "batch_size": 32, "code_length": 2, "lr_d": 1e-3, "beta1": 0.5,
+               "loss": "nonsaturating", "ema": 0.0, "minibatch_disc": False}))
+    root = submit(spec, **QUIET)
+    for _ in range(3):
+        if _cut_race(root):
+            break
+        resume(root, budget={"hours": collect(root)["budget"]["hours_spent"] + 20 / 3600},
+               **QUIET)
+    cut = _cut_race(root)
+    assert cut, "no driver run's hour budget cut a run of the race"
+    config, fids = cut
+    assert config["lr_g"] == 1e-3
+    status = json.loads(run_cli("status", str(root), "--json").stdout)
+    best, seeds = status["best"], sorted(fids)
+    assert best["config"] == config and best["seed_list"] == seeds
+    assert best["metric"] == pytest.approx(sum(fids.values()) / len(fids))
+    assert not best["judged_on_all_seeds"] and status["counts"]["unfinished"] == 1
+    [other] = [c for c in status["ranking"] if c["config"] != config]
+    assert other["rank"] == 2 and other["seed_list"] == [0] and other["metric"] > 1.0
+    out = tmp_path / "again"
+    proc = run_cli("train", "--from", str(root), "--steps", "20", "--out", str(out))
+    assert (f"over seeds {', '.join(map(str, seeds))} (judged on {len(seeds)} of 50 seeds "
+            f"only) (config {best['key']})") in proc.stdout
+    assert json.loads((out / "config.json").read_text())["config"] == config
+    asked = {t.params["lr_g"]: t.state for t in study(root).trials if CID_ATTR in t.user_attrs}
+    assert asked == {1e-3: optuna.trial.TrialState.RUNNING,
+                     0.0: optuna.trial.TrialState.COMPLETE}
 
 
 def test_a_sweep_made_before_seeds_and_budgets_existed_keeps_its_fingerprint(tmp_path):

@@ -56,11 +56,35 @@ def spec_with(**changes):
     ({"seeds": {"count": 3, "statistic": "median"}}, "seeds.statistic: 'median' is not valid"),
     ({"seeds": {"runs": 3}}, "seeds: {'runs': 3} is not valid"),
     ({"sampler": "grid"}, "sampler: 'grid' is not valid"),
+    ({"space": {"lr_g": {"low": float("nan"), "high": 1e-3}}}, "space.lr_g.low: lr_g=nan"),
+    ({"space": {"lr_d": {"low": 1e-4, "high": float("inf")}}}, "space.lr_d.high: lr_d=inf"),
+    ({"fixed": {"lr_g": float("nan")}}, "fixed.lr_g: lr_g=nan is not valid"),
+    ({"fixed": {"lr_g": float("-inf")}}, "fixed.lr_g: lr_g=-inf is not valid"),
+    ({"seed": 2**32}, "seed: 4294967296 is too large"),
+    # fits numpy today, but not once resumes have added 1000 per driver run
+    ({"seed": 2**32 - 1 - 1000}, "seed: 4294966295 is too large"),
+    ({"budget": {"steps": 19}}, "budget.steps: 19 is less than one run (20 steps)"),
+    ({"budget": {"hours": float("inf")}}, "budget.hours: inf is not valid"),
+    ({"resources": {"gpu": float("inf")}}, "resources.gpu: inf is not valid"),
+    ({"resources": {"cpu": float("nan")}}, "resources.cpu: nan is not valid"),
+    ({"name": "ring8\nx"}, "name: 'ring8\\nx' is not valid"),
+    ({"name": "x" * 201}, "at most 200 bytes"),
 ])
 def test_bad_spec_is_refused_with_the_key(changes, fragment):
     with pytest.raises(ConfigError) as err:
         parse_spec(spec_with(**changes))
     assert fragment in str(err.value)
+
+
+def test_seed_and_budget_at_their_limits_are_accepted():
+    from gansweep.jobs.spec import RESUMES, SEED_LIMIT
+
+    top = SEED_LIMIT - 1000 * RESUMES - 3
+    spec = parse_spec(spec_with(seed=top, seeds=3, budget={"steps": 20}))
+    # the last resume the bound allows still seeds numpy's sampler within its range
+    assert spec.seed + 1000 * (RESUMES - 1) + spec.seeds["count"] <= SEED_LIMIT
+    with pytest.raises(ConfigError, match="^seed: "):
+        parse_spec(spec_with(seed=top + 1, seeds=3))
 
 
 def test_frozen_spec_parses_back_to_itself(tmp_path):

@@ -66,13 +66,13 @@ def _submit_kill_resume(spec, uri, root, url, tmp):
 
 @pytest.fixture(scope="module")
 def bucket_sweep(s3, postgres, tmp_path_factory):
-    """Submit (the password in the spec's study URL), SIGKILL mid-sweep, resume (the password
-    given again with --study), then status, rerun and report from fresh processes (the
-    password from PGPASSWORD). Everything they printed is kept for the credentials check."""
+    """Submit, SIGKILL mid-sweep, resume (the study's URL given again with --study), the
+    password only in PGPASSWORD; then status and rerun from fresh processes without it, and
+    report with it. Everything they printed is kept for the credentials check."""
     tmp = tmp_path_factory.mktemp("bucket")
     bucket = s3.create_bucket("faults")
     postgres.create_database("faults")
-    url = postgres.url("faults", password=True)
+    url = postgres.url("faults")
     raw = tiny_spec(f"{bucket}/sweeps", trials=TRIALS, steps=STEPS, report_every=EVERY,
                     early_stop={"collapse": False}, study=url)
     spec = write_spec(tmp / "spec.yaml", raw)
@@ -80,7 +80,9 @@ def bucket_sweep(s3, postgres, tmp_path_factory):
     root = sweep_path(uri)
     with pytest.MonkeyPatch.context() as mp:
         _no_password_from_libpq(mp, tmp)
+        mp.setenv("PGPASSWORD", PG_PASSWORD)
         before, at_kill = _submit_kill_resume(spec, uri, root, url, tmp)
+        mp.delenv("PGPASSWORD")
         status = run_cli("status", uri, "--json")
         rerun = Driver("rerun", uri, "--top", "1", "--seeds", "1", log=tmp / "rerun.log")
         assert rerun.wait() == 0, rerun.output()[-3000:]
@@ -120,10 +122,12 @@ def test_study_is_in_postgres_and_recorded_without_password(bucket_sweep):
 
     b = bucket_sweep
     meta = json.loads((b.copy / "sweep.json").read_text())
-    assert meta[STUDY_STORAGE] == b.url.replace(f":{PG_PASSWORD}", "")
+    assert meta[STUDY_STORAGE] == b.url and PG_PASSWORD not in b.url
     assert not list(b.copy.rglob("*.db")), "an SQLite file was made in the bucket"
-    loaded = optuna.load_study(study_name=meta["study_name"],
-                               storage=study.open_storage(b.url))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PGPASSWORD", PG_PASSWORD)
+        storage = study.open_storage(b.url)
+    loaded = optuna.load_study(study_name=meta["study_name"], storage=storage)
     complete = loaded.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     configs = {k: json.loads((b.copy / "trials" / k / CONFIG).read_text())["config"]
                for k in results(b.copy)}
@@ -164,7 +168,9 @@ def test_no_password_or_secret_key_is_written(bucket_sweep):
         return [str(p) for p in paths if p.is_file()
                 and any(s in p.read_bytes() for s in secrets)]
 
-    assert leaks([b.spec]) == [str(b.spec)]  # the check can find one: the user's own spec
+    control = b.tmp / "control"
+    control.write_bytes(b"x" + PG_PASSWORD.encode() + b"y")
+    assert leaks([control]) == [str(control)]  # the check can find one
     files = [*b.copy.rglob("*"), *b.rerun_copy.rglob("*"), *b.report.rglob("*"), *b.logs]
     assert len(files) > 50 and any(p.suffix == ".pkl" for p in b.copy.rglob("*"))
     assert leaks(files) == []

@@ -31,25 +31,49 @@ def test_bad_storage_or_study_is_refused_naming_the_key(tmp_path, changes, fragm
         parse_spec({**tiny_spec(tmp_path), **changes})
 
 
-def test_password_is_used_but_never_in_the_frozen_spec(tmp_path):
-    url = "postgresql://gs:hunter2-secret@db.example:5433/sweeps?sslmode=disable"
+@pytest.mark.parametrize("url", [
+    "postgresql://gs:hunter2-secret@db.example:5433/sweeps?sslmode=disable",
+    "postgresql://gs@db.example:5433/sweeps?password=hunter2-secret",
+])
+def test_a_study_url_with_a_password_is_refused_without_repeating_it(tmp_path, url):
+    with pytest.raises(ConfigError, match="^study: .*PGPASSWORD.*pgpass") as err:
+        parse_spec(tiny_spec(tmp_path, study=url))
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ConfigError, match="^--study: ") as err:
+        study.bare(url, "--study")
+    assert "hunter2" not in str(err.value)
+
+
+def test_a_study_url_without_password_is_kept_as_written(tmp_path):
+    url = "postgresql://gs@db.example:5433/sweeps?sslmode=disable"
     spec = parse_spec(tiny_spec(tmp_path, study=url))
-    assert spec.study == "postgresql://gs@db.example:5433/sweeps?sslmode=disable"
-    assert "hunter2" not in yaml.safe_dump(spec.to_dict()) and "hunter2" not in repr(spec)
-    assert study.redact(url) == "postgresql://gs:***@db.example:5433/sweeps?sslmode=disable"
+    assert spec.study == url and yaml.safe_load(yaml.safe_dump(spec.to_dict()))["study"] == url
+    assert study.redact("postgresql://gs:hunter2@db.example/x") == "postgresql://gs:***@db.example/x"
     assert "hunter2" not in study.redact("postgresql://gs@db.example/x?password=hunter2")
-    # handed to the driver when SQLAlchemy connects to that server as that user, only
-    asked = {"host": "db.example", "port": 5433, "user": "gs", "dbname": "sweeps"}
-    study._supply_password(None, None, [], asked)
-    assert asked["password"] == "hunter2-secret"
-    other = {"host": "db.example", "port": 5433, "user": "someone-else", "dbname": "sweeps"}
-    study._supply_password(None, None, [], other)
-    assert "password" not in other
+
+
+@pytest.mark.parametrize("uri", [
+    "s3://AKIAKEY:hunter2-secret@bucket/sweeps",
+    "s3://AKIAKEY:hunter2/secret+x@bucket/sweeps",  # a raw secret key may hold '/'
+    "gs://hunter2-secret@bucket/sweeps",
+    "s3://bucket/sweeps?secret_key=hunter2-secret",
+])
+def test_storage_with_credentials_is_refused_without_repeating_them(tmp_path, uri):
+    with pytest.raises(ConfigError, match="^storage: ") as err:
+        parse_spec({**tiny_spec(tmp_path), "storage": uri, "study": "postgresql://u@h/db"})
+    assert "hunter2" not in str(err.value)
+
+
+def test_an_at_sign_in_a_bucket_path_is_not_taken_for_credentials(tmp_path):
+    spec = parse_spec({**tiny_spec(tmp_path), "storage": "s3://bucket/team@lab/sweeps",
+                       "study": "postgresql://u@h/db"})
+    assert spec.storage == "s3://bucket/team@lab/sweeps"
 
 
 def test_default_study_is_sqlite_in_the_directory_also_for_old_sweeps(tmp_path):
     spec = parse_spec(tiny_spec(tmp_path))
-    meta = sd.create(spec)
+    meta, held = sd.create(spec)
+    held.release()
     root = tmp_path / spec.name
     assert spec.study is None and "study_storage" not in meta  # as every older sweep.json
     assert study_url(root, meta) == f"sqlite:///{root / 'optuna.db'}"
@@ -57,7 +81,7 @@ def test_default_study_is_sqlite_in_the_directory_also_for_old_sweeps(tmp_path):
 
 def test_status_reads_the_frozen_spec_quickly_and_still_refuses_an_edit(tmp_path):
     spec = parse_spec(tiny_spec(tmp_path))
-    sd.create(spec)
+    sd.create(spec)[1].release()
     root = tmp_path / spec.name
     assert collect(root)["configurations"] == 0
     raw = yaml.safe_load((root / SPEC).read_text())

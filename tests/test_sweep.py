@@ -128,3 +128,26 @@ def test_the_summary_holds_every_ended_run_and_reads_as_the_files_do(finished_sw
     partial = {k: v for k, v in list(summary.items())[1:]}
     (copy / "summary.json").write_text(json.dumps({"version": 2, "runs": partial}))
     assert len(load_sweep(copy).trials) == len(summary)
+
+
+def test_a_driver_run_continues_in_a_fresh_tune_experiment_every_few_trials(
+        ray_local, tmp_path, monkeypatch):
+    """Ray Tune's per-trial cost grows with an experiment's trials: a long driver run starts a
+    fresh experiment every TRIALS_PER_EXPERIMENT trials, rebuilding its searcher as a resume
+    does; nothing is lost or run twice, and the races go on across the boundary."""
+    from gansweep.jobs import submit as submit_mod
+
+    monkeypatch.setattr(submit_mod, "TRIALS_PER_EXPERIMENT", 3)
+    said: list[str] = []
+    spec = parse_spec(tiny_spec(tmp_path, trials=4, seeds={"count": 2, "top": 1},
+                                early_stop={"collapse": False}))
+    root = submit(spec, log=said.append)
+    experiments = sorted(p.name for p in (root / sd.TUNE).iterdir() if p.is_dir())
+    assert experiments[:2] == ["run-001", "run-001-2"], experiments
+    assert any("continuing in a fresh one" in line for line in said)
+    s = collect(root)
+    assert s["configurations"] == 4 and s["counts"]["unfinished"] == 0
+    keys = [t["key"] for t in s["trials"]]
+    assert len(keys) == len(set(keys)) and len(keys) > 4  # some configuration raced on
+    runs = json.loads((root / sd.META).read_text())["runs"]
+    assert len(runs) == 1  # one driver run

@@ -77,6 +77,10 @@ def test_vector_samples_are_2500_rows(tmp_path):
     (["train", "gan", "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
     (["train", "dcgan", "--dataset", "ring8"], "takes image data"),
     (["train", "gan", "--dataset", "ring8", "--steps", "0"], "--steps must be at least 1"),
+    (["train", "gan", "--dataset", "ring8", "--report-every", "0"],
+     "--report-every must be at least 1"),
+    (["train", "gan", "--dataset", "ring8", "--set", "lr_g=nan"], "lr_g=nan is not valid"),
+    (["train", "gan", "--dataset", "ring8", "--seed", str(2**32)], "--seed 4294967296"),
 ])
 def test_bad_input_exits_2_naming_the_key(args, fragment, tmp_path, capsys):
     assert main(args + ["--out", str(tmp_path / "x")]) == 2
@@ -88,3 +92,23 @@ def test_existing_run_dir_needs_resume(tmp_path, capsys):
     assert main(["train", "gan", "--dataset", "gauss1d", "--steps", "2", "--out", out]) == 0
     assert main(["train", "gan", "--dataset", "gauss1d", "--steps", "2", "--out", out]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_torn_run_is_refused_on_resume_and_left_as_it_was(tmp_path, capsys):
+    """A run whose config.json or checkpoint was torn (a copy cut short, a full disk under an
+    older writer): --resume names the file and what to do, and changes nothing."""
+    out = tmp_path / "r"
+    assert main(["train", "gan", "--dataset", "gauss1d", "--steps", "2", "--out", str(out)]) == 0
+    config, state = out / "config.json", out / "checkpoint" / "state.pt"
+    whole = {config: config.read_bytes(), state: state.read_bytes()}
+    args = ["train", "gan", "--dataset", "gauss1d", "--steps", "4", "--resume", "--out", str(out)]
+    for torn, fragment in ((config, "config.json is unreadable"),
+                           (state, "state.pt is unreadable")):
+        torn.write_bytes(whole[torn][:len(whole[torn]) // 2])
+        files = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+        capsys.readouterr()
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("gansweep train: error: --out") and fragment in err, err
+        assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == files
+        torn.write_bytes(whole[torn])

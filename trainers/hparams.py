@@ -11,7 +11,8 @@ configuration is hashed and a checkpoint written without it still loads.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from gansweep.trainers.errors import ConfigError
@@ -43,6 +44,10 @@ class HParam:
     optional: bool = False  # None allowed (the trainer derives the value)
     help: str = ""
     neutral: Any = NO_NEUTRAL  # the value that behaves as if the hyperparameter did not exist
+    # The default search range of a trainer without a family function in search_spaces (a
+    # research group's own): {low, high, log} or {choices}. None: searched only when a spec's
+    # `space` names it.
+    search: dict | None = field(default=None, compare=False, hash=False)
 
     def but(self, **changes) -> "HParam":
         return replace(self, **changes)
@@ -69,7 +74,7 @@ class HParam:
                     return False
                 raise ValueError
             value = self.kind(float(t)) if self.kind is int and "e" in t.lower() else self.kind(t)
-        except ValueError:
+        except (ValueError, OverflowError):  # int(float("1e999")) overflows
             raise ConfigError(f"{self.name}={text!r} is not valid: use {self.allowed()}") from None
         return self.check(value)
 
@@ -91,6 +96,11 @@ class HParam:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{self.name}={value!r} is not valid: use {self.allowed()}")
             value = float(value)
+            if not math.isfinite(value):
+                # NaN passes every range test (each comparison is False), and an infinite
+                # bound or rate only fails later, inside an optimiser, as a stack trace
+                raise ConfigError(f"{self.name}={value!r} is not valid: use {self.allowed()} "
+                                  "(a finite number)")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{self.name}={value!r} is not valid: use {self.allowed()}")
         if self.low is not None and value < self.low or self.high is not None and value > self.high:
