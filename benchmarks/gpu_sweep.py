@@ -1,7 +1,8 @@
 """The sweep phase of benchmarks/gpu_check.py: real sweeps through `jobs.submit.submit` on
 this machine's local Ray, four trials per GPU (`gpu: 0.25`) and one (`gpu: 1`), with the
 GPUs Ray assigned each trial (its config.json in the trial store) and nvidia-smi sampled
-while each runs.
+while each runs. The only phase that needs Ray, Optuna and the rest of gansweep's
+dependencies installed; gpu_check.py skips it, saying so, where they are not.
 
 Both arms get the same spec but for `resources`, and the same sampler seed, so Optuna's
 random start-up proposes the same configurations to both (checked: `same_configurations`).
@@ -20,7 +21,12 @@ import threading
 import time
 from pathlib import Path
 
+from benchmarks.gpu_check import use_checkout
+
+use_checkout()
+
 from gansweep.analysis import layout
+from gansweep.jobs.resources import REHEARSAL_ENV
 from gansweep.trainers.errors import Interrupted
 
 ARMS = (("quarter", 0.25), ("whole", 1.0))
@@ -142,12 +148,15 @@ def run_arm(label: str, gpu: float, sizes, storage: Path, cap_s: float) -> dict:
             "utilisation": sampler.summary(*found["training_span"]), **found}
 
 
-def sweep_phase(sizes, cuda: bool, deadline: float) -> dict:
+def sweep_phase(sizes, device: str, deadline: float, note) -> dict:
     import ray
 
+    cuda = device.startswith("cuda")
     # On a machine without CUDA, one logical GPU: Ray assigns it as it would a real one
-    # (CUDA_VISIBLE_DEVICES, ray.get_gpu_ids()); the trials then train on the CPU.
-    extra = {} if cuda else {"num_cpus": 2, "num_gpus": 1}
+    # (CUDA_VISIBLE_DEVICES, ray.get_gpu_ids()), and the rehearsal switch lets the trials
+    # handed it train on the CPU where a real sweep's would fail for want of CUDA.
+    extra = {} if cuda else {"num_cpus": 2, "num_gpus": 1,
+                             "runtime_env": {"env_vars": {REHEARSAL_ENV: "1"}}}
     # "local": a Ray of its own even where RAY_ADDRESS or a stale ray_current_cluster points
     # elsewhere; one try on a borrowed machine should not depend on what ran there before
     ray.init(address="local", include_dashboard=False, log_to_driver=False, **extra)
@@ -161,6 +170,7 @@ def sweep_phase(sizes, cuda: bool, deadline: float) -> dict:
                 arms[label] = {"skipped": "phase time cap reached"}
                 continue
             arms[label] = run_arm(label, gpu, sizes, storage, left / (len(ARMS) - i))
+            note("arms", arms)
     finally:
         ray.shutdown()
         shutil.rmtree(storage, ignore_errors=True)

@@ -18,10 +18,14 @@ directory is made and before any trial starts:
   sweep goes on with a warning: refusing a cluster that would have scaled up is worse.
 Sources 1 and 3 are Ray internals: if they move in another Ray version they tell nothing,
 which again means a warning, never a refusal.
+
+Inside a trial, `trial_device` places the trainer by the GPUs Ray assigned that trial
+(`trainers.base.pick_device`): none, the CPU; some, CUDA or an error at once.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,9 +36,13 @@ from gansweep.trainers.errors import ConfigError
 HEAD_CONFIG = "~/ray_bootstrap_config.yaml"
 HEAD_RESOURCE = "node:__internal_head__"
 MONITOR_WAIT_S = 10.0  # the monitor writes its first status within one 5 s update
+# Set only by benchmarks/gpu_check.py's CPU rehearsal, which gives a CUDA-less Ray one logical
+# GPU: there a trial handed that GPU trains on the CPU instead of failing.
+REHEARSAL_ENV = "GANSWEEP_GPU_REHEARSAL"
 
 
-def check_gpus(resources: dict[str, Any], address: str | None = None, log=print) -> None:
+def check_gpus(resources: dict[str, Any], address: str | None = None, log=print,
+               py_modules: tuple = ()) -> None:
     """Raise ConfigError when trials asking for `resources["gpu"]` could never be placed."""
     need = float(resources.get("gpu") or 0)
     if need <= 0:
@@ -48,7 +56,7 @@ def check_gpus(resources: dict[str, Any], address: str | None = None, log=print)
     from gansweep.jobs.submit import init_ray
 
     connected_here = not ray.is_initialized()
-    init_ray(address, log)
+    init_ray(address, log, py_modules)
     where = f"the Ray cluster at {address}" if address else "the running Ray"
     nodes = [n for n in ray.nodes() if n.get("Alive")]
     if max((n["Resources"].get("GPU", 0.0) for n in nodes), default=0.0) >= need:
@@ -189,3 +197,20 @@ def _monitor(need: float, nodes: list[dict]) -> tuple[bool | None, str]:
 def _node_type_mapping(raw: bytes | None) -> dict:
     report = json.loads(raw).get("autoscaler_report") if raw else None
     return (report or {}).get("node_type_mapping") or {}
+
+
+def trial_device():
+    """The torch device of the Ray trial this runs in, from the GPUs Ray assigned it (never
+    from what CUDA this process happens to see); outside Ray, pick_device's own choice."""
+    import ray
+
+    from gansweep.trainers.base import CudaUnusable, pick_device
+
+    gpus = [str(i) for i in ray.get_gpu_ids()] if ray.is_initialized() else None
+    try:
+        return pick_device(gpus=gpus)
+    except CudaUnusable:
+        if os.environ.get(REHEARSAL_ENV) == "1":
+            return pick_device("cpu")
+        raise
+

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,13 +33,57 @@ from gansweep.trainers.hparams import HParam, resolve, with_neutral
 from gansweep.trainers.stabilisers import average_copy, fold_in, lr_factor
 
 
-def pick_device(prefer: str | None = None) -> torch.device:
-    """CUDA when a GPU is visible (Ray sets CUDA_VISIBLE_DEVICES to the trial's GPUs), else CPU."""
+class CudaUnusable(ConfigError):
+    """A process was given a GPU that torch cannot use here (a CPU-only build, a driver too old
+    for the build's CUDA, a GPU the build has no kernels for)."""
+
+
+def pick_device(prefer: str | None = None, gpus: Sequence[str] | None = None) -> torch.device:
+    """The device a trainer runs on.
+
+    `prefer` wins when given. `gpus` are the GPUs a scheduler assigned this process (a Ray
+    trial's `ray.get_gpu_ids()`). None of them means the CPU even where CUDA is visible: Ray
+    no longer hides a node's GPUs from work that asked for none, and such a trial would use
+    a GPU nobody reserved. Some of them means CUDA, and CUDA that torch cannot use raises
+    CudaUnusable: training on the CPU would hold the GPU share idle and run slower than
+    planned, with nothing to say so. Without `gpus` (no scheduler, as in `gansweep train`):
+    CUDA when torch sees a device, unless CUDA_VISIBLE_DEVICES hides them all.
+    """
     if prefer:
         return torch.device(prefer)
-    if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+    if gpus is None:
+        if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
+            return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if not gpus:
         return torch.device("cpu")
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    problem = cuda_problem()
+    if problem:
+        raise CudaUnusable(
+            f"resources.gpu: this trial was given GPU {', '.join(map(str, gpus))} but torch "
+            f"{torch.__version__} (CUDA {torch.version.cuda or 'none'}) cannot use it: "
+            f"{problem}. Install a CUDA build of torch that this node's NVIDIA driver supports "
+            "(the cluster's setup runs `gansweep cluster node-check` to catch this), or set "
+            "resources.gpu: 0 to train on CPUs")
+    # Ray sets CUDA_VISIBLE_DEVICES to the assigned GPUs, so the first visible one is ours.
+    return torch.device("cuda")
+
+
+def cuda_problem() -> str | None:
+    """Why torch cannot run CUDA work in this process, or None when it can."""
+    if torch.version.cuda is None and getattr(torch.version, "hip", None) is None:
+        return "it is a CPU-only build"
+    try:
+        torch.cuda.init()  # raises with the driver's own reason, where is_available() is silent
+        if torch.cuda.device_count() == 0:
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            return f"it sees no CUDA device (CUDA_VISIBLE_DEVICES={visible!r})"
+        # One kernel: a build without kernels for this GPU's architecture fails only here.
+        (torch.ones(1, device="cuda") + 1).cpu()
+    except Exception as exc:  # torch raises RuntimeError, AssertionError, AcceleratorError
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[0] if text else ''}"
+    return None
 
 
 class Trainer:
