@@ -50,6 +50,14 @@ class Suggester:
     def choice(self, name: str, choices: list) -> Any:
         return self._take(name, {"choices": list(choices)})
 
+    def declared(self, h) -> Any:
+        """A hyperparameter over the range its trainer declares (`HParam.search`)."""
+        r = h.search
+        if "choices" in r:
+            return self.choice(h.name, r["choices"])
+        kind = self.int if h.kind is int else self.float
+        return kind(h.name, r["low"], r["high"], log=r.get("log", False))
+
     def finish(self) -> dict[str, Any]:
         """Suggest the spec's extensions the family does not search, then add fixed values."""
         for name in sorted(set(self.overrides) - set(self.params)):
@@ -62,12 +70,17 @@ class Suggester:
 def define_by_run(trainer: str, overrides: dict, fixed: dict, steps: int, trial) -> dict:
     from gansweep.search_spaces import families
 
-    kinds = {n: h.kind for n, h in get_trainer(trainer).HPARAMS.items()}
-    s = Suggester(trial, overrides, fixed, kinds)
-    # A family without a default space searches what its spec's `space` names.
+    schema = get_trainer(trainer).HPARAMS
+    s = Suggester(trial, overrides, fixed, {n: h.kind for n, h in schema.items()})
+    # A family without a default space (a group's own trainer) searches the ranges its
+    # HPARAMS declare, and what its spec's `space` names.
     family: Callable | None = getattr(families, trainer.replace("-", "_"), None)
     if family is not None:
         family(s, steps)
+    else:
+        for h in schema.values():
+            if h.search is not None:
+                s.declared(h)
     return s.finish()
 
 

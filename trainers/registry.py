@@ -1,15 +1,20 @@
 """Trainer names a user types, mapped to their classes (imported lazily: torch is heavy), and
 the one way every entry point builds a trainer from a name, a dataset and overrides.
 
-Adding a family: its own file (a `base.Trainer` with its HPARAMS, OUTPUT and verbs) and one
-line here; nothing else names it.
+Adding a built-in family: its own file (a `base.Trainer` with its HPARAMS, OUTPUT and verbs)
+and one line here; nothing else names it. A research group's own trainer needs no line here:
+a spec names it as `module:Class`, or its installed package registers a name under the
+`gansweep.trainers` entry-point group (trainers/plugins.py); either is checked against the
+contract (trainers/contract.py) before it is used.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from typing import Any
 
+from gansweep.trainers import contract, plugins
 from gansweep.trainers.errors import ConfigError
 from gansweep.trainers.hparams import resolve
 
@@ -20,13 +25,29 @@ TRAINERS = {
     "gan": ("gansweep.trainers.gan", "MLPGAN"),
     "som": ("gansweep.trainers.som", "SOM"),
 }
+GROUP = "gansweep.trainers"
 
 
 def get_trainer(name: str):
-    if name not in TRAINERS:
-        raise ConfigError(f"unknown trainer {name!r}: use one of {', '.join(TRAINERS)}")
-    module, cls = TRAINERS[name]
-    return getattr(importlib.import_module(module), cls)
+    if name in TRAINERS:
+        module, cls = TRAINERS[name]
+        return getattr(importlib.import_module(module), cls)
+    if not isinstance(name, str) or not (plugins.is_reference(name)
+                                         or name in plugins.registered(GROUP)):
+        names = [*TRAINERS, *plugins.registered(GROUP)]
+        raise ConfigError(f"unknown trainer {name!r}: use one of {', '.join(names)}, or your "
+                          "own class as module:Class (docs/byo.md)")
+    return _plugin(name)
+
+
+@functools.lru_cache(maxsize=16)
+def _plugin(name: str):
+    return contract.check(plugins.load(name, "trainer", GROUP), f"trainer {name}")
+
+
+def names() -> list[str]:
+    """Every trainer name this process can use without a module:Class reference."""
+    return [*TRAINERS, *plugins.registered(GROUP)]
 
 
 def resolve_config(trainer_name: str, dataset: str | dict, overrides: dict[str, Any],

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from gansweep.trainers import plugins
 from gansweep.trainers.errors import ConfigError
 
 SPLIT_SEED = 20240611
@@ -120,12 +121,40 @@ def load_dataset(spec: str | dict, image_size: int | None = None) -> Dataset:
         return mixtures.SOURCES[spec]()
     if spec in images.SOURCES:
         return images.SOURCES[spec](image_size=image_size, **options)
+    if plugins.is_reference(spec) or spec in plugins.registered(GROUP):
+        return from_loader(spec, image_size, options)
     if "/" in spec or "." in spec or Path(spec).exists():
         return files.load_path(Path(spec).expanduser(), image_size=image_size, **options)
     raise ConfigError(
         f"unknown dataset {spec!r}: use one of {', '.join(NAMES)}, or a path to a .npy/.npz "
         "array or a folder of PNG images"
     )
+
+
+def from_loader(ref: str, image_size: int | None, options: dict) -> Dataset:
+    """A research group's own loader (`dataset: my_lab.data:load`, or a name its package
+    registers under `gansweep.datasets`): called with the spec's other dataset options, it
+    returns the samples, or (samples, labels), as arrays; they are checked, split and sized
+    like a .npy file's (trainers/data/files.py)."""
+    from gansweep.trainers.data import files
+    from gansweep.trainers.data.images import subset_option
+
+    options = dict(options)
+    subset = subset_option(ref, {"subset": options.pop("subset")} if "subset" in options else {})
+    loader = plugins.load(ref, "dataset", GROUP)
+    if not callable(loader):
+        raise ConfigError(f"dataset: {ref} is not callable; point at a function that returns "
+                          "the samples, or (samples, labels), as numpy arrays")
+    try:
+        got = loader(**options)
+    except TypeError as exc:  # the spec's options do not fit its signature
+        raise ConfigError(f"dataset: {ref}({', '.join(options)}) failed: {exc}; the "
+                          "dataset mapping's other keys are passed to it by name") from None
+    x, y = got if isinstance(got, tuple) and len(got) == 2 else (got, None)
+    return files.from_arrays(x, y, ref, image_size, subset)
+
+
+GROUP = "gansweep.datasets"
 
 
 def _no_options(name: str, options: dict, allowed: set[str]) -> None:

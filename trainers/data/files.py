@@ -42,7 +42,14 @@ def load_path(path: Path, image_size: int | None = None, **options: Any) -> Data
         raise ConfigError(f"dataset path {path}: unsupported file type {path.suffix!r}; save "
                           "the samples with numpy.save (.npy) or numpy.savez (.npz), or give "
                           "a folder of PNG images")
-    kind, x = as_samples(x, name)
+    return from_arrays(x, y, name, image_size, subset)
+
+
+def from_arrays(x: Any, y: Any, name: str, image_size: int | None = None,
+                subset: int | None = None) -> Dataset:
+    """Samples (and optional labels) from a file or a user's own loader, checked, split and
+    sized like every other source."""
+    kind, x = as_samples(np.asarray(x), name)
     if y is not None:
         y = as_labels(y, len(x), name)
     if kind == "image":
