@@ -9,7 +9,6 @@ with a finite objective, and the page says how many that was.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,12 +40,14 @@ def finite_study(root: Path | layout.UriPath):
     import sqlalchemy.exc
 
     try:
-        meta = json.loads((root / layout.META).read_text())
-        name = meta["study_name"]
-    except (OSError, KeyError, json.JSONDecodeError):
+        meta = layout.read_meta(root)
+    except (OSError, ValueError):
+        meta = None
+    if meta is None or meta.study_name is None:
         return f"{layout.META} names no Optuna study"
+    name = meta.study_name
     url = layout.study_url(root, meta)
-    if url is None or meta.get("rerun") or (
+    if url is None or meta.rerun is not None or (
             url.startswith("sqlite") and not (root / layout.OPTUNA_DB).is_file()):
         return (f"no Optuna study in this directory ({layout.OPTUNA_DB} is missing; a rerun "
                 "has none)")

@@ -1,5 +1,6 @@
-"""The sweep directory: its file names, its records and the trial store that reads and writes
-them. The one owner of the layout: `jobs` writes through it, `analysis` reads through it.
+"""The sweep directory: its file names, and the trial store and sweep.json readers and writers
+through which its records (analysis/records.py) are read and written. The one owner of the
+layout: `jobs` writes through it, `analysis` reads through it.
 
     SWEEP_DIR/spec.yaml    the validated spec, frozen at submission
     SWEEP_DIR/sweep.json   study name and where the study lives, spec fingerprint, driver
@@ -57,6 +58,17 @@ import pyarrow.fs as pafs
 
 from gansweep.analysis import durable, liveness
 from gansweep.analysis.durable import WHOLE_OBJECT_STORES
+
+# How a run ended is result.json's to say (analysis/records.py); named here too, with the
+# layout every reader already imports.
+from gansweep.analysis.records import ASHA as ASHA
+from gansweep.analysis.records import COLLAPSED, DIVERGED, Revival, RunRecord, RunResult, SweepMeta
+from gansweep.analysis.records import COMPLETED as COMPLETED
+from gansweep.analysis.records import ENDED as ENDED
+from gansweep.analysis.records import FAILED as FAILED
+from gansweep.analysis.records import RUNNING as RUNNING
+from gansweep.analysis.records import STOPPED_EARLY as STOPPED_EARLY
+from gansweep.analysis.records import UNFINISHED as UNFINISHED
 from gansweep.trainers.errors import ConfigError
 
 SPEC, META, OPTUNA_DB, TUNE, TRIALS, EVALUATORS = (
@@ -72,16 +84,10 @@ SUMMARY = "summary.json"
 DAMAGED = "damaged"  # SWEEP_DIR/damaged/: one note per record found torn and set aside
 DAMAGED_FILES = "damaged_files"  # a trial's report: its files set aside as damaged
 RERUN_SUFFIX = "-rerun"
-STUDY_STORAGE = "study_storage"  # sweep.json: the study's database URL; absent for SQLite
-SPEC_SHA1 = "spec_sha1"  # sweep.json: digest of spec.yaml as written, for quick readers
+# Two keys of sweep.json (records.SweepMeta), for whoever reads the file as it is on disk.
+STUDY_STORAGE = "study_storage"  # the study's database URL; absent for SQLite
+SPEC_SHA1 = "spec_sha1"  # digest of spec.yaml as written, for quick readers
 
-# How a configuration ended (result.json's stop_reason); readers add UNFINISHED for those
-# without a result, and a report that is not a trial's last says RUNNING.
-COMPLETED, COLLAPSED, DIVERGED, ASHA, FAILED = "completed", "collapsed", "diverged", "asha", \
-    "failed"
-ENDED = (COMPLETED, COLLAPSED, DIVERGED, ASHA, FAILED)
-STOPPED_EARLY = (COLLAPSED, DIVERGED, ASHA)  # ended before their planned steps on purpose
-UNFINISHED, RUNNING = "unfinished", "running"
 FLAGS = (COLLAPSED, DIVERGED)  # boolean columns of a report row
 
 
@@ -102,13 +108,31 @@ def is_sweep_dir(root: str | Path | UriPath) -> bool:
     return (root / SPEC).is_file() and (root / META).is_file()
 
 
-def study_url(root: Path | UriPath, meta: dict) -> str | None:
+def study_url(root: Path | UriPath, meta: SweepMeta) -> str | None:
     """Where the sweep's Optuna study lives: the URL sweep.json records (a server database,
     without its password), or the SQLite file in the sweep directory (the default, and every
     sweep made before the record existed). None for a sweep in a bucket with no record."""
-    if meta.get(STUDY_STORAGE):
-        return meta[STUDY_STORAGE]
+    if meta.study_storage:
+        return meta.study_storage
     return None if is_uri(root) else f"sqlite:///{root / OPTUNA_DB}"
+
+
+def read_meta(root: str | Path | UriPath) -> SweepMeta:
+    """sweep.json (the careful read: only not-found is FileNotFoundError, other errors are
+    retried, then raised); ValueError when it is not a JSON object."""
+    path = sweep_path(root) / META
+    fs, where = filesystem(path.uri if isinstance(path, UriPath) else path)
+    data = durable.read(fs, where)
+    if data is None:
+        raise FileNotFoundError(f"{path} does not exist")
+    meta = json.loads(data)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return SweepMeta.from_json(meta)
+
+
+def write_meta(root: Path | UriPath, meta: SweepMeta) -> None:
+    write_file(root / META, json.dumps(json_safe(meta.to_json()), indent=1).encode())
 
 
 def driver_url(url: str) -> str:
@@ -150,6 +174,18 @@ def metrics_csv(history: list[dict]) -> str:
     writer.writeheader()
     writer.writerows(history)
     return buf.getvalue()
+
+
+def metrics_rows(data: bytes | None) -> tuple[list[str], list[list[str]]]:
+    """metrics.csv as (header, whole rows): a row torn by a kill mid-write is left out. The
+    csv module, not pandas: a reader reads hundreds of these small files and the parser's
+    start-up cost dominates."""
+    if not data:
+        return [], []
+    rows = list(csv.reader(io.StringIO(data.decode(errors="replace"))))
+    if len(rows) < 2:
+        return [], []
+    return rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
 
 
 def json_safe(value: Any) -> Any:
@@ -482,39 +518,47 @@ class TrialStore:
         np.save(buf, array)
         self.write(key, name, buf.getvalue())
 
-    # ---- records --------------------------------------------------------------------------
-    def result(self, key: str) -> dict | None:
-        return self.read_json(key, RESULT)
+    # ---- records (analysis/records.py) ---------------------------------------------------
+    def record(self, key: str) -> RunRecord | None:
+        """config.json; None when absent or damaged."""
+        record = self.read_json(key, CONFIG)
+        return None if record is None else RunRecord.from_json(record)
+
+    def write_record(self, key: str, record: RunRecord) -> None:
+        self.write_json(key, CONFIG, record.to_json())
+
+    def result(self, key: str) -> RunResult | None:
+        """result.json; None while the run goes on, after an interruption, or when damaged."""
+        result = self.read_json(key, RESULT)
+        return None if result is None else RunResult.from_json(result)
 
     def has_result(self, key: str) -> bool:
         return self.exists(key, RESULT)
 
+    def revival(self, key: str) -> Revival | None:
+        """revived.json: where a revived run paused; None for a run never revived."""
+        paused = self.read_json(key, REVIVED)
+        return None if paused is None else Revival.from_json(paused)
+
     def write_result(self, key: str, reason: str, step: int, objective: float | None,
-                     final: dict, trial_id: str, **extra: Any) -> None:
+                     final: dict, trial_id: str, resumed_from_step: int | None = None,
+                     node_id: str | None = None) -> None:
         """result.json: how the configuration ended. The one writer of this record, whether
         the trial ended itself or was ended from outside (ASHA, failure). A revived run's
         keeps where it paused (`revived`), so its steps are counted where they were spent."""
-        revived = self.read_json(key, REVIVED)
-        if revived is not None:
-            extra["revived"] = revived
-        self.write_json(key, RESULT, {
-            "key": key, "stop_reason": reason, "stop_step": step, "objective": objective,
-            "final": final, "trial_id": trial_id, "time_s": final.get("time_s"),
-            **extra, "finished": time.time()})
+        self.write_json(key, RESULT, RunResult(
+            key=key, stop_reason=reason, stop_step=step, objective=objective, final=final,
+            trial_id=trial_id, time_s=final.get("time_s"), resumed_from_step=resumed_from_step,
+            node_id=node_id, revived=self.revival(key), finished=time.time()).to_json())
 
     def reopen(self, key: str) -> None:
         """A collapsed run's result becomes a pause: where it paused goes to revived.json
         first, then its result is moved aside (kept). A kill between the two leaves the result
         in place and the run still paused; reopening again writes the same record."""
         paused = self.result(key)
-        if paused is None or paused.get("revived"):
+        if paused is None or paused.revived is not None:
             return
-        final = paused.get("final") or {}
-        self.write_json(key, REVIVED, {"step": paused.get("stop_step"),
-                                       "finished": paused.get("finished"),
-                                       "time_s": paused.get("time_s"),
-                                       "objective": paused.get("objective"),
-                                       "final": final})
+        self.write_json(key, REVIVED, paused.paused().to_json())
         self.move_aside(key, RESULT, "paused")
 
     # ---- who is training a configuration right now ------------------------------------------

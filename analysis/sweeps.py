@@ -9,8 +9,6 @@ measured; the "objective" is what the searcher saw (a penalty for collapsed or d
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from dataclasses import dataclass, field
@@ -30,15 +28,18 @@ from gansweep.analysis.layout import (
     TrialStore,
     UriPath,
     is_sweep_dir,
+    metrics_rows,
+    read_meta,
     sweep_path,
 )
+from gansweep.analysis.records import ONE_SEED, RunRecord, RunResult, number, seeds_of
+from gansweep.analysis.summary import read_digest, read_summary
 from gansweep.analysis.vocabulary import DIRECTIONS, LOSSES, kind_of_metric
 from gansweep.trainers.data import dataset_name
 from gansweep.trainers.errors import ConfigError
 
 BASE_COLUMNS = ("rank", "key", "config_key", "seed", "steps_planned", "state", "stop_step",
                 "time_s", "objective", "created", "finished", "value")
-ONE_SEED = {"count": 1, "top": 3, "statistic": "mean"}  # a sweep made before `seeds` existed
 
 
 @dataclass
@@ -152,26 +153,15 @@ class Sweep:
         return "; ".join(parts)
 
 
-def _num(v: Any) -> float:
-    """A number from JSON/CSV ("inf", "nan" strings included); NaN when not a number."""
-    if isinstance(v, bool):
-        return float(v)
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return math.nan
-
-
 def finite(v: Any) -> float | None:
     """A finite number, or None: for JSON (which has no NaN or inf) and for rankings."""
-    v = _num(v)
+    v = number(v)
     return v if math.isfinite(v) else None
 
 
 def _read_curve(data: bytes | None) -> pd.DataFrame:
-    """metrics.csv as numbers (flags as booleans). The csv module, not pd.read_csv: a report
-    reads hundreds of these small files and the parser's start-up cost dominates."""
-    head, body = _csv_rows(data)
+    """metrics.csv as numbers (flags as booleans)."""
+    head, body = metrics_rows(data)
     if not body:
         return pd.DataFrame()
     cols = {}
@@ -180,105 +170,18 @@ def _read_curve(data: bytes | None) -> pd.DataFrame:
         if name in FLAGS:
             cols[name] = np.array([v.strip().lower() == "true" for v in vals], dtype=bool)
         else:
-            cols[name] = np.array([_num(v) if v != "" else math.nan for v in vals])
+            cols[name] = np.array([number(v) if v != "" else math.nan for v in vals])
     return pd.DataFrame(cols)
-
-
-def _csv_rows(data: bytes | None) -> tuple[list[str], list[list[str]]]:
-    if not data:
-        return [], []
-    rows = list(csv.reader(io.StringIO(data.decode(errors="replace"))))
-    if len(rows) < 2:
-        return [], []
-    return rows[0], [r for r in rows[1:] if len(r) == len(rows[0])]
 
 
 def last_step(metrics: bytes | None) -> int:
     """The step of a run's last whole report in its metrics.csv (0 before its first): where an
     interrupted run resumes, and what it has spent of a step budget."""
-    head, body = _csv_rows(metrics)
+    head, body = metrics_rows(metrics)
     if not body or "step" not in head:
         return 0
-    step = _num(body[-1][head.index("step")])
+    step = number(body[-1][head.index("step")])
     return int(step) if math.isfinite(step) else 0
-
-
-# What a digest keeps (a summary of ten thousand runs stays a few megabytes).
-RECORD_KEYS = ("trainer", "dataset", "seed", "steps", "config", "created")
-RESULT_KEYS = ("stop_reason", "stop_step", "objective", "time_s", "finished", "revived")
-FINAL_KEYS = frozenset({"step", "time_s", *LOSSES, *DIRECTIONS})
-
-
-def digest(record: dict, result: dict | None, metrics: bytes | None) -> dict:
-    """What a reader needs of one run, without its curve: its records, its final row (the
-    result's, filled from the curve's last row: ASHA and failure records keep only some
-    columns) and the best value of each vocabulary metric over the curve."""
-    head, body = _csv_rows(metrics)
-    final, best = {}, {}
-    if body:
-        for j, name in enumerate(head):
-            if name not in FINAL_KEYS:
-                continue
-            v = body[-1][j]
-            final[name] = _num(v) if v != "" else math.nan
-            if name in DIRECTIONS:
-                col = [x for x in (_num(r[j]) for r in body) if math.isfinite(x)]
-                if col:
-                    best[name] = ranking.best(col, DIRECTIONS[name])
-    if result is not None:
-        final.update({k: v for k, v in (result.get("final") or {}).items() if k in FINAL_KEYS})
-    return {"record": {k: record[k] for k in RECORD_KEYS if k in record},
-            "result": None if result is None else {k: result[k] for k in RESULT_KEYS
-                                                   if k in result},
-            "final": final, "best": best}
-
-
-def read_digest(store: TrialStore, key: str) -> dict | None:
-    """One run's digest from its own files (None: it has not written its record yet)."""
-    record = store.read_json(key, layout.CONFIG)  # a damaged record reads as absent
-    if record is None:
-        return None
-    return digest(record, store.result(key), store.read(key, layout.METRICS))
-
-
-SUMMARY_VERSION = 2  # a summary of another version is ignored (and rewritten by a driver)
-
-
-def read_summary(root) -> dict[str, dict]:
-    """The driver's summary of ended runs, key -> digest ({} when there is none yet)."""
-    try:
-        data = json.loads((sweep_path(root) / layout.SUMMARY).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    if not isinstance(data, dict) or data.get("version") != SUMMARY_VERSION:
-        return {}
-    return data.get("runs", {})
-
-
-def refresh_summary(root, summary: dict[str, dict] | None = None,
-                    keys: list[str] | None = None) -> dict[str, dict]:
-    """Add the ended runs the summary lacks, and write it. The driver's job: readers only
-    read it. `keys`: read these again even if the summary has them (they just ended, or a
-    revival rewrote their result: early_stop.collapse.revive); one without a result now (a
-    revival under way) leaves the summary."""
-    root = sweep_path(root)
-    summary = read_summary(root) if summary is None else summary
-    store = TrialStore.of(root)
-    added = 0
-    for key in store.keys() if keys is None else keys:
-        if keys is None and key in summary:
-            continue
-        if not store.has_result(key):
-            added += summary.pop(key, None) is not None
-            continue
-        d = read_digest(store, key)
-        if d is not None and d["result"] is not None:
-            summary[key] = d
-            added += 1
-    if added or not (root / layout.SUMMARY).exists():
-        layout.write_file(root / layout.SUMMARY, json.dumps(
-            layout.json_safe({"version": SUMMARY_VERSION, "runs": summary})).encode())
-    return summary
 
 
 def budget_events(trials: pd.DataFrame) -> pd.DataFrame:
@@ -289,17 +192,17 @@ def budget_events(trials: pd.DataFrame) -> pd.DataFrame:
     t = trials[trials["state"] != UNFINISHED]
     rows = []
     for r in t.to_dict("records"):
-        order = r["finished"] if math.isfinite(_num(r.get("finished"))) else \
-            _num(r.get("created"))
-        step, secs = _num(r.get("stop_step")), _num(r.get("time_s"))
-        paused = _num(r.get("revived_from_step", math.nan))
+        order = r["finished"] if math.isfinite(number(r.get("finished"))) else \
+            number(r.get("created"))
+        step, secs = number(r.get("stop_step")), number(r.get("time_s"))
+        paused = number(r.get("revived_from_step", math.nan))
         if math.isfinite(paused):
-            psecs = _num(r.get("paused_time_s", math.nan))
+            psecs = number(r.get("paused_time_s", math.nan))
             rows.append({"key": r["key"], "state": layout.COLLAPSED, "value": math.nan,
                          "steps": paused, "time_s": psecs,
-                         "_o": _num(r.get("paused_finished", math.nan))})
+                         "_o": number(r.get("paused_finished", math.nan))})
             step, secs = step - paused, secs - psecs if math.isfinite(psecs) else secs
-        rows.append({"key": r["key"], "state": r["state"], "value": _num(r.get("value")),
+        rows.append({"key": r["key"], "state": r["state"], "value": number(r.get("value")),
                      "steps": step, "time_s": secs, "_o": order})
     out = pd.DataFrame(rows, columns=["key", "state", "value", "steps", "time_s", "_o"])
     out["_o"] = out["_o"].astype(float).fillna(0.0)
@@ -366,8 +269,8 @@ def load_sweep(root: str | Path) -> Sweep:
                           "give the directory `gansweep submit` created")
     try:
         spec = yaml.safe_load((root / SPEC).read_text())
-        meta = json.loads((root / META).read_text())
-    except (yaml.YAMLError, json.JSONDecodeError, OSError) as exc:
+        meta = read_meta(root)
+    except (yaml.YAMLError, ValueError, OSError) as exc:
         raise ConfigError(f"{root}: sweep files are unreadable ({exc})") from None
     missing = [k for k in ("name", "trainer", "dataset", "steps", "metric") if k not in spec]
     if missing or spec["metric"] not in DIRECTIONS:
@@ -384,8 +287,9 @@ def load_sweep(root: str | Path) -> Sweep:
             orphans += 1
             continue
         keys.append(key)
-        configs[key] = d["record"].get("config") or {}
-        rows.append(_row(key, d, spec, metric))
+        record = RunRecord.from_json(d["record"]).filled_from(spec)
+        configs[key] = record.config
+        rows.append(_row(key, record, d, metric))
     if orphans:
         notes.append(f"{orphans} trial director{'y' if orphans == 1 else 'ies'} without "
                      "config.json left out (a trial just starting, or one killed before its "
@@ -398,53 +302,51 @@ def load_sweep(root: str | Path) -> Sweep:
     else:
         trials = pd.DataFrame({c: pd.Series(dtype=object if c in ("key", "config_key", "state")
                                             else float) for c in BASE_COLUMNS})
-    seeds = {**ONE_SEED, **(spec.get("seeds") or {})}
+    seeds = seeds_of(spec)
     n_configs = trials["config_key"].nunique() if len(trials) else 0
-    planned = int(meta.get("trials", spec.get("trials")) or n_configs)
-    budget = {k: v for k, v in {**(spec.get("budget") or {}), **meta.get("budget", {})}.items()
+    planned = int(meta.trials_in_force(spec.get("trials")) or n_configs)
+    budget = {k: v for k, v in meta.budget_in_force(spec.get("budget")).items()
               if v is not None}
     return Sweep(root=root, name=str(spec["name"]), trainer=str(spec["trainer"]),
                  dataset=spec["dataset"], metric=metric, steps=int(spec["steps"]),
                  report_every=int(spec.get("report_every") or 1), planned=planned,
-                 seed=int(spec.get("seed") or 0), study_name=meta.get("study_name"),
+                 seed=int(spec.get("seed") or 0), study_name=meta.study_name,
                  trials=trials, curves=Curves(store, keys), configs=configs,
-                 rerun=meta.get("rerun"), notes=notes, seeds=seeds, budget=budget,
-                 damage=damage,
+                 rerun=None if meta.rerun is None else meta.rerun.to_json(), notes=notes,
+                 seeds=seeds, budget=budget, damage=damage,
                  configurations=configurations_table(trials, seeds, mode))
 
 
-def _row(key: str, d: dict, spec: dict, metric: str) -> dict:
-    record, result, final = d["record"], d["result"], d["final"]
+def _row(key: str, record: RunRecord, d: dict, metric: str) -> dict:
+    """One run's row of the table, from its digest (d: summary.json's, or read now)."""
+    result = None if d["result"] is None else RunResult.from_json(d["result"])
+    final = d["final"]
     row: dict[str, Any] = {
-        "key": key, "seed": record.get("seed", spec.get("seed")),
-        "config_key": layout.config_key(record.get("trainer", spec["trainer"]),
-                                        record.get("dataset", spec["dataset"]),
-                                        record.get("config") or {},
-                                        record.get("steps", spec["steps"])),
-        "steps_planned": record.get("steps", spec["steps"])}
+        "key": key, "seed": record.seed,
+        "config_key": layout.config_key(record.trainer, record.dataset, record.config,
+                                        record.steps),
+        "steps_planned": record.steps}
     if result is None:
-        row.update(state=UNFINISHED, stop_step=_num(final.get("step", 0)),
-                   time_s=_num(final.get("time_s")), objective=math.nan)
+        row.update(state=UNFINISHED, stop_step=number(final.get("step", 0)),
+                   time_s=number(final.get("time_s")), objective=math.nan)
     else:
-        row.update(state=result.get("stop_reason", layout.FAILED),
-                   stop_step=_num(result.get("stop_step", final.get("step", 0))),
-                   time_s=_num(result.get("time_s", final.get("time_s"))),
-                   objective=_num(result.get("objective")))
+        row.update(state=result.stop_reason, stop_step=number(result.stop_step),
+                   time_s=number(result.time_s), objective=number(result.objective))
     if not math.isfinite(row["time_s"]):
-        row["time_s"] = _num(final.get("time_s"))
-    row["created"] = _num(record.get("created"))
-    row["finished"] = _num((result or {}).get("finished"))
-    paused = (result or {}).get("revived") or {}  # a collapsed run trained on from its pause
-    row["revived_from_step"] = _num(paused.get("step", math.nan))
-    row["paused_finished"] = _num(paused.get("finished", math.nan))
-    row["paused_time_s"] = _num(paused.get("time_s", math.nan))
-    row["value"] = _num(final.get(metric))
+        row["time_s"] = number(final.get("time_s"))
+    row["created"] = number(record.created)
+    row["finished"] = number(None if result is None else result.finished)
+    paused = None if result is None else result.revived  # a collapsed run trained on
+    row["revived_from_step"] = number(None if paused is None else paused.step)
+    row["paused_finished"] = number(None if paused is None else paused.finished)
+    row["paused_time_s"] = number(None if paused is None else paused.time_s)
+    row["value"] = number(final.get(metric))
     for m in (*LOSSES, *DIRECTIONS):
         if m in final:
-            row[f"final_{m}"] = _num(final[m])
+            row[f"final_{m}"] = number(final[m])
     for m, v in d["best"].items():
         row[f"best_{m}"] = float(v)
-    for name, v in (record.get("config") or {}).items():
+    for name, v in record.config.items():
         row[f"hp_{name}"] = v
     return row
 

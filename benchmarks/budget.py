@@ -246,6 +246,7 @@ def sweep(spec) -> tuple[Path, float, bool]:
     """The arm's sweep through the real submit path; one that an interrupted run of this
     benchmark left in its work directory is resumed instead. Returns its directory, the
     wall-clock of its drivers and whether it was resumed."""
+    from gansweep.analysis.layout import read_meta
     from gansweep.jobs import sweep_dir as sd
     from gansweep.jobs.submit import resume, submit
 
@@ -259,7 +260,7 @@ def sweep(spec) -> tuple[Path, float, bool]:
         raise SystemExit(f"{root} holds this arm's sweep made with other settings (steps, "
                          "collapse, ASHA grace): give another --work, or the same settings")
     resume(root, log=quiet)
-    return root, sd.spent_seconds(json.loads((root / sd.META).read_text())), True
+    return root, read_meta(root).spent_seconds(), True
 
 
 def run(dataset: str, seeds: list[int], arms: list[str], work: Path, steps: int | None = None,

@@ -26,6 +26,7 @@ from benchmarks.gpu_check import use_checkout
 use_checkout()
 
 from gansweep.analysis import layout
+from gansweep.analysis.records import RunRecord
 from gansweep.jobs.resources import REHEARSAL_ENV
 from gansweep.trainers.errors import Interrupted
 
@@ -95,12 +96,13 @@ def trials_of(root: Path, wall_end: float) -> dict:
     store = layout.TrialStore.of(root)
     rows = []
     for key in store.keys():
-        config = store.read_json(key, layout.CONFIG) or {}
-        result = store.result(key) or {}
-        rows.append({"key": key, "created": config.get("created"),
-                     "finished": result.get("finished"), "stop_reason": result.get("stop_reason"),
-                     "device": config.get("device"), "gpu_ids": config.get("gpu_ids"),
-                     "train_s": result.get("time_s")})
+        config = store.record(key) or RunRecord()
+        result = store.result(key)
+        rows.append({"key": key, "created": config.created,
+                     "finished": result and result.finished,
+                     "stop_reason": result and result.stop_reason,
+                     "device": config.device, "gpu_ids": config.gpu_ids,
+                     "train_s": result and result.time_s})
     events = sorted([(r["created"], 1) for r in rows if r["created"]]
                     + [(r["finished"] or wall_end, -1) for r in rows if r["created"]])
     running = most = 0

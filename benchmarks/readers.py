@@ -61,7 +61,7 @@ BURN = "import time\nwhile True: sum(i * i for i in range(10000))"
 def run(tmp: Path, name: str, arm: str) -> dict:
     import yaml
 
-    from gansweep.analysis.layout import META, OPTUNA_DB
+    from gansweep.analysis.layout import META, OPTUNA_DB, read_meta
     from tests.readers import LOCKED, Readers
 
     spec_path = tmp / f"{name}.yaml"
@@ -81,7 +81,7 @@ def run(tmp: Path, name: str, arm: str) -> dict:
     if arm == "readers":
         while not (sweep / META).is_file() and driver.poll() is None:
             time.sleep(0.1)
-        name_ = json.loads((sweep / META).read_text())["study_name"]
+        name_ = read_meta(sweep).study_name
         readers = Readers(str(sweep), f"sqlite:///{sweep / OPTUNA_DB}", name_,
                           tmp / f"{name}-report", cpus=READER_CPUS)
         readers.start(study_ready=lambda: (sweep / OPTUNA_DB).is_file())

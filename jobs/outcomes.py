@@ -31,8 +31,7 @@ class RecordOutcomes(Callback):
         if store.has_result(key):
             return
         if store.read(key, layout.CONFIG) is None:  # it failed before its first write
-            store.write_json(key, layout.CONFIG, self.control.record(trial.config or {},
-                                                                     trial.trial_id))
+            store.write_record(key, self.control.record(trial.config or {}, trial.trial_id))
         last = {k: v for k, v in (trial.last_result or {}).items() if k in KEPT}
         store.write_result(key, reason, last.get("step", 0), last.get("objective"), last,
                            trial.trial_id)

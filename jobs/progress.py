@@ -1,6 +1,7 @@
 """One line of progress while a sweep runs: trials running/done/stopped and the best so far."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -8,6 +9,7 @@ from ray.tune import Callback
 
 from gansweep.analysis import layout
 from gansweep.analysis.ranking import better
+from gansweep.analysis.records import SweepMeta
 
 
 class Progress(Callback):
@@ -71,17 +73,16 @@ class RunClock(Callback):
     """Keeps this driver run's last-seen time in sweep.json, so an hour budget counts the
     time of runs that were killed too (up to `every_s` of each is lost)."""
 
-    def __init__(self, root, meta: dict, every_s: float = 15.0):
+    def __init__(self, root, meta: SweepMeta, every_s: float = 15.0):
         self.root, self.meta, self.every_s = root, meta, every_s
         self.last = time.monotonic()
 
     def _tick(self, force: bool = False) -> None:
-        from gansweep.jobs.sweep_dir import write_meta
-
         if force or time.monotonic() - self.last > self.every_s:
             self.last = time.monotonic()
-            self.meta["runs"][-1]["seen"] = time.time()
-            write_meta(self.root, self.meta)
+            runs = self.meta.runs
+            runs[-1] = dataclasses.replace(runs[-1], seen=time.time())
+            layout.write_meta(self.root, self.meta)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         self._tick()
@@ -113,7 +114,7 @@ class Summarize(Callback):
     ended since the last write are read from their own files by readers meanwhile."""
 
     def __init__(self, root, control, every_s: float = 30.0):
-        from gansweep.analysis.sweeps import refresh_summary
+        from gansweep.analysis.summary import refresh_summary
 
         self.root, self.control, self.every_s = root, control, every_s
         self.summary = refresh_summary(root)  # runs a killed driver ended are caught up here
@@ -132,7 +133,7 @@ class Summarize(Callback):
             self.flush()
 
     def flush(self) -> None:
-        from gansweep.analysis.sweeps import refresh_summary
+        from gansweep.analysis.summary import refresh_summary
 
         self.last = time.monotonic()
         if self.pending:

@@ -17,7 +17,8 @@ import time
 import uuid
 from pathlib import Path
 
-from gansweep.analysis.layout import rerun_dir, sweep_path
+from gansweep.analysis.layout import rerun_dir, sweep_path, write_meta
+from gansweep.analysis.records import DriverRun, Rerun, SweepMeta
 from gansweep.jobs import sweep_dir as sd
 from gansweep.jobs.ray_address import check_reachable
 from gansweep.jobs.resources import check_gpus
@@ -74,9 +75,9 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
           resume: bool = False, log=print) -> Path:
     root = sweep_path(sweep_dir)
     spec, meta = sd.open_existing(root)
-    if meta.get("rerun"):
-        raise ConfigError(f"{root} is itself a seed rerun (of {meta['rerun']['of']}); rerun "
-                          "the original sweep")
+    if meta.rerun is not None:
+        raise ConfigError(f"{root} is itself a seed rerun (of {meta.rerun.of}); rerun the "
+                          "original sweep")
     if top < 1 or seeds < 1:
         raise ConfigError(f"--top {top} --seeds {seeds}: give whole numbers >= 1")
     check_reachable(address)
@@ -90,13 +91,12 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
                 f"{root} --top {top} --seeds {seeds} --resume`, or move it away to rerun "
                 "with other settings")
         rspec, rmeta, held = sd.lock(target, "gansweep rerun --resume", log=log)
-        record = rmeta.get("rerun") or {}
-        if record.get("top") != top or len(record.get("seeds", [])) != seeds:
+        record = rmeta.rerun or Rerun()
+        if record.top != top or len(record.seeds) != seeds:
             held.release()
-            raise ConfigError(f"{target} is a rerun of the top {record.get('top')} under "
-                              f"{len(record.get('seeds', []))} seeds; resume it with those "
-                              "numbers")
-        picks, new_seeds = record["configs"], record["seeds"]
+            raise ConfigError(f"{target} is a rerun of the top {record.top} under "
+                              f"{len(record.seeds)} seeds; resume it with those numbers")
+        picks, new_seeds = record.configs, record.seeds
     else:
         if resume:
             raise ConfigError(f"no rerun to resume at {target}; drop --resume to start one")
@@ -118,9 +118,8 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
 
         check_data(rspec)
         rmeta, held = sd.create(rspec, log)
-        rmeta["rerun"] = {"of": str(root.resolve()), "top": top, "seeds": new_seeds,
-                          "configs": picks}
-        sd.write_meta(target, rmeta)
+        rmeta.rerun = Rerun(of=str(root.resolve()), top=top, seeds=new_seeds, configs=picks)
+        write_meta(target, rmeta)
     try:
         _run(rspec, target, rmeta, [p["config"] for p in picks], new_seeds, address, log)
     finally:
@@ -129,7 +128,7 @@ def rerun(sweep_dir: str | Path, top: int, seeds: int, address: str | None = Non
     return target
 
 
-def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
+def _run(spec, target: Path, meta: SweepMeta, configs: list[dict], seeds: list[int],
          address: str | None, log) -> None:
     from ray import tune
 
@@ -141,9 +140,9 @@ def _run(spec, target: Path, meta: dict, configs: list[dict], seeds: list[int],
     from gansweep.jobs.trial import tune_trainable
 
     run_id = uuid.uuid4().hex[:12]
-    name = f"rerun-{len(meta['runs']) + 1:03d}"
-    meta["runs"].append({"run_id": run_id, "started": time.time(), "name": name})
-    sd.write_meta(target, meta)
+    name = f"rerun-{len(meta.runs) + 1:03d}"
+    meta.runs.append(DriverRun(run_id=run_id, started=time.time(), name=name))
+    write_meta(target, meta)
     init_ray(address, log, spec.py_modules)
     total = len(configs) * len(seeds)
     log(f"[gansweep] rerun {target.name}: {len(configs)} configurations x seeds "

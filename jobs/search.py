@@ -20,10 +20,12 @@ resumed sweep continues each race where it was; nothing here is saved by Ray Tun
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from ray.tune.search import Searcher
 
 from gansweep.analysis import layout
+from gansweep.analysis.records import Revival, RunRecord, RunResult
 from gansweep.analysis.sweeps import last_step
 from gansweep.jobs.budget import Budget
 from gansweep.jobs.feedback import CID_ATTR, REVIVED_ATTR, StudyFeedback
@@ -169,44 +171,41 @@ class SweepSearch(Searcher):
         racing, metric = self.racing, self.control.metric
         resumed = 0
         revivals_ended = []
-        for e in _store_entries(store):
-            cid = self.control.config_key(e["config"], resolved=True)
+        for e in _stored_runs(store, self.control.seed):
+            config = e.record.config
+            cid = self.control.config_key(config, resolved=True)
             race = racing.races.get(cid)
             if race is None:
-                race = racing.known(cid, e["config"], open_.get(cid, told.get(cid)),
+                race = racing.known(cid, config, open_.get(cid, told.get(cid)),
                                     told=cid not in open_)
-            if e["seed"] not in self.seeds:
+            if e.record.seed not in self.seeds:
                 continue
-            j = self.seeds.index(e["seed"])
-            self.budget.charge(e["step"])
-            if e["result"] is not None:
-                r = e["result"]
-                racing.stored_result(race, j, r.get("stop_reason", layout.FAILED),
-                                     _num((r.get("final") or {}).get(metric)),
-                                     _num(r.get("objective")), e["step"], bool(r.get("revived")))
-                if r.get("revived"):
-                    self.revived_keys.append(e["key"])
+            j = self.seeds.index(e.record.seed)
+            self.budget.charge(e.step)
+            if e.result is not None:
+                r = e.result
+                racing.stored_result(race, j, r.stop_reason, _num(r.final.get(metric)),
+                                     r.objective, e.step, r.revived is not None)
+                if r.revived is not None:
+                    self.revived_keys.append(e.key)
                     if (cid, j) not in told_revivals:
                         revivals_ended.append((race, j, r))
                 continue
             resumed += 1
-            if e["revived"] is not None:  # a revival a kill interrupted: it goes on first
-                self.revived_keys.append(e["key"])
-                paused = e["revived"]
-                racing.stored_revival(race, j, e["step"],
-                                      _num((paused.get("final") or {}).get(metric)),
-                                      _num(paused.get("objective")))
-            elif not racing.stored_checkpoint(race, j, e["step"]):
+            if e.revival is not None:  # a revival a kill interrupted: it goes on first
+                self.revived_keys.append(e.key)
+                racing.stored_revival(race, j, e.step, _num(e.revival.final.get(metric)),
+                                      e.revival.objective)
+            elif not racing.stored_checkpoint(race, j, e.step):
                 # an older driver's interrupted configuration: Optuna suggests it again
-                self.feedback.suggest_again(e["config"])
+                self.feedback.suggest_again(config)
                 racing.forget(cid)
         for cid, number in open_.items():
             if cid not in racing.races:  # asked, then the driver died before its first write
                 self.feedback.fail(number)
         racing.settle()
         for race, j, r in revivals_ended:  # the driver died before telling the study
-            self.feedback.tell_revival(race, j, r.get("stop_reason", layout.FAILED),
-                                       r.get("objective"))
+            self.feedback.tell_revival(race, j, r.stop_reason, r.objective)
         return resumed
 
 
@@ -225,19 +224,30 @@ def _num(v):
         return None
 
 
-def _store_entries(store: layout.TrialStore) -> list[dict]:
-    """Every run in the store: its configuration, seed, steps trained and result (if any)."""
+@dataclass(frozen=True)
+class _StoredRun:
+    """A run in the trial store as a driver finds it: what it trains, the steps it trained,
+    how it ended (None: it resumes) and, for a revival a kill interrupted, where it paused."""
+
+    key: str
+    record: RunRecord
+    step: int
+    result: RunResult | None
+    revival: Revival | None
+
+
+def _stored_runs(store: layout.TrialStore, seed: int) -> list[_StoredRun]:
+    """Every run in the store (`seed`: the sweep's, which a record without one trained)."""
     out = []
     for key in store.keys():
-        record = store.read_json(key, layout.CONFIG)
+        record = store.record(key)
         if record is None:
             continue
         result = store.result(key)
         if result is not None:
-            step = int(_num(result.get("stop_step")) or 0)
+            step = result.stop_step
         else:
             step = last_step(store.read(key, layout.METRICS))
-        revived = store.read_json(key, layout.REVIVED) if result is None else None
-        out.append({"key": key, "config": record["config"], "seed": int(record.get("seed", 0)),
-                    "step": step, "result": result, "revived": revived})
+        out.append(_StoredRun(key, record.filled_from({"seed": seed}), step, result,
+                              store.revival(key) if result is None else None))
     return out

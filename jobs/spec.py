@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from gansweep.analysis.records import ONE_SEED
 from gansweep.analysis.vocabulary import (
     DIRECTIONS,
     MAP_METRICS,
@@ -34,7 +35,7 @@ STATISTICS = ("mean", "worst")
 SEEDS_DEFAULT = {"count": 3, "top": 3, "statistic": "mean"}
 # What a sweep directory made before a key existed means by its absence (jobs/sweep_dir.py
 # fills these in when it opens one, so an old sweep resumes as it ran).
-LEGACY = {"seeds": {"count": 1, "top": 3, "statistic": "mean"}}
+LEGACY = {"seeds": ONE_SEED}
 KEYS = {
     "name": "the sweep's directory under storage",
     "trainer": "dcgan | wgan | wgan-gp | gan | som",

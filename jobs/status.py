@@ -50,15 +50,15 @@ def collect(root: str | Path) -> dict:
         budget["steps_spent"] = sweep.steps_spent()
         budget["steps_left"] = max(0, budget["steps"] - budget["steps_spent"])
     if "hours" in budget:
-        budget["hours_spent"] = sd.spent_seconds(meta) / 3600
+        budget["hours_spent"] = meta.spent_seconds() / 3600
         budget["hours_left"] = max(0.0, budget["hours"] - budget["hours_spent"])
     return {"sweep": spec["name"], "dir": str(root), "trainer": spec["trainer"],
             "dataset": spec["dataset"], "metric": sweep.metric, "mode": sweep.mode,
-            "trials_planned": meta.get("trials", spec.get("trials")),
+            "trials_planned": meta.trials_in_force(spec.get("trials")),
             "seeds": dict(sweep.seeds), "budget": budget, "configurations": len(configs),
             "runs": len(rows), "steps_spent": sweep.steps_spent(), "counts": counts,
             "revived": sum(r["revived_from_step"] is not None for r in rows),
-            "best": best, "study_name": meta["study_name"],
+            "best": best, "study_name": meta.study_name,
             "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows,
             "damaged": sweep.damage}
 

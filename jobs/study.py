@@ -18,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gansweep.analysis import layout
+from gansweep.analysis.records import SweepMeta
 from gansweep.trainers.errors import ConfigError
 
 DEFAULT = "sqlite"  # `study: sqlite`, or no `study`: the SQLite file in the sweep directory
@@ -102,7 +103,7 @@ def check(url: str | None, where: str = "study"):
             f"the host and port; {WHERE_PASSWORDS_GO}") from None
 
 
-def url_of(root, meta: dict) -> str:
+def url_of(root, meta: SweepMeta) -> str:
     url = layout.study_url(root, meta)
     if url is None:
         raise ConfigError(f"{root}: sweep.json records no study database; give it with "
@@ -112,21 +113,18 @@ def url_of(root, meta: dict) -> str:
 
 def open_for(root: Path | layout.UriPath):
     """The storage of the study the sweep directory records."""
-    import json
-
-    meta = json.loads((root / layout.META).read_text())
-    return open_storage(url_of(root, meta))
+    return open_storage(url_of(root, layout.read_meta(root)))
 
 
-def attach(root, meta: dict, given: str | None, log=print) -> None:
+def attach(root, meta: SweepMeta, given: str | None, log=print) -> None:
     """On resume, before Ray starts: the study's database can be opened and holds this sweep's
     study. `given` (resume --study URL) moves the record to that database, e.g. after the
     server moved."""
     if given is not None:
         given = bare(given, "--study")
-        if given != meta.get(layout.STUDY_STORAGE):
+        if given != meta.study_storage:
             log(f"[gansweep] the study is now looked for in {given}")
-            meta[layout.STUDY_STORAGE] = given
+            meta.study_storage = given
     url = url_of(root, meta)
     if url.startswith("sqlite"):  # the file in the sweep directory, checked with it
         return
@@ -134,14 +132,14 @@ def attach(root, meta: dict, given: str | None, log=print) -> None:
     if not layout.TrialStore.of(root).keys():
         return
     try:
-        storage.get_study_id_from_name(meta["study_name"])
+        storage.get_study_id_from_name(meta.study_name)
     except KeyError:
-        raise ConfigError(f"the Optuna study {meta['study_name']} is not in {redact(url)}, "
+        raise ConfigError(f"the Optuna study {meta.study_name} is not in {redact(url)}, "
                           f"yet {root} holds trials it searched; give the database it lives "
                           f"in with --study {FORM}") from None
 
 
-def describe(root, meta: dict) -> str:
+def describe(root, meta: SweepMeta) -> str:
     """Where the study is, fit to print: the SQLite file, or the database URL."""
     url = layout.study_url(root, meta)
     if url is None:

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 from gansweep.analysis import layout
+from gansweep.analysis.records import DriverRun, SweepMeta
 from gansweep.jobs import sweep_dir as sd
 from gansweep.jobs.ray_address import check_reachable, resolve
 from gansweep.jobs.resources import check_gpus
@@ -139,11 +140,11 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
         study.bare(study_url, "--study")  # no password on a command line, before anything
     root = layout.sweep_path(root)
     spec, meta = sd.open_existing(root)
-    if "rerun" in meta:
+    if meta.rerun is not None:
         raise ConfigError(f"{root} is a seed rerun, not a search: continue it with "
-                          f"`gansweep rerun {meta['rerun']['of']} --resume`")
-    if len(meta["runs"]) >= RESUMES:  # the sampler's seed would leave numpy's range
-        raise ConfigError(f"{root} has had {len(meta['runs'])} driver runs, the most its seed "
+                          f"`gansweep rerun {meta.rerun.of} --resume`")
+    if len(meta.runs) >= RESUMES:  # the sampler's seed would leave numpy's range
+        raise ConfigError(f"{root} has had {len(meta.runs)} driver runs, the most its seed "
                           "leaves room for; submit its spec under a new name to go on")
     if budget and budget.get("steps") is not None and budget["steps"] < spec.steps:
         raise ConfigError(f"--budget steps={budget['steps']} is less than one run "
@@ -161,18 +162,13 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
     spec, meta, held = sd.lock(root, "gansweep resume", force=force, log=log)
     try:  # sweep.json as the last driver left it, read under the lock
         if trials is not None:
-            meta["trials"] = trials
+            meta.trials = trials
         if budget:
-            meta["budget"] = {**sweep_budget(spec, meta), **budget}
+            meta.budget = {**meta.budget_in_force(spec.budget), **budget}
         study.attach(root, meta, study_url, log)  # a moved database is recorded by _run
         return _run(spec, root, meta, data, address, log)
     finally:
         held.release()
-
-
-def sweep_budget(spec: SweepSpec, meta: dict) -> dict:
-    """The budget in force: the spec's, or what a resume extended it to."""
-    return {**spec.budget, **meta.get("budget", {})}
 
 
 def configurations(root: Path) -> set[str]:
@@ -180,10 +176,10 @@ def configurations(root: Path) -> set[str]:
     store = layout.TrialStore.of(root)
     out = set()
     for key in store.keys():
-        record = store.read_json(key, layout.CONFIG)
+        record = store.record(key)
         if record is not None:
-            out.add(layout.config_key(record["trainer"], record["dataset"], record["config"],
-                                      record["steps"]))
+            out.add(layout.config_key(record.trainer, record.dataset, record.config,
+                                      record.steps))
     return out
 
 
@@ -232,7 +228,7 @@ class _StopOnSignal:
 TRIALS_PER_EXPERIMENT = 2000
 
 
-def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
+def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Path:
     """One driver run: the races still open, then new configurations while the budget and
     the number of trials allow (jobs/search.py), in one Ray Tune experiment per
     TRIALS_PER_EXPERIMENT trials."""
@@ -242,7 +238,7 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
 
     sd.check_writable(root)
     run_id = uuid.uuid4().hex[:12]
-    name = f"run-{len(meta['runs']) + 1:03d}"
+    name = f"run-{len(meta.runs) + 1:03d}"
     per_experiment = TRIALS_PER_EXPERIMENT
     part = _Part(spec, root, meta, run_id, log, per_experiment)
     search, resumed = part.search(0)
@@ -250,9 +246,9 @@ def _run(spec: SweepSpec, root: Path, meta: dict, data, address, log) -> Path:
         log(f"[gansweep] sweep {spec.name} has nothing left to run ({search.summary()}); "
             "extend it with --trials N or --budget steps=N / hours=H")
         return root
-    meta["runs"].append({"run_id": run_id, "started": time.time(), "seen": time.time(),
-                         "name": name})
-    sd.write_meta(root, meta)
+    now = time.time()
+    meta.runs.append(DriverRun(run_id=run_id, started=now, seen=now, name=name))
+    layout.write_meta(root, meta)
     if resumed:
         log(f"[gansweep] {resumed} interrupted run(s) resume from their checkpoints")
     if not spec.features:  # the group's own features replace the built-in evaluator
@@ -287,16 +283,17 @@ class _Part:
     """What each Ray Tune experiment of one driver run is made of: a searcher rebuilt from the
     trial store and the study, its budget, its callbacks."""
 
-    def __init__(self, spec: SweepSpec, root: Path, meta: dict, run_id: str, log,
+    def __init__(self, spec: SweepSpec, root: Path, meta: SweepMeta, run_id: str, log,
                  per_experiment: int):
         self.spec, self.root, self.meta, self.log = spec, root, meta, log
         self.per_experiment = per_experiment
         self.ctl = control(spec, root, run_id)
-        self.limits = sweep_budget(spec, meta)
+        self.limits = meta.budget_in_force(spec.budget)
 
     def search(self, k: int):
         """The k-th experiment's searcher, restored; and how many runs resume."""
-        from gansweep.analysis.sweeps import damage_line, refresh_summary
+        from gansweep.analysis.summary import refresh_summary
+        from gansweep.analysis.sweeps import damage_line
         from gansweep.jobs.budget import Budget
         from gansweep.jobs.search import SweepSearch
         from gansweep.search_spaces import make_space
@@ -304,12 +301,12 @@ class _Part:
         spec, meta = self.spec, self.meta
         # A sampler seeded as in an earlier run or experiment would replay its random start-up
         # suggestions, which have all run already: each has its own seed.
-        runs = len(meta["runs"]) - (1 if k else 0)
-        study = open_study(spec, self.root, meta["study_name"], spec.seed + 1000 * runs + k)
-        budget = Budget(self.limits["steps"], self.limits["hours"], 0, sd.spent_seconds(meta))
+        runs = len(meta.runs) - (1 if k else 0)
+        study = open_study(spec, self.root, meta.study_name, spec.seed + 1000 * runs + k)
+        budget = Budget(self.limits["steps"], self.limits["hours"], 0, meta.spent_seconds())
         search = SweepSearch(self.ctl, study, make_space(spec.trainer, spec.space,
                                                          dict(spec.fixed), spec.steps),
-                             spec.seeds, meta.get("trials", spec.trials), budget, self.log,
+                             spec.seeds, meta.trials_in_force(spec.trials), budget, self.log,
                              revive=bool((spec.early_stop["collapse"] or {}).get("revive")),
                              per_experiment=self.per_experiment)
         store = layout.TrialStore.of(self.root, repair=True)

@@ -5,7 +5,6 @@ sweep directory may be a path or a bucket URI (layout.sweep_path)."""
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 import uuid
 from pathlib import Path
@@ -17,23 +16,24 @@ from gansweep.analysis.layout import (
     META,
     OPTUNA_DB,
     SPEC,
-    SPEC_SHA1,
-    STUDY_STORAGE,
     TRIALS,
     TUNE,
     UriPath,
+    read_meta,
     sweep_path,
     write_file,
+    write_meta,
 )
 from gansweep.analysis.lock import LOCK, DriverLock
+from gansweep.analysis.records import SweepMeta
 from gansweep.jobs.spec import LEGACY, SweepSpec, parse_spec
 from gansweep.trainers.errors import ConfigError
 
 __all__ = ["EVALUATORS", "META", "OPTUNA_DB", "SPEC", "TRIALS", "TUNE", "check_writable",
-           "create", "lock", "open_existing", "write_meta"]
+           "create", "lock", "open_existing"]
 
 
-def create(spec: SweepSpec, log=print) -> tuple[dict, DriverLock]:
+def create(spec: SweepSpec, log=print) -> tuple[SweepMeta, DriverLock]:
     """Make a new sweep directory and hold its driver lock; refuse one that exists (never
     overwrite or mix sweeps). Exclusive: of two drivers creating the same sweep at once, one
     gets the lock and makes it, the other is refused. The caller releases the lock."""
@@ -46,11 +46,10 @@ def create(spec: SweepSpec, log=print) -> tuple[dict, DriverLock]:
         if any(p.name != LOCK for p in root.iterdir()):
             raise _exists(root)
         frozen = yaml.safe_dump(spec.to_dict(), sort_keys=False)
-        meta = {"study_name": f"{spec.name}-{uuid.uuid4().hex[:8]}",
-                "spec_fingerprint": spec.fingerprint(), SPEC_SHA1: _sha1(frozen),
-                "created": time.time(), "runs": []}
-        if spec.study:  # without its password (jobs/study.py); absent: SQLite in the directory
-            meta[STUDY_STORAGE] = spec.study
+        # The study's URL without its password (jobs/study.py); none: SQLite in the directory
+        meta = SweepMeta(study_name=f"{spec.name}-{uuid.uuid4().hex[:8]}",
+                         spec_fingerprint=spec.fingerprint(), spec_sha1=_sha1(frozen),
+                         created=time.time(), study_storage=spec.study or None)
         write_file(root / SPEC, frozen.encode())
         write_meta(root, meta)
     except BaseException:
@@ -66,7 +65,7 @@ def _exists(root) -> ConfigError:
 
 
 def lock(root: Path | UriPath, command: str, force: bool = False, log=print
-         ) -> tuple[SweepSpec, dict, DriverLock]:
+         ) -> tuple[SweepSpec, SweepMeta, DriverLock]:
     """Take an existing sweep's driver lock, then read its spec and metadata under it (the
     previous driver may have written them until the moment it let go)."""
     open_existing(root)  # not a sweep, or an edited spec: refused before any lock file
@@ -79,7 +78,8 @@ def lock(root: Path | UriPath, command: str, force: bool = False, log=print
     return spec, meta, held
 
 
-def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[SweepSpec, dict]:
+def open_existing(sweep_dir: str | Path, spec_path: str | None = None
+                  ) -> tuple[SweepSpec, SweepMeta]:
     """Load a sweep's frozen spec and metadata; refuse a directory that is not a sweep or
     whose spec was edited after submission."""
     root = sweep_path(sweep_dir)
@@ -91,10 +91,10 @@ def open_existing(sweep_dir: str | Path, spec_path: str | None = None) -> tuple[
         if isinstance(raw, dict):  # made before a key existed: what its absence meant then
             raw = {**LEGACY, **raw}
         spec = parse_spec(raw, str(root / SPEC))
-        meta = json.loads((root / META).read_text())
-    except (yaml.YAMLError, json.JSONDecodeError, OSError) as exc:
+        meta = read_meta(root)
+    except (yaml.YAMLError, ValueError, OSError) as exc:
         raise ConfigError(f"{root}: sweep files are unreadable ({exc})") from None
-    if spec.fingerprint() != meta.get("spec_fingerprint"):
+    if spec.fingerprint() != meta.spec_fingerprint:
         raise ConfigError(f"{root / SPEC} was edited after submission; restore it (the "
                           "trials already stored were trained under the original), or "
                           "submit the new spec as a new sweep with another name")
@@ -112,17 +112,17 @@ def _sha1(text: str) -> str:
     return hashlib.sha1(text.encode()).hexdigest()
 
 
-def read_frozen(sweep_dir: str | Path) -> tuple[dict, dict]:
+def read_frozen(sweep_dir: str | Path) -> tuple[dict, SweepMeta]:
     """The frozen spec as written (a plain mapping) and the metadata, for readers that run
     often (`gansweep status` every second): when spec.yaml is byte for byte what was written
     at submission, it is not validated again, which would import torch and Ray. Anything else
     (an edit, a sweep made before the digest was recorded) goes through `open_existing`."""
     root = sweep_path(sweep_dir)
     try:
-        text, meta = (root / SPEC).read_text(), json.loads((root / META).read_text())
-    except (OSError, json.JSONDecodeError):
-        text, meta = None, {}
-    if text is not None and meta.get(SPEC_SHA1) == _sha1(text):
+        text, meta = (root / SPEC).read_text(), read_meta(root)
+    except (OSError, ValueError):
+        text, meta = None, SweepMeta()
+    if text is not None and meta.spec_sha1 == _sha1(text):
         return yaml.safe_load(text), meta
     spec, meta = open_existing(root)
     return spec.to_dict(), meta
@@ -202,12 +202,3 @@ def check_writable(root: Path | UriPath, key: str = "sweep directory",
                           f"least {min_free / 2**20:.0f} MiB. Free some space or choose another "
                           "place, and run the command again.")
 
-
-def write_meta(root: Path | UriPath, meta: dict) -> None:
-    write_file(root / META, json.dumps(meta, indent=1).encode())
-
-
-def spent_seconds(meta: dict) -> float:
-    """Wall-clock of the driver runs so far (each up to the last time it was seen alive)."""
-    return float(sum(max(0.0, r.get("seen", r["started"]) - r["started"])
-                     for r in meta.get("runs", [])))

@@ -30,6 +30,7 @@ from gansweep.analysis.layout import (
     write_file,
 )
 from gansweep.analysis.layout import load_checkpoint as load_checkpoint_bytes
+from gansweep.analysis.records import RunRecord
 from gansweep.jobs.loop import train_loop
 from gansweep.trainers.base import Trainer
 from gansweep.trainers.errors import ConfigError
@@ -89,7 +90,7 @@ def check_out(out: Path, resume: bool) -> None:
     check_writable(out, "--out")
 
 
-def _run_record(out: Path) -> dict | None:
+def _run_record(out: Path) -> RunRecord | None:
     """The run's config.json, or None when a run killed before writing it has none."""
     path = out / CONFIG
     if not path.is_file():
@@ -102,7 +103,7 @@ def _run_record(out: Path) -> dict | None:
     except (OSError, ValueError) as exc:  # JSONDecodeError is a ValueError
         raise ConfigError(f"--out {out}: {CONFIG} is unreadable ({exc}); start a new run in a "
                           "new --out directory") from None
-    return record
+    return RunRecord.from_json(record)
 
 
 def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, Any], steps: int,
@@ -119,18 +120,18 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
         saved = load_checkpoint(ckpt_dir)
         record = _run_record(out)
         if record is not None:
-            trainer_name, dataset, seed = record["trainer"], record["dataset"], record["seed"]
-            overrides = {**record["config"], **overrides}
+            trainer_name, dataset, seed = record.trainer, record.dataset, record.seed
+            overrides = {**record.config, **overrides}
     trainer = build(trainer_name, dataset, overrides, seed, device, steps=steps)
     history: list[dict] = []
     if resume:
         trainer.load_state_dict(saved["trainer"])
         history = [r for r in saved["history"] if r["step"] <= trainer.step]
     out.mkdir(parents=True, exist_ok=True)
-    record = {"trainer": trainer_name, "dataset": dataset, "seed": seed,
-              "config": trainer.config, "device": str(trainer.device),
-              "data": trainer.data.describe(), "data_fingerprint": trainer.data.fingerprint}
-    write_file(out / CONFIG, json.dumps(record, indent=2, default=str).encode())
+    record = RunRecord(trainer=trainer_name, dataset=dataset, seed=seed, config=trainer.config,
+                       device=str(trainer.device), data=trainer.data.describe(),
+                       data_fingerprint=trainer.data.fingerprint)
+    write_file(out / CONFIG, json.dumps(record.to_json(), indent=2, default=str).encode())
     log(f"{trainer.data.describe()}; training {trainer_name} on {trainer.device} "
         f"from step {trainer.step} to {steps}")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from gansweep.analysis import layout
 from gansweep.analysis.layout import TrialStore, config_key, trial_key
+from gansweep.analysis.records import RunRecord
 from gansweep.jobs.collapse import CollapseRule
 from gansweep.jobs.frozen import FrozenDict
 
@@ -76,12 +77,14 @@ class TrialControl:
         full = config if resolved else self.resolved(config)
         return config_key(self.trainer, self.dataset, full, self.steps)
 
-    def record(self, config: dict, trial_id: str, **extra: Any) -> dict:
-        """config.json: what the configuration's store entry trains."""
-        return {"key": self.key(config), "trainer": self.trainer, "dataset": self.dataset,
-                "seed": self.seed_of(config), "steps": self.steps,
-                "config": self.resolved(config), "first_trial_id": trial_id,
-                "created": time.time(), **extra}
+    def record(self, config: dict, trial_id: str, node_id: str | None = None,
+               device: str | None = None, gpu_ids: list[str] | None = None) -> RunRecord:
+        """config.json: what the configuration's store entry trains (where: unknown to a
+        driver recording a trial that failed before its first write)."""
+        return RunRecord(key=self.key(config), trainer=self.trainer, dataset=self.dataset,
+                         seed=self.seed_of(config), steps=self.steps,
+                         config=self.resolved(config), first_trial_id=trial_id,
+                         created=time.time(), node_id=node_id, device=device, gpu_ids=gpu_ids)
 
     def objective(self, row: dict) -> float:
         """The value the searcher sees: the metric, or (`penalize`) a deliberate worst value
@@ -92,14 +95,6 @@ class TrialControl:
             return worst
         value = row.get(self.metric)
         return worst if value is None or not math.isfinite(value) else float(value)
-
-
-def stored_objective(value) -> float | None:
-    """An objective read back from result.json, where strict JSON stores a penalty as the
-    string "-inf" / "inf": a number again (a string would reach Optuna, which cannot take it,
-    and ASHA, which cannot compare it). None stays None (Optuna then records the trial as
-    pruned)."""
-    return None if value is None else float(value)
 
 
 @functools.lru_cache(maxsize=4)
@@ -131,17 +126,19 @@ def trainable(config: dict, control: TrialControl) -> None:
     trial_id = tune.get_context().get_trial_id() or f"local-{os.getpid()}"
 
     done = store.result(key)
-    if (config.get(REVIVE) and done is not None and done["stop_reason"] == layout.COLLAPSED
-            and not done.get("revived")):
+    if (config.get(REVIVE) and done is not None and done.stop_reason == layout.COLLAPSED
+            and done.revived is None):
         store.claim(key, control.run_id, trial_id, ended=True)
         store.reopen(key)
         done = None
     elif done is None and not store.claim(key, control.run_id, trial_id):
         done = store.result(key)
     if done is not None:  # this configuration already ran to its end: nothing runs twice
-        final = {k: v for k, v in done["final"].items() if not isinstance(v, str)}
-        tune.report({**final, "objective": stored_objective(done["objective"]), "key": key,
-                     "reused": True, "stop_reason": done["stop_reason"]})
+        # The objective as a number (RunResult reads strict JSON's "-inf" back as one): a
+        # string would reach Optuna, which cannot take it, and ASHA, which cannot compare it.
+        final = {k: v for k, v in done.final.items() if not isinstance(v, str)}
+        tune.report({**final, "objective": done.objective, "key": key, "reused": True,
+                     "stop_reason": done.stop_reason})
         return
 
     torch.set_num_threads(max(1, control.threads))
@@ -153,7 +150,7 @@ def trainable(config: dict, control: TrialControl) -> None:
     evaluator = (load_features(control.features) if control.features
                  else for_dataset(trainer.data, control.evaluators))
     # A revived run (revived.json, which survives a kill mid-revival) trains to its end.
-    revived = store.read_json(key, layout.REVIVED) is not None
+    revived = store.revival(key) is not None
     rule = dataclasses.replace(control.collapse, enabled=False) if revived else control.collapse
     detector = rule.detector()
     history: list[dict] = []
@@ -163,9 +160,8 @@ def trainable(config: dict, control: TrialControl) -> None:
         history = [r for r in saved["history"] if r["step"] <= trainer.step]
         detector.load_state_dict(saved["detector"])
     else:
-        store.write_json(key, layout.CONFIG, control.record(
-            config, trial_id, node_id=_node_id(), device=str(trainer.device),
-            gpu_ids=_gpu_ids()))
+        store.write_record(key, control.record(config, trial_id, node_id=_node_id(),
+                                               device=str(trainer.device), gpu_ids=_gpu_ids()))
     resumed_from = trainer.step
     unsaid = [n["file"] for n in store.damage]  # told to the driver with the first report
 

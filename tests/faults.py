@@ -110,10 +110,11 @@ def tune_reports(sweep: Path) -> list[tuple[str, int]]:
 # ---- the same records read through the trial store, for a sweep in a bucket ----------------
 
 def store_results(root) -> dict[str, dict]:
-    from gansweep.analysis.layout import TrialStore
+    """result.json of each run that has one, as written (compared with local copies)."""
+    from gansweep.analysis.layout import RESULT, TrialStore
 
     store = TrialStore.of(root)
-    return {k: r for k in store.keys() if (r := store.result(k)) is not None}
+    return {k: r for k in store.keys() if (r := store.read_json(k, RESULT)) is not None}
 
 
 def store_histories(root) -> dict[str, list[int]]:

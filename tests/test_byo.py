@@ -102,6 +102,12 @@ def test_installed_package_sweeps_resumes_and_reports_through_the_cli(lab, clust
     assert {s for k, s in reports if k in done} >= {400}
     assert len(_nodes(sweep)) == 2, "the trials did not use both nodes"
 
+    # trained again on fresh seeds, as any family's sweep can be
+    rerun = Driver("rerun", str(sweep), "--top", "1", "--seeds", "1", "--address", cluster,
+                   log=tmp_path / "rerun.log", cwd=tmp_path, env=env)
+    assert rerun.wait() == 0, rerun.output()[-3000:]
+    assert len(results(tmp_path / "sweeps" / "lab-rerun")) == 1
+
     # beside a built-in family on the same data, in one report
     builtin = _spec(tmp_path / "gan.yaml", tmp_path / "sweeps", name="builtin", trainer="gan",
                     dataset="spiral", fixed={"width": 16})
@@ -115,6 +121,7 @@ def test_installed_package_sweeps_resumes_and_reports_through_the_cli(lab, clust
     assert report.returncode == 0, report.stderr[-3000:]
     md = (tmp_path / "report" / "report.md").read_text()
     assert "hinge-gan" in md and "| gan" in md
+    assert "no rerun found" not in md  # the plugin's rerun was picked up
 
 
 API = """

@@ -103,11 +103,11 @@ def test_a_new_driver_goes_on_with_the_races_the_trial_store_and_the_study_hold(
     configs = [one.suggest(f"t{i}") for i in range(3)]
     for config, value in zip(configs[:2], (0.5, 0.2)):
         key = one.control.key(config)
-        store.write_json(key, layout.CONFIG, one.control.record(config, "t"))
+        store.write_record(key, one.control.record(config, "t"))
         store.write_result(key, "completed", STEPS, value, {"step": STEPS,
                                                              "mixture_score": value}, "t")
     key = one.control.key(configs[2])
-    store.write_json(key, layout.CONFIG, one.control.record(configs[2], "t"))
+    store.write_record(key, one.control.record(configs[2], "t"))
     store.write(key, layout.METRICS, (layout.metrics_csv(
         [{"step": 50, "mixture_score": 0.9}]) + "10").encode())
     two = searcher(trials=3, store=store.root, storage=storage,

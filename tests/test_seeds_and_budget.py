@@ -10,6 +10,7 @@ import optuna
 import pytest
 
 from gansweep.analysis.layout import TrialStore
+from gansweep.analysis.records import RunResult
 from gansweep.jobs import sweep_dir as sd
 from gansweep.jobs.spec import parse_spec
 from gansweep.jobs.status import collect, format_status
@@ -324,7 +325,7 @@ def _cut_race(root) -> tuple[dict, dict[int, float]] | None:
     each of those (None while no run was cut that way)."""
     store = TrialStore.of(root)
     configs: dict[str, dict] = {}
-    runs: dict[str, dict[int, dict | None]] = {}
+    runs: dict[str, dict[int, RunResult | None]] = {}
     for key in store.keys():
         record = store.read_json(key, "config.json")
         if record is not None:
@@ -335,8 +336,8 @@ def _cut_race(root) -> tuple[dict, dict[int, float]] | None:
         cut = [seed for seed, r in by_seed.items() if r is None]
         ended = sorted(seed for seed, r in by_seed.items() if r is not None)
         if len(cut) == 1 and ended == list(range(cut[0])) and ended \
-                and all(by_seed[seed]["stop_reason"] == "completed" for seed in ended):
-            return configs[cid], {seed: by_seed[seed]["final"]["fid"] for seed in ended}
+                and all(by_seed[seed].stop_reason == "completed" for seed in ended):
+            return configs[cid], {seed: by_seed[seed].final["fid"] for seed in ended}
     return None
 
 

@@ -232,3 +232,42 @@ def test_image_evaluator_is_shared_through_the_bucket(s3, monkeypatch):
     assert evaluator.cache_path(data).read_bytes() == remote.read_bytes()
     for a, b in zip(trained.net.state_dict().values(), fetched.net.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_write_that_fails_midway_leaves_nothing_in_the_bucket(s3):
+    """pyarrow completes an S3 upload when its stream closes, even after an error: a write
+    goes under a temporary key and is copied to its name only once complete, and the
+    temporary object is removed when the write fails."""
+    import numpy as np
+    import pyarrow.fs as pafs
+
+    from gansweep.analysis import durable
+    from gansweep.analysis.layout import filesystem
+
+    bucket = s3.create_bucket("torn")
+    fs, path = filesystem(f"{bucket}/sweeps/x/trials/k/result.json")
+    refused = memoryview(np.arange(1000)[::2])  # the stream refuses it part-way: BufferError
+    with pytest.raises(BufferError):
+        durable.write(fs, path, refused)
+    left = fs.get_file_info(pafs.FileSelector("torn", recursive=True))
+    assert [i.path for i in left if i.type == pafs.FileType.File] == []
+    durable.write(fs, path, b'{"stop_reason": "completed"}')
+    assert durable.read(fs, path) == b'{"stop_reason": "completed"}'
+    left = fs.get_file_info(pafs.FileSelector("torn", recursive=True))
+    assert [i.path for i in left if i.type == pafs.FileType.File] == [path]
+
+
+def test_the_driver_lock_holds_a_sweep_in_a_bucket(s3):
+    import socket
+
+    from gansweep.analysis.lock import DriverLock, SweepBusy
+
+    root = sweep_path(s3.create_bucket("locks") + "/sweeps/held")
+    first = DriverLock(root, "gansweep submit").acquire()
+    try:
+        with pytest.raises(SweepBusy, match=f"{socket.gethostname()}:{os.getpid()}"):
+            DriverLock(root, "gansweep resume").acquire()
+    finally:
+        first.release()
+    assert not (root / "driver.lock").exists()
+    DriverLock(root, "gansweep resume").acquire().release()

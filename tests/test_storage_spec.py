@@ -75,7 +75,7 @@ def test_default_study_is_sqlite_in_the_directory_also_for_old_sweeps(tmp_path):
     meta, held = sd.create(spec)
     held.release()
     root = tmp_path / spec.name
-    assert spec.study is None and "study_storage" not in meta  # as every older sweep.json
+    assert spec.study is None and "study_storage" not in meta.to_json()  # as older sweep.json
     assert study_url(root, meta) == f"sqlite:///{root / 'optuna.db'}"
 
 

@@ -151,3 +151,52 @@ def test_a_driver_run_continues_in_a_fresh_tune_experiment_every_few_trials(
     assert len(keys) == len(set(keys)) and len(keys) > 4  # some configuration raced on
     runs = json.loads((root / sd.META).read_text())["runs"]
     assert len(runs) == 1  # one driver run
+
+
+def test_a_sweep_made_before_the_namespace_change_resumes_and_reports(ray_local, tmp_path):
+    """tests/data/sweep-before-namespace was made by gansweep before its layers moved under
+    `gansweep.` (and elsewhere: its spec names another storage): extended by a configuration,
+    its finished runs kept as they were, reported."""
+    import shutil
+
+    from gansweep.analysis.report import write_report
+    from tests.conftest import ROOT
+
+    root = tmp_path / "old-tiny"
+    shutil.copytree(ROOT / "tests" / "data" / "sweep-before-namespace", root)
+    before = results(root)
+    assert len(before) == 3
+    resume(root, trials=3, log=lambda *_: None)
+    after = results(root)
+    assert {k: after[k] for k in before} == before  # nothing trained again
+    s = collect(root)
+    assert s["configurations"] == 3 and s["counts"]["unfinished"] == 0
+    assert s["best"] is not None
+    assert write_report([root], tmp_path / "report").is_file()
+
+
+def test_a_sweep_scores_in_the_groups_own_features(ray_local, tmp_path):
+    spec = parse_spec(tiny_spec(tmp_path, name="feats", trials=1,
+                                features="tests.index_features:features"))
+    assert spec.features == "tests.index_features:features"
+    root = submit(spec, log=lambda *_: None)
+    (r,) = results(root).values()
+    assert r["final"]["fid"] < 1e-6 and r["final"]["precision"] == 1.0
+    builtin = parse_spec(tiny_spec(tmp_path, name="builtin", trials=1))
+    (b,) = results(submit(builtin, log=lambda *_: None)).values()
+    assert b["final"]["fid"] > 1e-3  # the same run, scored in raw coordinates
+
+
+def test_features_the_driver_cannot_use_are_refused_before_anything_starts(tmp_path):
+    raw = tiny_spec(tmp_path / "store", features="tests.index_features:nothing_here")
+    proc = run_cli("submit", str(_write(tmp_path / "s.yaml", raw)), check=False)
+    assert proc.returncode == 2 and "features: module tests.index_features has no" \
+        in proc.stderr, proc.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def _write(path, raw):
+    import yaml
+
+    path.write_text(yaml.safe_dump(raw))
+    return path
