@@ -44,6 +44,8 @@ def when(t: float) -> str:
 
 
 def describe(holder: dict) -> str:
+    if not holder:  # a lock file cut short: its writer died while creating it
+        return "a driver whose lock record is unreadable"
     return (f"{holder.get('host', '?')}:{holder.get('pid', '?')} "
             f"({holder.get('command', 'a driver')}) since {when(holder.get('started', 0))}")
 
