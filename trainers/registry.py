@@ -34,9 +34,8 @@ def get_trainer(name: str):
         return getattr(importlib.import_module(module), cls)
     if not isinstance(name, str) or not (plugins.is_reference(name)
                                          or name in plugins.registered(GROUP)):
-        names = [*TRAINERS, *plugins.registered(GROUP)]
-        raise ConfigError(f"unknown trainer {name!r}: use one of {', '.join(names)}, or your "
-                          "own class as module:Class (docs/byo.md)")
+        raise ConfigError(f"unknown trainer {name!r}: use one of {', '.join(names())}, or "
+                          "your own class as module:Class (docs/byo.md)")
     return _plugin(name)
 
 
