@@ -90,25 +90,29 @@ class SweepResult:
         return f"<p><b>{head}</b></p>" + (table.to_html(index=False) if len(table) else "")
 
 
-def _spec(spec: Any):
-    from gansweep.jobs.spec import SweepSpec, load_spec, parse_spec
+def _spec(spec: Any, overrides: dict | None = None):
+    from gansweep.jobs.spec import SweepSpec, apply_sets, load_spec, parse_spec
 
     if isinstance(spec, SweepSpec):
+        if overrides:
+            return parse_spec(apply_sets(spec.to_dict(), overrides))
         return spec
     if isinstance(spec, dict):
-        return parse_spec(spec)
+        return parse_spec(apply_sets(spec, overrides or {}))
     if isinstance(spec, (str, Path)):
-        return load_spec(spec)
+        return load_spec(spec, sets=overrides or {})
     raise ConfigError(f"spec: give a path to a spec file, a mapping or a SweepSpec, not "
                       f"{type(spec).__name__}")
 
 
-def submit(spec: Any, address: str | None = None, log=print) -> SweepResult:
-    """Start a sweep (`gansweep submit`): `spec` is a spec file's path or its mapping.
+def submit(spec: Any, address: str | None = None, overrides: dict | None = None,
+           log=print) -> SweepResult:
+    """Start a sweep (`gansweep submit`): `spec` is a spec file's path or its mapping;
+    `overrides` ({"steps": 5000, "space.lr_g.high": 1e-3}) are `--set`'s dotted keys.
     Returns when the sweep ends (or its budget is spent)."""
     from gansweep.jobs.submit import submit as run
 
-    return SweepResult(run(_spec(spec), address=address, log=log))
+    return SweepResult(run(_spec(spec, overrides), address=address, log=log))
 
 
 def resume(path: str | Path, address: str | None = None, trials: int | None = None,

@@ -40,7 +40,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from gansweep.jobs.spec import load_spec
 
-    spec = load_spec(args.spec)  # before Ray Tune is even imported: a bad spec fails fast
+    # before Ray Tune is even imported: a bad spec fails fast
+    spec = load_spec(args.spec, sets=args.set)
     from gansweep.jobs.submit import submit
 
     submit(spec, address=args.address)
@@ -153,6 +154,10 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("submit", help="start a sweep from a spec")
     s.add_argument("spec", help="sweep spec (YAML); see jobs/specs/")
     s.add_argument("--address", default=None, help=address_help)
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec key, dotted into mappings: --set steps=5000 "
+                   "--set space.lr_g.high=1e-3 (repeatable; validated like the file and "
+                   "recorded in the sweep's frozen spec)")
     s.set_defaults(func=cmd_submit)
 
     r = sub.add_parser("resume", help="continue an interrupted sweep, or extend a finished one")

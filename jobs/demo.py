@@ -5,9 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
-from gansweep.jobs.spec import parse_spec
+from gansweep.jobs.spec import parse_spec, read_yaml
 
 SPECS = ("demo-gan-ring8.yaml", "demo-dcgan-digits.yaml", "demo-wgan-gp-digits.yaml",
          "demo-som-digits.yaml")
@@ -16,7 +14,7 @@ SPECS = ("demo-gan-ring8.yaml", "demo-dcgan-digits.yaml", "demo-wgan-gp-digits.y
 def demo_specs(out: Path):
     here = Path(__file__).parent / "specs"
     for name in SPECS:
-        raw = yaml.safe_load((here / name).read_text())
+        raw = read_yaml((here / name).read_text())
         raw["storage"] = str(out / "sweeps")
         yield parse_spec(raw, str(here / name))
 

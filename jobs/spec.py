@@ -9,6 +9,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -324,18 +325,85 @@ def _seeds(value: Any) -> dict:
     return out
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+class _Loader(yaml.SafeLoader):
+    """YAML as people write numbers: PyYAML follows YAML 1.1, where `1e-4` (no dot) is a
+    string, so `lr_g: {low: 1e-4}` would be refused as not a number; YAML 1.2 reads it as
+    the float everyone means."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def read_yaml(text: str) -> Any:
+    """A spec's YAML (a file, or a --set value), numbers as YAML 1.2 reads them."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
+def apply_sets(raw: Any, items: list[str] | dict) -> Any:
+    """The spec mapping with command-line overrides applied: `--set steps=5000 --set
+    space.lr_g.high=1e-3` (a dotted path into the spec; the value is YAML, so
+    `--set metric=[fid,train_seconds]` works). A mapping {path: value} does the same from
+    Python. The result is validated like the file, and frozen into the sweep directory."""
+    if not isinstance(raw, dict) or not items:
+        return raw
+    raw = copy.deepcopy(raw)
+    pairs = items.items() if isinstance(items, dict) else [_set_item(i) for i in items]
+    for path, value in pairs:
+        where = f"--set {path}"
+        parts = str(path).split(".")
+        if not all(parts):
+            raise ConfigError(f"{where}: write a dotted key such as space.lr_g.high")
+        if parts[0] not in KEYS:
+            raise ConfigError(f"{where}: unknown key {parts[0]}; valid keys are "
+                              f"{', '.join(KEYS)}")
+        node = raw
+        for i, part in enumerate(parts[:-1]):
+            child = node.setdefault(part, {})
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                head = ".".join(parts[:i + 1])
+                raise ConfigError(f"{where}: {head} is {child!r}, not a mapping; set it whole "
+                                  f"instead, e.g. --set {head}={{...}}")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def _set_item(item: str) -> tuple[str, Any]:
+    path, sep, text = item.partition("=")
+    if not sep or not path.strip():
+        raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set steps=5000 or "
+                          "--set space.lr_g.high=1e-3")
+    try:
+        value = read_yaml(text)
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {path.strip()}: {text!r} is not a YAML value; quote a "
+                          "string, write a number, or [a, b] for a list") from None
+    return path.strip(), value
+
+
+def load_spec(path: str | Path, sets: list[str] | dict = ()) -> SweepSpec:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"spec file {path} does not exist; see jobs/specs/ for examples")
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = read_yaml(path.read_text())
     except yaml.YAMLError as exc:  # its own text spans lines, with a caret under the spot
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path} is not valid YAML{where}: {problem}") from None
-    return parse_spec(raw, str(path))
+    if sets and not isinstance(raw, dict):
+        return parse_spec(raw, str(path))  # refused there: not a mapping
+    return parse_spec(apply_sets(raw, sets), str(path) + (" with --set" if sets else ""))
 
 
 def _checked(hparam, value, where: str):

@@ -117,6 +117,17 @@ CASES = [
          files={"broken.yaml": b"name: [unclosed\n"}),
     Case("bad-address", ["submit", "{w}/spec.yaml", "--address", "head:port"], "address",
          spec={}),
+    # `submit --set`: validated like the file
+    Case("set-unknown-key", ["submit", "{w}/spec.yaml", "--set", "colour=red"],
+         "--set colour", spec={}),
+    Case("set-bad-value", ["submit", "{w}/spec.yaml", "--set", "steps=-5"], "steps", spec={}),
+    Case("set-into-a-scalar", ["submit", "{w}/spec.yaml", "--set", "dataset.image_size=16"],
+         "--set dataset.image_size", spec={}),
+    Case("set-without-equals", ["submit", "{w}/spec.yaml", "--set", "steps"], "--set",
+         spec={}),
+    Case("set-storage-with-secret", ["submit", "{w}/spec.yaml", "--set",
+                                     f"storage=s3://KEY:{SECRET}@bucket/sweeps"], "storage",
+         spec={}),
     # sweep directories typed on the command line
     Case("status-uri-with-secret", ["status", f"s3://AKIAKEY:{SECRET}@bucket/sweeps/x"],
          "SWEEP_DIR"),

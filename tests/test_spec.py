@@ -151,3 +151,39 @@ def test_cli_refuses_bad_spec_before_ray_starts(tmp_path):
 def test_missing_spec_file(tmp_path):
     proc = run_cli("submit", str(tmp_path / "nope.yaml"), check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+
+
+def test_sets_override_the_file_as_dotted_yaml_values(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec_with(space={"lr_g": {"low": 1e-4, "high": 2e-4}})))
+    spec = load_spec(path, sets=["steps=30", "space.lr_g.high=1e-3",
+                                 "space.lr_d={low: 1e-5, high: 1e-4}", "fixed={width: 8}",
+                                 "seeds.count=2", "name=t-long"])
+    assert spec.steps == 30 and spec.name == "t-long" and spec.fixed == {"width": 8}
+    assert spec.space["lr_g"]["high"] == 1e-3 and spec.space["lr_g"]["low"] == 1e-4
+    assert spec.space["lr_d"]["low"] == 1e-5 and spec.seeds["count"] == 2
+    # a spec file's 1e-4 is a number (YAML 1.1, PyYAML's default, reads it as a string)
+    path.write_text("name: t\ntrainer: gan\ndataset: ring8\ntrials: 2\nsteps: 20\n"
+                    "space: {lr_g: {low: 1e-5, high: 2E-4}}\n")
+    assert load_spec(path).space["lr_g"]["low"] == 1e-5
+    # what the sweep directory freezes is the spec with its overrides
+    assert parse_spec(spec.to_dict()).fingerprint() == spec.fingerprint()
+    assert load_spec(path).fingerprint() != spec.fingerprint()
+    with pytest.raises(ConfigError, match="steps: -1 is not valid"):
+        load_spec(path, sets=["steps=-1"])
+    with pytest.raises(ConfigError, match="--set trainer.lr: trainer is 'gan', not a mapping"):
+        load_spec(path, sets=["trainer.lr=1"])
+
+
+def test_submit_with_sets_records_them_in_the_frozen_spec(tmp_path):
+    """Through the command a user types: the sweep runs under the overrides, and its frozen
+    spec (what `resume` reads) holds them."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(spec_with(storage=str(tmp_path / "sw"), seeds=1,
+                                             fixed={"width": 8, "batch_size": 16})))
+    proc = run_cli("submit", str(path), "--set", "trials=1", "--set", "name=t-set",
+                   "--set", "steps=10", "--set", "report_every=5")
+    frozen = yaml.safe_load((tmp_path / "sw" / "t-set" / "spec.yaml").read_text())
+    assert (frozen["trials"], frozen["steps"], frozen["report_every"]) == (1, 10, 5), proc.stdout
+    (entry,) = (tmp_path / "sw" / "t-set" / "trials").iterdir()
+    assert '"step": 10' in (entry / "result.json").read_text()
