@@ -199,23 +199,55 @@ class RunResult(_Json):
 @dataclass(frozen=True)
 class DriverRun(_Json):
     """One driver run of a sweep (submit, a resume, a rerun): when it started and when it was
-    last seen alive (jobs/progress.py RunClock; a rerun's runs keep no such time)."""
+    last seen alive (jobs/progress.py RunClock; reruns before 2026-12 kept no such time)."""
 
     run_id: str | None = None
     started: float | None = None
     seen: float | None = None
     name: str | None = None
+    # What exactly ran (jobs/provenance.py): the driver's gansweep version and git commit,
+    # Python, torch, Ray, Optuna; and per Ray node that trained a run, its host, versions,
+    # CUDA and device names. None in sweeps made before they were recorded.
+    versions: dict | None = None
+    nodes: dict | None = None
 
     @classmethod
     def from_json(cls, d: Mapping) -> DriverRun:
+        versions, nodes = d.get("versions"), d.get("nodes")
         return cls(run_id=d.get("run_id"), started=_float(d.get("started")),
-                   seen=_float(d.get("seen")), name=d.get("name"))
+                   seen=_float(d.get("seen")), name=d.get("name"),
+                   versions=dict(versions) if isinstance(versions, Mapping) else None,
+                   nodes=dict(nodes) if isinstance(nodes, Mapping) else None)
 
     def seconds(self) -> float:
         """Its wall-clock, up to the last time it was seen alive."""
         if self.started is None:
             return 0.0
         return max(0.0, (self.started if self.seen is None else self.seen) - self.started)
+
+
+# What `gansweep report` compares across the sweeps (and driver runs) it puts side by side.
+COMPARED_VERSIONS = ("gansweep", "commit", "python", "torch", "ray", "optuna")
+
+
+def version_differences(runs_by_sweep: Mapping[str, list[DriverRun]]) -> list[str]:
+    """One line per compared version that differs between the driver runs of the sweeps
+    given (`torch: 2.12.1 (a) / 2.13.0 (a, b)`), the versions their nodes had included;
+    empty when all agree. Runs made before versions were recorded are left out."""
+    lines = []
+    for name in COMPARED_VERSIONS:
+        seen: dict[str, list[str]] = {}
+        for sweep, runs in runs_by_sweep.items():
+            for run in runs:
+                found = [run.versions or {}, *(run.nodes or {}).values()]
+                for value in {str(v[name]) for v in found if v.get(name) is not None}:
+                    who = seen.setdefault(value, [])
+                    if sweep not in who:
+                        who.append(sweep)
+        if len(seen) > 1:
+            lines.append(f"{name}: " + " / ".join(f"{value} ({', '.join(who)})"
+                                                  for value, who in sorted(seen.items())))
+    return lines
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ import pandas as pd
 from gansweep.analysis import importance as imp_mod
 from gansweep.analysis import layout, plots, ranking
 from gansweep.analysis.layout import ENDED, STOPPED_EARLY, UNFINISHED
+from gansweep.analysis.records import version_differences
 from gansweep.analysis.sweeps import (
     Sweep,
     budget_events,
@@ -48,7 +49,7 @@ QUALITY = {"samples": ("modes_captured", "hq_fraction", "reverse_kl", "fid", "pr
            "weights": ("quantization_error", "topographic_error", "unit_utilization")}
 SECTIONS = ("Sweeps", "Leaderboard", "Training curves", "Samples", "Hyperparameter importance",
             "Best objective so far", "Compute saved by early stopping", "Family comparison",
-            "Seed robustness")
+            "Seed robustness", "What ran")
 UNFINISHED_LABEL = "unfinished (running or interrupted)"
 
 
@@ -186,9 +187,11 @@ def _short(key: Any) -> str:
 
 # ---- the report ------------------------------------------------------------------------------
 
-def write_report(sweep_dirs: list[Path], out: Path) -> Path:
+def write_report(sweep_dirs: list[Path], out: Path, warn=None) -> Path:
     """Write OUT/index.html, OUT/report.md, OUT/trials.csv (and OUT/img/) for the sweeps;
-    rerun siblings (SWEEP_DIR-rerun) are picked up. Returns the path of index.html."""
+    rerun siblings (SWEEP_DIR-rerun) are picked up. Returns the path of index.html. `warn`
+    (a print-like callable) is told what a reader must know before comparing the sweeps:
+    that they ran under different versions."""
     t0 = time.perf_counter()
     out = Path(out)
     sweeps = load_sweeps([layout.sweep_path(d) for d in sweep_dirs])
@@ -208,10 +211,14 @@ def write_report(sweep_dirs: list[Path], out: Path) -> Path:
     timings = {"loading": time.perf_counter() - t0}
     for section in (_sweeps_section, _leaderboard_section, _curves_section, _samples_section,
                     _importance_section, _best_so_far_section, _early_stop_section,
-                    _family_section, _seed_section):
+                    _family_section, _seed_section, _what_ran_section):
         t1 = time.perf_counter()
         section(page, ctx)
         timings[section.__name__.strip("_").replace("_section", "")] = time.perf_counter() - t1
+    if warn is not None:
+        for line in version_differences({s.name: s.driver_runs for s in sweeps}):
+            warn(f"[gansweep] warning: the sweeps compared ran under different versions: "
+                 f"{line}")
     table = trials_table(sweeps)
     table.to_csv(out / "trials.csv", index=False)
     configurations_csv(sweeps).to_csv(out / "configurations.csv", index=False)
@@ -909,3 +916,45 @@ def _seed_section(page: Page, ctx: _Context) -> None:
             path = plots.seed_spread(f"{r.name}: {r.metric} across seeds", r.metric, summ,
                                      ctx.png(f"seeds-{r.name}"))
             page.image(path, f"{r.name}: each configuration's value under every new seed")
+
+
+# ---- what ran ------------------------------------------------------------------------------
+
+def what_ran(s: Sweep) -> pd.DataFrame:
+    """One row per driver run: when, the driver's versions, and each node's host, devices and
+    versions where they differ from the driver's."""
+    rows = []
+    for run in s.driver_runs:
+        v = run.versions or {}
+        nodes = []
+        for info in (run.nodes or {}).values():
+            own = [f"{k} {info[k]}" for k in ("gansweep", "python", "torch")
+                   if info.get(k) is not None and info.get(k) != v.get(k)]
+            cuda = f", CUDA {info['cuda']}" if info.get("cuda") else ""
+            nodes.append(f"{info.get('host', '?')}: {', '.join(info.get('devices') or [])}"
+                         f"{cuda}" + (f" ({', '.join(own)})" if own else ""))
+        gansweep = v.get("gansweep", "-") + (f" @ {v['commit']}" if v.get("commit") else "")
+        rows.append({"sweep": s.name, "driver run": run.name or run.run_id or "-",
+                     "started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.started))
+                     if run.started else "-",
+                     "gansweep": gansweep if v else "not recorded",
+                     **{k: v.get(k, "-") for k in ("python", "torch", "ray", "optuna")},
+                     "nodes": "; ".join(sorted(set(nodes))) or "-"})
+    return pd.DataFrame(rows)
+
+
+def _what_ran_section(page: Page, ctx: _Context) -> None:
+    page.h(2, "What ran")
+    tables = [what_ran(s) for s in ctx.sweeps]
+    table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(
+        len(t) for t in tables) else pd.DataFrame()
+    if not len(table):
+        page.note("no driver runs recorded")
+        return
+    page.p("Per driver run (submit, each resume, a rerun): the driver's gansweep version and "
+           "git commit (+dirty: uncommitted changes), Python and library versions, and each "
+           "node that trained a run, with its devices (and its own versions where they "
+           "differ from the driver's). Sweeps made before 2026-12 did not record them.")
+    page.table(table)
+    for line in version_differences({s.name: s.driver_runs for s in ctx.sweeps}):
+        page.warn(f"different versions: {line}; results may differ for that reason alone")

@@ -70,8 +70,9 @@ class Progress(Callback):
 
 
 class RunClock(Callback):
-    """Keeps this driver run's last-seen time in sweep.json, so an hour budget counts the
-    time of runs that were killed too (up to `every_s` of each is lost)."""
+    """Keeps this driver run's record in sweep.json: its last-seen time, so an hour budget
+    counts the time of runs that were killed too (up to `every_s` of each is lost), and what
+    each node that trained a run had (a trial's first report says: jobs/trial.py)."""
 
     def __init__(self, root, meta: SweepMeta, every_s: float = 15.0):
         self.root, self.meta, self.every_s = root, meta, every_s
@@ -84,8 +85,25 @@ class RunClock(Callback):
             runs[-1] = dataclasses.replace(runs[-1], seen=time.time())
             layout.write_meta(self.root, self.meta)
 
+    def _node(self, text: str) -> bool:
+        """Records a node's versions and devices; True when they are news to this run."""
+        import json
+
+        try:
+            info = json.loads(text)
+        except ValueError:
+            return False
+        node = str(info.pop("node_id", None) or info.get("host"))
+        run = self.meta.runs[-1]
+        if (run.nodes or {}).get(node) == info:
+            return False
+        self.meta.runs[-1] = dataclasses.replace(run, nodes={**(run.nodes or {}), node: info})
+        return True
+
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        self._tick()
+        from gansweep.jobs.trial import NODE_INFO
+
+        self._tick(force=bool(result.get(NODE_INFO)) and self._node(result[NODE_INFO]))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._tick()

@@ -25,6 +25,6 @@ def report(sweep_dirs: list[str], out: str, log=print) -> Path:
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out}: a file of that name exists; give a directory")
-    index = write_report(list(sweep_dirs), out_dir)
+    index = write_report(list(sweep_dirs), out_dir, warn=log)
     log(f"[gansweep] report written: {index.resolve()}")
     return index

@@ -20,6 +20,7 @@ from pathlib import Path
 from gansweep.analysis.layout import rerun_dir, sweep_path, write_meta
 from gansweep.analysis.records import DriverRun, Rerun, SweepMeta
 from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.provenance import driver_versions
 from gansweep.jobs.ray_address import check_reachable
 from gansweep.jobs.resources import check_gpus
 from gansweep.jobs.trial import RERUN_INDEX, SEED
@@ -134,14 +135,15 @@ def _run(spec, target: Path, meta: SweepMeta, configs: list[dict], seeds: list[i
 
     from gansweep.analysis import layout
     from gansweep.jobs.outcomes import RecordOutcomes
-    from gansweep.jobs.progress import Progress, Summarize
+    from gansweep.jobs.progress import Progress, RunClock, Summarize
     from gansweep.jobs.stopping import FlagStopper
     from gansweep.jobs.submit import control, init_ray, trial_dirname
     from gansweep.jobs.trial import tune_trainable
 
     run_id = uuid.uuid4().hex[:12]
     name = f"rerun-{len(meta.runs) + 1:03d}"
-    meta.runs.append(DriverRun(run_id=run_id, started=time.time(), name=name))
+    meta.runs.append(DriverRun(run_id=run_id, started=time.time(), name=name,
+                               versions=driver_versions()))
     write_meta(target, meta)
     init_ray(address, log, spec.py_modules)
     total = len(configs) * len(seeds)
@@ -158,6 +160,6 @@ def _run(spec, target: Path, meta: SweepMeta, configs: list[dict], seeds: list[i
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl),
-                       Summarize(target, ctl)],
+                       Summarize(target, ctl), RunClock(target, meta)],
             verbose=0))
     tuner.fit()

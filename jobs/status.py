@@ -60,7 +60,7 @@ def collect(root: str | Path) -> dict:
             "revived": sum(r["revived_from_step"] is not None for r in rows),
             "best": best, "study_name": meta.study_name,
             "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows,
-            "damaged": sweep.damage}
+            "damaged": sweep.damage, "driver_runs": [r.to_json() for r in meta.runs]}
 
 
 def format_status(s: dict) -> str:
@@ -106,6 +106,14 @@ def format_status(s: dict) -> str:
         lines.append(f"  ... and {len(stopped) - 10} more stopped (see --json)")
     lines += [damage_line(n) for n in s["damaged"]]
     lines.append(f"optuna study {s['study_name']} in {s['study_storage']}")
+    last = (s.get("driver_runs") or [{}])[-1]
+    if last.get("versions"):
+        v = last["versions"]
+        lines.append(f"last driver run {last.get('name', '')}: gansweep {v.get('gansweep')}"
+                     + (f" @ {v['commit']}" if v.get("commit") else "")
+                     + "".join(f", {k} {v[k]}" for k in ("python", "torch", "ray", "optuna")
+                               if k in v)
+                     + f"; {len(last.get('nodes') or {})} node(s) trained runs")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from gansweep.analysis import layout
 from gansweep.analysis.records import DriverRun, SweepMeta
 from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.provenance import driver_versions
 from gansweep.jobs.ray_address import check_reachable, resolve
 from gansweep.jobs.resources import check_gpus
 from gansweep.jobs.spec import SweepSpec
@@ -247,7 +248,8 @@ def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Pa
             "extend it with --trials N or --budget steps=N / hours=H")
         return root
     now = time.time()
-    meta.runs.append(DriverRun(run_id=run_id, started=now, seen=now, name=name))
+    meta.runs.append(DriverRun(run_id=run_id, started=now, seen=now, name=name,
+                               versions=driver_versions()))
     layout.write_meta(root, meta)
     if resumed:
         log(f"[gansweep] {resumed} interrupted run(s) resume from their checkpoints")

@@ -32,6 +32,7 @@ from gansweep.jobs.frozen import FrozenDict
 # rerun's configurations it trains, and whether it revives a paused (collapsed) run.
 SEED, RERUN_INDEX, REVIVE = "seed", "rerun_index", "revive"
 RESERVED = (SEED, RERUN_INDEX, REVIVE)
+NODE_INFO = "node_info"  # a report's JSON of the node's versions and devices (first report)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def trainable(config: dict, control: TrialControl) -> None:
     from gansweep.analysis.evaluator import for_dataset
     from gansweep.analysis.features import load as load_features
     from gansweep.jobs.loop import train_loop
+    from gansweep.jobs.provenance import node_info
     from gansweep.jobs.resources import trial_device
     from gansweep.trainers.registry import build
 
@@ -164,6 +166,9 @@ def trainable(config: dict, control: TrialControl) -> None:
                                                device=str(trainer.device), gpu_ids=_gpu_ids()))
     resumed_from = trainer.step
     unsaid = [n["file"] for n in store.damage]  # told to the driver with the first report
+    # What this node has (versions, devices), told once per trial: sweep.json keeps it per
+    # driver run (jobs/progress.py RunClock)
+    node = [json.dumps({**node_info(), "node_id": _node_id()})]
 
     def as_report(row: dict, reason: str) -> dict:
         report = {k: v for k, v in row.items() if not isinstance(v, str)}
@@ -171,6 +176,8 @@ def trainable(config: dict, control: TrialControl) -> None:
         if unsaid:
             report[layout.DAMAGED_FILES] = ",".join(unsaid)
             unsaid.clear()
+        if node:
+            report[NODE_INFO] = node.pop()
         return report
 
     def finish(row: dict) -> None:

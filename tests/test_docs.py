@@ -283,10 +283,10 @@ SUBMITS = [c for c in GANSWEEP if c.argv[:1] == ("submit",)]
 def test_submitted_spec_files_validate(cmd):
     from gansweep.jobs.spec import load_spec
 
-    spec = parse(cmd.argv).spec
-    path = _spec_file(spec)
-    assert path.is_file(), f"{cmd.where}: no spec file {spec}"
-    load_spec(path)
+    args = parse(cmd.argv)
+    path = _spec_file(args.spec)
+    assert path.is_file(), f"{cmd.where}: no spec file {args.spec}"
+    load_spec(path, sets=args.set)  # with the overrides the command gives
 
 
 def spec_blocks() -> list[tuple[str, dict]]:

@@ -134,7 +134,7 @@ def test_rerun_trains_top_configurations_under_new_seeds(sweeps):
 def test_report_ranks_reruns_by_mean_and_spread(report, sweeps):
     out, _ = report
     md = (out / "report.md").read_text()
-    part = md.split("## Seed robustness")[1]
+    part = md.split("## Seed robustness")[1].split("\n## ")[0]
     assert "som-digits-rerun: top 2 of som-digits under seeds 1, 2" in part
     table = [ln for ln in part.splitlines() if ln.startswith("| ")]
     assert table[0].startswith("| rank by mean | config | sweep rank | sweep value | "
@@ -176,6 +176,36 @@ def test_report_cli(sweeps, tmp_path, capsys):
     assert "not a gansweep sweep directory" in capsys.readouterr().err
     assert main(["rerun", str(tmp_path), "--top", "1", "--seeds", "1"]) == 2
     assert "not a gansweep sweep directory" in capsys.readouterr().err
+
+
+def test_what_ran_is_recorded_and_different_versions_are_warned(report, sweeps, tmp_path,
+                                                                 capsys):
+    import shutil
+
+    import torch
+
+    from gansweep.jobs.cli import main
+
+    for name in ("gan", "rerun"):
+        (run,) = load_sweep(sweeps[name]).driver_runs
+        assert run.versions["torch"] == torch.__version__ and run.versions["python"]
+        assert {"gansweep", "ray", "optuna"} <= set(run.versions)
+        (node,) = run.nodes.values()  # one Ray node trained every run
+        assert node["devices"] and node["torch"] == torch.__version__
+    out, _ = report
+    part = (out / "report.md").read_text().split("## What ran")[1]
+    assert torch.__version__ in part and "different versions" not in part
+    # the same sweep as if one driver run had used another torch: the report says so
+    other = tmp_path / "other"
+    shutil.copytree(sweeps["gan"], other)
+    meta = json.loads((other / "sweep.json").read_text())
+    meta["runs"][0]["versions"]["torch"] = "2.12.0"
+    (other / "sweep.json").write_text(json.dumps(meta))
+    assert main(["report", str(sweeps["gan"]), str(other), "--out", str(tmp_path / "r")]) == 0
+    said = capsys.readouterr().out
+    assert f"ran under different versions: torch: 2.12.0 (other) / {torch.__version__} " \
+        "(gan-ring8, other)" in said, said
+    assert "different versions: torch: 2.12.0" in (tmp_path / "r" / "report.md").read_text()
 
 
 # ---- synthetic sweeps: a few hundred configurations, known outcomes ------------------------
