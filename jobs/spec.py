@@ -67,10 +67,13 @@ KEYS = {
                 "built-in evaluator)",
     "py_modules": "folders of your own Python packages (a trainer, loader or features named "
                   "as module:attribute) that Ray ships to every node",
+    "warm_start": "earlier sweeps of this trainer to start from: SWEEP_DIR, a list, or "
+                  "{sweeps: [...], top: 5}: their top configurations run first and their "
+                  "finished trials (same metric) are the sampler's history",
 }
 # Keys a sweep made before they existed lacks: at these values they change nothing, so they
 # stay out of the fingerprint and such a sweep still resumes.
-NEUTRAL = {"features": None}
+NEUTRAL = {"features": None, "warm_start": None}
 REQUIRED = ("name", "trainer", "dataset", "steps")
 # Every seed a sweep derives ends in numpy, whose RandomState (Optuna's samplers) takes
 # 0 .. 2**32 - 1: its races use seed .. seed + seeds.count - 1, a rerun the seeds after those,
@@ -106,10 +109,11 @@ class SweepSpec:
     study: str | None = None  # a database URL without password (jobs/study.py); None: sqlite
     features: str | None = None  # module:callable of the group's own (analysis/features.py)
     py_modules: tuple = ()  # absolute folders Ray ships to every node (trainers/plugins.py)
+    warm_start: dict | None = None  # {sweeps: [absolute dirs or URIs], top} (jobs/warm_start)
 
     def __post_init__(self):
         for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
-                     "seeds"):
+                     "seeds", "warm_start"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
 
     @property
@@ -131,7 +135,7 @@ class SweepSpec:
         configuration, the only judgement before `seeds` existed, hashes as it did then."""
         keep = {k: v for k, v in self.to_dict().items()
                 if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures",
-                             "budget", "sampler", "study", "py_modules")
+                             "budget", "sampler", "study", "py_modules", "warm_start")
                 and not (k in NEUTRAL and v == NEUTRAL[k])}
         if keep["seeds"]["count"] == 1:
             del keep["seeds"]
@@ -215,7 +219,7 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     if score_every is not None and score_every % report_every:
         raise ConfigError(f"score_every: {score_every} is not a multiple of report_every "
                           f"({report_every}); scores are taken at reports")
-    from gansweep.jobs import study
+    from gansweep.jobs import study, warm_start
     from gansweep.jobs.stopping import validate_early_stop
 
     budget = _budget(raw.get("budget"))
@@ -247,6 +251,7 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         storage=storage,
         study=study.parse(raw.get("study"), storage),
         features=features, py_modules=py_modules,
+        warm_start=warm_start.parse(raw.get("warm_start")),
     )
 
 

@@ -111,7 +111,7 @@ def trial_dirname(trial) -> str:
 
 
 def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
-    from gansweep.jobs import study
+    from gansweep.jobs import study, warm_start
 
     # All before the directory is made: first what only reads; then the write probe (in a
     # bucket, deleting it leaves a folder marker, so no refusal may follow it but one that
@@ -119,6 +119,7 @@ def submit(spec: SweepSpec, address: str | None = None, log=print) -> Path:
     check_reachable(address)
     data = check_data(spec)
     study.check(spec.study)  # the study's database answers before anything is made
+    warm_start.check(spec.warm_start, spec.trainer)
     sd.check_writable(layout.sweep_path(spec.sweep_dir), "storage")
     check_gpus(spec.resources, address, log, spec.py_modules)
     meta, held = sd.create(spec, log)
@@ -241,6 +242,11 @@ def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Pa
     run_id = uuid.uuid4().hex[:12]
     name = f"run-{len(meta.runs) + 1:03d}"
     per_experiment = TRIALS_PER_EXPERIMENT
+    if spec.warm_start:
+        from gansweep.jobs import warm_start
+
+        warm_start.apply(open_study(spec, root, meta.study_name, spec.seed), spec.warm_start,
+                         spec.to_dict()["metric"], log)
     part = _Part(spec, root, meta, run_id, log, per_experiment)
     search, resumed = part.search(0)
     if search.idle():

@@ -81,27 +81,14 @@ def kill_at_stages(spec, sweep, stages, tmp_path, after_kill=None) -> tuple[dict
     return finished_before, resumed_at
 
 
-def test_sigkill_at_several_points_then_resume(tmp_path):
-    sweep = tmp_path / "tiny"
-    spec = write_spec(tmp_path / "spec.yaml", fault_spec(tmp_path))
-    stages = [
-        ("early: first trial started", lambda: list(sweep.glob("trials/*/config.json"))),
-        ("mid-trial: a trial has two checkpoints",
-         lambda: any(len(v) >= 2 and k not in results(sweep)
-                     for k, v in store_steps(sweep).items())),
-        ("between trials: a configuration just finished",
-         lambda: len(results(sweep)) >= 2),
-    ]
-    finished_before, resumed_at = kill_at_stages(spec, sweep, stages, tmp_path)
-    assert_complete_and_unrepeated(sweep, finished_before, resumed_at)
-    assert resumed_at, "no kill landed while a trial had a checkpoint"
-
-
-def test_sigkill_mid_race_under_a_budget_then_resume(tmp_path):
-    """Seeds and a step budget: killed while a configuration's second seed trains and again
-    later, then resumed. Every (configuration, seed) runs once to its end, none repeated,
-    histories whole, the budget spent exactly (no step counted twice), the races kept: seeds
-    run in order, and the study holds one COMPLETE trial per configuration, none RUNNING."""
+def test_sigkill_at_several_points_of_a_race_under_a_budget_then_resume(tmp_path):
+    """Seeds and a step budget: killed as the first run starts, while a run has two
+    checkpoints, while a configuration's second seed trains, and once more runs ended; each
+    time resumed. Every (configuration, seed) runs once to its end, none repeated, histories
+    whole, running ones continued from their checkpoints, the budget spent exactly (no step
+    counted twice), the races kept: seeds run in order, and the study holds one COMPLETE
+    trial per configuration, none RUNNING. (One sweep for every kill point: each driver
+    start costs an interpreter, torch and a Ray.)"""
     import optuna
 
     sweep = tmp_path / "tiny"
@@ -116,7 +103,7 @@ def test_sigkill_mid_race_under_a_budget_then_resume(tmp_path):
     def interrupted_race_still_ranks(i):
         """A configuration whose second seed the kill interrupted ranks by the seed it
         ended, and status returns the best of those (not a configuration that lost)."""
-        if i:
+        if i != 2:
             return
         s = collect(sweep)
         racing = [c for c in s["ranking"] if c["state"] == "unfinished" and c["seeds"] == 1]
@@ -128,11 +115,17 @@ def test_sigkill_mid_race_under_a_budget_then_resume(tmp_path):
         assert f"config {s['best']['key']}" in out
 
     finished_before, resumed_at = kill_at_stages(
-        spec, sweep, [("a second seed training", second_seed_started),
+        spec, sweep, [("early: first run started",
+                       lambda: list(sweep.glob("trials/*/config.json"))),
+                      ("mid-run: a run has two checkpoints",
+                       lambda: any(len(v) >= 2 and k not in results(sweep)
+                                   for k, v in store_steps(sweep).items())),
+                      ("a second seed training", second_seed_started),
                       ("more runs ended", lambda: len(results(sweep)) >= 5)], tmp_path,
         after_kill=interrupted_race_still_ranks)
     assert_complete_and_unrepeated(sweep, finished_before, resumed_at, runs=7,
                                    configurations=None)
+    assert resumed_at, "no kill landed while a run had a checkpoint"
     assert sum(r["stop_step"] for r in results(sweep).values()) == 7 * STEPS  # the budget
     s = collect(sweep)
     assert all(c["seed_list"] == list(range(len(c["seed_list"]))) for c in s["ranking"])
