@@ -226,6 +226,12 @@ def main(argv: list[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"gansweep {args.command}: {exc}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `gansweep status DIR | head`: the reader left; say nothing more (Python's own
+        # flush at exit would otherwise print a second error), exit as a piped tool does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except OSError as exc:
         durable = sys.modules.get("gansweep.analysis.durable")
         if durable is None or not isinstance(exc, durable.Unreadable):

@@ -63,3 +63,19 @@ def test_dashboard_status_and_report_while_a_sweep_runs(tmp_path):
             if row["state"] != UNFINISHED:
                 assert row["state"] == final[key]["state"]
                 assert float(row["stop_step"]) == final[key]["step"]
+
+
+def test_status_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
+    """`gansweep status DIR --json | head -1`: no traceback, no second error at exit."""
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    sweep = tmp_path / "old"
+    shutil.copytree(ROOT / "tests" / "data" / "sweep-before-namespace", sweep)
+    proc = subprocess.run(f"{sys.executable} -m gansweep status {sweep} --json | head -c 1",
+                          shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          executable="/bin/bash")
+    assert proc.stdout == "{" and proc.stderr == "", proc.stderr
