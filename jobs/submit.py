@@ -152,6 +152,7 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
         raise ConfigError(f"--budget steps={budget['steps']} is less than one run "
                           f"({spec.steps} steps), so no run could start; give a total of at "
                           f"least {spec.steps}")
+    _check_budget_left(root, meta, budget or {})
     if trials is not None:
         done = len(configurations(root))
         if trials < done:
@@ -171,6 +172,26 @@ def resume(root: str | Path, address: str | None = None, trials: int | None = No
         return _run(spec, root, meta, data, address, log)
     finally:
         held.release()
+
+
+def _check_budget_left(root, meta: SweepMeta, budget: dict) -> None:
+    """A budget given to resume is a new total: one no larger than what was spent would run
+    nothing (a user who meant "this much more" is told so, not left with a silent exit 0)."""
+    if budget.get("hours") is not None:
+        spent = meta.spent_seconds() / 3600
+        if budget["hours"] <= spent:
+            raise ConfigError(f"--budget hours={budget['hours']:g} is not more than the "
+                              f"{spent:.3g} hours already spent; the budget is a total: give "
+                              f"more, e.g. hours={spent + budget['hours']:.3g} for "
+                              f"{budget['hours']:g} more")
+    if budget.get("steps") is not None:
+        from gansweep.analysis.sweeps import load_sweep
+
+        spent = load_sweep(root).steps_spent()
+        if budget["steps"] <= spent:
+            raise ConfigError(f"--budget steps={budget['steps']} is not more than the {spent} "
+                              "steps already spent; the budget is a total: give more, e.g. "
+                              f"steps={spent + budget['steps']} for {budget['steps']} more")
 
 
 def configurations(root: Path) -> set[str]:

@@ -209,6 +209,12 @@ def test_a_resume_with_more_budget_revives_runs_paused_before(ray_local, tmp_pat
     digests = read_summary(root)
     assert [d["result"]["stop_step"] for d in digests.values()] == [40, 40, 40]
     assert all(d["result"]["revived"]["step"] == 20 for d in digests.values())
+    # a budget is a total: one no larger than what was spent is refused, not a silent no-op
+    from gansweep.trainers.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--budget steps=100 is not more than the 120 steps "
+                                          r"already spent; .* steps=220 for 100 more"):
+        resume(root, budget={"steps": 100}, **QUIET)
     # a driver killed after a revival ended, before it wrote the summary, left the paused
     # digests there: the next driver, even one with nothing to run, reads them again
     path = root / "summary.json"
