@@ -136,13 +136,13 @@ def _quiet(*_):
 
 def test_a_two_objective_sweep_end_to_end(ray_local, tmp_path, capsys):
     raw = tiny_spec(tmp_path, name="pareto", trials=4, steps=40, report_every=20,
-                    metric=["mixture_score", "steps_per_second"],
+                    metric=["fid", "train_seconds"],
                     seeds={"count": 2, "top": 1, "statistic": "mean"}, max_concurrent=2)
     sweep = gansweep.submit(raw, log=_quiet)
     root = sweep.path
     study = optuna.load_study(study_name=load_sweep(root).study_name,
                               storage=f"sqlite:///{root / 'optuna.db'}")
-    assert [d.name for d in study.directions] == ["MAXIMIZE", "MAXIMIZE"]
+    assert [d.name for d in study.directions] == ["MINIMIZE", "MINIMIZE"]
     done = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     assert done and all(len(t.values) == 2 for t in done)
 
@@ -155,20 +155,22 @@ def test_a_two_objective_sweep_end_to_end(ray_local, tmp_path, capsys):
     assert (curve["steps_per_second"] > 0).all()
     assert s.trials["objective_2"].notna().all()
     # what Optuna was told is the seed-robust value of each objective
-    racer = s.configurations[s.configurations["seeds"] == 2]
-    assert len(racer) == 1  # top 1: one configuration raced on to its second seed
+    # (each configuration goes on to its second seed while it leads the front so far)
+    assert 1 <= (s.configurations["seeds"] == 2).sum() < 4
     told = {t.user_attrs["gansweep_config"]: t.values for t in done}
-    r = racer.iloc[0]
-    assert told[r["config_key"]] == pytest.approx([r["objective"], r["objective_2"]])
+    for r in s.configurations.to_dict("records"):
+        assert told[r["config_key"]] == pytest.approx([r["objective"], r["objective_2"]])
 
     # status --json: the front, each point with both values, ordered by the first objective
+    capsys.readouterr()
     assert main(["status", str(root), "--json"]) == 0
     st = json.loads(capsys.readouterr().out)
-    assert st["metrics"] == ["mixture_score", "steps_per_second"] and st["front"]
+    assert st["metrics"] == ["fid", "train_seconds"] and st["front"]
+    print("front:", [(c["metric"], c["metric_2"]) for c in st["front"]])
     assert all(c["front"] == 0 and c["metric"] is not None and c["metric_2"] is not None
                for c in st["front"])
     firsts = [c["metric"] for c in st["front"]]
-    assert firsts == sorted(firsts, reverse=True)  # mixture_score: higher first
+    assert firsts == sorted(firsts)  # fid: lower first
     assert st["best"]["key"] in {c["key"] for c in st["front"]}  # the knee
     assert main(["status", str(root)]) == 0
     assert "Pareto front" in capsys.readouterr().out
@@ -187,15 +189,15 @@ def test_a_two_objective_sweep_end_to_end(ray_local, tmp_path, capsys):
     csv = pd.read_csv(out / "configurations.csv")
     assert "front" in csv.columns and "metric_2" in csv.columns
 
-    # train --from --pick best:mixture_score trains the front's best in that objective
-    best_q = max(st["front"], key=lambda c: c["metric"])
+    # train --from --pick best:fid trains the front's best in that objective
+    best_q = min(st["front"], key=lambda c: c["metric"])
     run = tmp_path / "run"
-    assert main(["train", "--from", str(root), "--pick", "best:mixture_score",
+    assert main(["train", "--from", str(root), "--pick", "best:fid",
                  "--steps", "20", "--report-every", "20", "--out", str(run)]) == 0
     err = capsys.readouterr()
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["config"] == s.configs[best_q["key"]], err.out
-    assert main(["train", "--from", str(root), "--pick", "best:fid", "--out",
+    assert main(["train", "--from", str(root), "--pick", "best:precision", "--out",
                  str(tmp_path / "bad")]) == 2
     assert "--pick" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
