@@ -225,6 +225,7 @@ def test_collapsed_runs_are_penalised_in_both_objectives(ray_local, tmp_path, ca
     told = [t.values for t in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))]
     assert told and all(v == [-math.inf, math.inf] for v in told)
     assert len(sweep.front) == 0 and sweep.best is None
+    capsys.readouterr()
     assert main(["status", str(sweep.path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["front"] == []
 
@@ -232,6 +233,7 @@ def test_collapsed_runs_are_penalised_in_both_objectives(ray_local, tmp_path, ca
 def test_pick_on_a_one_objective_sweep_exits_2(ray_local, tmp_path, capsys):
     sweep = gansweep.submit(tiny_spec(tmp_path, name="single", trials=1, steps=20), log=_quiet)
     out = tmp_path / "run"
+    capsys.readouterr()
     assert main(["train", "--from", str(sweep.path), "--pick", "knee", "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "--pick" in err and "one objective" in err and not out.exists()
