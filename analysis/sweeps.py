@@ -111,7 +111,7 @@ class Sweep:
     @property
     def kind(self) -> str:
         """What its configurations leave and are scored on (a trainer's OUTPUT kind)."""
-        return kind_of_metric(self.metric)
+        return kind_of_metric(self.metrics)
 
     def output_path(self, key: str) -> Path | UriPath:
         return self.root / layout.TRIALS / key / layout.output_file(self.kind)
@@ -546,6 +546,8 @@ def trials_table(sweeps: list[Sweep]) -> pd.DataFrame:
     for s in sweeps:
         t = s.trials.copy()
         t.insert(0, "metric", s.metric)
+        if s.pareto:
+            t.insert(1, "metric_2", s.metric_2)
         t.insert(0, "dataset", s.dataset_name)
         t.insert(0, "trainer", s.trainer)
         t.insert(0, "sweep", s.name)
@@ -555,7 +557,8 @@ def trials_table(sweeps: list[Sweep]) -> pd.DataFrame:
     if not len(out):
         return out
     front = ["sweep", "trainer", "dataset", "key", "rank", "state", "metric", "value",
-             "objective", "stop_step", "steps_planned", "time_s", "seed", "rerun_of"]
+             "objective", "metric_2", "value_2", "objective_2", "stop_step", "steps_planned",
+             "time_s", "seed", "rerun_of"]
     hp = sorted(c for c in out.columns if c.startswith("hp_"))
     final = [c for c in out.columns if c.startswith("final_")]
     best = [c for c in out.columns if c.startswith("best_")]

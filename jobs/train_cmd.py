@@ -31,12 +31,14 @@ from gansweep.analysis.layout import (
 )
 from gansweep.analysis.layout import load_checkpoint as load_checkpoint_bytes
 from gansweep.analysis.records import RunRecord
+from gansweep.analysis.vocabulary import COST_METRICS
 from gansweep.jobs.loop import train_loop
 from gansweep.trainers.base import Trainer
 from gansweep.trainers.errors import ConfigError
 from gansweep.trainers.registry import build
 
 CHECKPOINT = "checkpoint"
+QUIET = {"time_s", *COST_METRICS}  # in metrics.csv, left out of the progress line
 
 
 def save_checkpoint(trainer: Trainer, history: list[dict], ckpt_dir: Path) -> None:
@@ -139,7 +141,7 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
         save_checkpoint(trainer, history, ckpt_dir)
         write_metrics_csv(history, out / METRICS)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                          if isinstance(v, float) and k != "time_s")
+                          if isinstance(v, float) and k not in QUIET)
         log(f"step {row['step']}: {shown}")
 
     evaluator = None
