@@ -402,13 +402,15 @@ def _metrics(value: Any, trainer: str, kind: str, dataset: Any) -> tuple[str, ..
     """`metric`: one objective, or a list of two distinct ones (a Pareto front) of which at
     least one measures quality (a cost alone rewards not training)."""
     fix = ("write one metric (metric: fid) or a list of two different ones, a quality and a "
-           "cost, e.g. metric: [fid, gpu_seconds]")
+           "cost, e.g. metric: [fid, train_seconds]")
     if isinstance(value, (list, tuple)):
         if len(value) == 1:
             value = value[0]
         elif len(value) != 2:
             raise ConfigError(f"metric: {list(value)!r} names {len(value)} metrics; gansweep "
                               f"searches one or two objectives; {fix}")
+        elif not all(isinstance(m, str) for m in value):
+            raise ConfigError(f"metric: {list(value)!r} is not valid; {fix}")
         elif value[0] == value[1]:
             raise ConfigError(f"metric: {list(value)!r} names {value[0]} twice; {fix}")
     names = (value,) if not isinstance(value, (list, tuple)) else tuple(value)
@@ -423,7 +425,7 @@ def _metrics(value: Any, trainer: str, kind: str, dataset: Any) -> tuple[str, ..
 
 def _check_metric(metric: Any, trainer: str, kind: str, dataset: Any) -> None:
     """The objective must measure what the trainer leaves (its OUTPUT kind)."""
-    if metric not in DIRECTIONS:
+    if not isinstance(metric, str) or metric not in DIRECTIONS:
         raise ConfigError(f"metric: unknown metric {metric!r}; use one of {', '.join(DIRECTIONS)}")
     if metric not in metrics_for(kind):
         if metric in MAP_METRICS:

@@ -197,6 +197,11 @@ def test_a_two_objective_sweep_end_to_end(ray_local, tmp_path, capsys):
     err = capsys.readouterr()
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["config"] == s.configs[best_q["key"]], err.out
+    # the Python API mirrors it: the knee by default
+    gansweep.train(from_sweep=root, out=tmp_path / "knee", steps=20, report_every=20,
+                   log=_quiet)
+    knee = json.loads((tmp_path / "knee" / "config.json").read_text())
+    assert knee["config"] == s.configs[st["best"]["key"]]
     assert main(["train", "--from", str(root), "--pick", "best:precision", "--out",
                  str(tmp_path / "bad")]) == 2
     assert "--pick" in capsys.readouterr().err and not (tmp_path / "bad").exists()
