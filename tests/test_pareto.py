@@ -89,6 +89,36 @@ def test_a_collapsed_configuration_is_never_on_the_front():
     assert math.isnan(c.loc["collapsed", "rank"]) and math.isnan(c.loc["collapsed", "front"])
 
 
+def test_cost_columns_and_the_penalty_in_each_objective():
+    from gansweep.jobs.loop import costs
+    from gansweep.jobs.trial import TrialControl
+
+    assert costs(100, 2.0) == {"train_seconds": 2.0, "steps_per_second": 50.0}
+    assert costs(100, 2.0, 0.25)["gpu_seconds"] == 0.5  # a quarter of a GPU for 2 s
+    ctl = TrialControl(trainer="gan", dataset="ring8", seed=0, steps=10, report_every=5,
+                       score_every=None, metric="fid", mode="min", store="/x",
+                       evaluators="/x", run_id="r", metric_2="gpu_seconds", mode_2="min",
+                       gpus=0.25)
+    row = {"step": 10, "fid": 3.0, "gpu_seconds": 0.5}
+    assert ctl.objectives(row) == {"objective": 3.0, "objective_2": 0.5}
+    assert ctl.objectives({**row, "collapsed": True}) == {"objective": math.inf,
+                                                          "objective_2": math.inf}
+
+
+def test_a_cost_objective_never_makes_every_report_score_fully(monkeypatch):
+    from gansweep.jobs import loop
+    from gansweep.trainers.registry import build
+
+    fulls = []
+    monkeypatch.setattr(loop, "score_model",
+                        lambda trainer, full, evaluator=None: fulls.append(full) or {})
+    trainer = build("gan", "ring8", {"width": 8, "batch_size": 16}, 0, device="cpu", steps=3)
+    rows = loop.train_loop(trainer, 3, 1, None, [], lambda row: False,
+                           required=("train_seconds", "steps_per_second"))
+    assert fulls == [False, False, True]  # cheap scores, and the full one at the end
+    assert all(r["train_seconds"] == r["time_s"] and r["steps_per_second"] > 0 for r in rows)
+
+
 # ---- bad input ----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("change, words", [
