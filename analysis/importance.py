@@ -61,12 +61,16 @@ def finite_study(root: Path | layout.UriPath):
                                   states=(optuna.trial.TrialState.COMPLETE,))
     except (KeyError, sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError) as exc:
         return f"the Optuna study {name} could not be read ({type(exc).__name__}: {exc})"
+    direction = study.directions[0]
+    if len(study.directions) > 1:  # two objectives: the importance for the first
+        trials = [optuna.trial.create_trial(params=t.params, distributions=t.distributions,
+                                            value=t.values[0]) for t in trials]
     keep = [t for t in trials if t.value is not None and math.isfinite(t.value)]
     if len(keep) > MAX_TRIALS:
         import random
 
         keep = random.Random(0).sample(keep, MAX_TRIALS)
-    copy = optuna.create_study(direction=study.direction)
+    copy = optuna.create_study(direction=direction)
     copy.add_trials(keep)
     log_params = {p for t in keep for p, d in t.distributions.items()
                   if getattr(d, "log", False)}

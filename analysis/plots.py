@@ -423,3 +423,23 @@ def _int(v: Any) -> str:
         return str(int(v))
     except (TypeError, ValueError):
         return "?"
+
+
+def pareto_front(title: str, metrics: tuple[str, str], points: np.ndarray, front: np.ndarray,
+                 path: Path) -> Path:
+    """Two objectives: every ranked configuration as a point, the Pareto front (`front`: a
+    boolean per point) highlighted and connected in the order of its first objective."""
+    fig, ax = plt.subplots(figsize=(5.6, 4.2))
+    pts = np.asarray(points, dtype=float).reshape(-1, 2)
+    on = np.asarray(front, dtype=bool)
+    ax.scatter(pts[~on, 0], pts[~on, 1], s=18, color="0.6", label="other configurations")
+    line = pts[on][np.argsort(pts[on, 0], kind="stable")]
+    ax.plot(line[:, 0], line[:, 1], "-o", color=TOP_COLORS[0], ms=6, lw=1.6,
+            label="Pareto front")
+    ax.set_xlabel(_metric_label(metrics[0]))
+    ax.set_ylabel(_metric_label(metrics[1]))
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    fig.tight_layout()
+    return _save(fig, path)

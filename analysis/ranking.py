@@ -105,3 +105,98 @@ def run_standing(state: str, value: float) -> int:
     if state == UNFINISHED:
         return RUN_UNFINISHED
     return RUN_STOPPED if finite else RUN_VALUELESS
+
+
+# ---- two objectives: the Pareto front --------------------------------------------------------
+#
+# A sweep with two objectives (`metric: [fid, gpu_seconds]`) has no single best: a
+# configuration is on the front when no other is at least as good in both objectives and
+# better in one. Configurations are ordered by non-dominated front (front 0 first); within a
+# front by their distance to the front's ideal point once each objective is scaled to [0, 1]
+# over that front (the knee first), then by the first objective, then by their key. Racing
+# promotes by this order and every reader ranks by it, so `train --from` (the knee by
+# default), `rerun --top K` and the report all agree with what the searcher raced.
+
+def dominates(a, b, modes) -> bool:
+    """True when point `a` is at least as good as `b` in every objective and better in one."""
+    ka = [key(v, m) for v, m in zip(a, modes)]
+    kb = [key(v, m) for v, m in zip(b, modes)]
+    return all(x <= y for x, y in zip(ka, kb)) and any(x < y for x, y in zip(ka, kb))
+
+
+def fronts(points, modes) -> list[int]:
+    """The non-dominated rank of each point (0: on the Pareto front; 1: on it once front 0 is
+    taken away; ...). A value that is not finite loses to every finite one."""
+    points = [tuple(p) for p in points]
+    n = len(points)
+    dominated_by = [0] * n
+    beats: list[list[int]] = [[] for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            if dominates(points[i], points[j], modes):
+                beats[i].append(j)
+                dominated_by[j] += 1
+            elif dominates(points[j], points[i], modes):
+                beats[j].append(i)
+                dominated_by[i] += 1
+    out = [0] * n
+    current = [i for i in range(n) if dominated_by[i] == 0]
+    level = 0
+    while current:
+        following = []
+        for i in current:
+            out[i] = level
+            for j in beats[i]:
+                dominated_by[j] -= 1
+                if dominated_by[j] == 0:
+                    following.append(j)
+        current, level = following, level + 1
+    return out
+
+
+def knee_distances(points, modes) -> list[float]:
+    """Each point's distance to the ideal point of `points` (one front), every objective
+    scaled to [0, 1] over them (0: the best of them, 1: the worst; an objective all share
+    counts 0)."""
+    ks = np.array([[key(v, m) for v, m in zip(p, modes)] for p in points], dtype=float)
+    if not len(ks):
+        return []
+    lo, hi = ks.min(axis=0), ks.max(axis=0)
+    span = np.where(np.isfinite(hi - lo) & (hi > lo), hi - lo, 1.0)
+    scaled = np.where(np.isfinite(ks), (ks - lo) / span, 1.0)
+    scaled = np.where(hi > lo, scaled, 0.0)
+    return [float(d) for d in np.sqrt((scaled ** 2).sum(axis=1))]
+
+
+def pareto_order(points, modes, ids) -> list[int]:
+    """Indices of `points` best first: by front, then the knee (distance to the front's ideal
+    point, scaled), then the first objective, then `ids`."""
+    front = fronts(points, modes)
+    dist = [0.0] * len(points)
+    for f in set(front):
+        members = [i for i in range(len(points)) if front[i] == f]
+        for i, d in zip(members, knee_distances([points[i] for i in members], modes)):
+            dist[i] = d
+    return sorted(range(len(points)),
+                  key=lambda i: (front[i], dist[i], key(points[i][0], modes[0]), ids[i]))
+
+
+def pick(points, modes, metrics, rule: str) -> int | None:
+    """The front point a rule picks (an index into `points`; None without points): `knee`,
+    the point closest to the ideal point with each objective scaled to [0, 1] over the front,
+    or `best:METRIC`, the front point best in that objective (ties: the knee order)."""
+    if not len(points):
+        return None
+    front = fronts(points, modes)
+    members = [i for i in range(len(points)) if front[i] == 0]
+    dist = dict(zip(members, knee_distances([points[i] for i in members], modes)))
+    if rule == "knee":
+        return min(members, key=lambda i: (dist[i], key(points[i][0], modes[0]), i))
+    metric = rule.split(":", 1)[1]
+    m = list(metrics).index(metric)
+    return min(members, key=lambda i: (key(points[i][m], modes[m]), dist[i], i))
+
+
+def pick_rules(metrics) -> list[str]:
+    """The rules `pick` takes for a sweep with these objectives."""
+    return ["knee", *(f"best:{m}" for m in metrics)]

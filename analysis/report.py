@@ -209,7 +209,8 @@ def write_report(sweep_dirs: list[Path], out: Path, warn=None) -> Path:
            "'objective' is what the searcher saw (a deliberate worst value for collapsed or "
            "diverged runs).")
     timings = {"loading": time.perf_counter() - t0}
-    for section in (_sweeps_section, _leaderboard_section, _curves_section, _samples_section,
+    for section in (_sweeps_section, _leaderboard_section, _pareto_section, _curves_section,
+                    _samples_section,
                     _importance_section, _best_so_far_section, _early_stop_section,
                     _family_section, _seed_section, _what_ran_section):
         t1 = time.perf_counter()
@@ -283,7 +284,7 @@ def _sweeps_section(page: Page, ctx: _Context) -> None:
         c = s.trials["state"].value_counts().to_dict() if len(s.trials) else {}
         ends = ", ".join(f"{c[k]} {k}" for k in ENDED if c.get(k))
         rows.append({"sweep": s.name, "trainer": s.trainer, "dataset": s.dataset_name,
-                     "metric": f"{s.metric} ({s.mode})",
+                     "metric": " and ".join(f"{m} ({d})" for m, d in zip(s.metrics, s.modes)),
                      "configurations": f"{s.n_configurations_ended} ended of {s.planned}",
                      "runs ended as": ends or "-", "unfinished": s.n_unfinished,
                      "budget": s.budget_line() or "-",
@@ -353,6 +354,8 @@ def configurations_csv(sweeps: list[Sweep]) -> pd.DataFrame:
         for col, value in (("metric", s.metric), ("dataset", s.dataset_name),
                            ("trainer", s.trainer), ("sweep", s.name)):
             c.insert(0, col, value)
+        if s.pareto:  # two objectives: value_2, objective_2 and front (non-dominated rank)
+            c.insert(c.columns.get_loc("metric") + 1, "metric_2", s.metric_2)
         c["statistic"] = s.seeds["statistic"]
         frames.append(c)
     return pd.concat(frames, ignore_index=True, sort=False) if frames else pd.DataFrame()
@@ -379,6 +382,9 @@ def configuration_board(s: Sweep) -> pd.DataFrame:
                f"{s.seeds['statistic']} {s.metric}": fmt(r["value"]), "std": fmt(r["std"]),
                "per seed": ", ".join(fmt(v) for v in r["values"]),
                "state": _state_text(r["state"]), "objective told": fmt(r["objective"])}
+        if s.pareto:
+            row = {"rank": row.pop("rank"), "front": fmt(r.get("front")), **row,
+                   f"{s.seeds['statistic']} {s.metric_2}": fmt(r["value_2"])}
         for c in varying:
             row[c[3:]] = fmt(r.get(c))
         rows.append(row)
@@ -430,6 +436,46 @@ def _leaderboard_section(page: Page, ctx: _Context) -> None:
             page.table(_capped(page, configuration_board(s), "configurations.csv"))
             page.p("Every run:")
         page.table(_capped(page, leaderboard(s), "trials.csv"))
+
+
+def _pareto_section(page: Page, ctx: _Context) -> None:
+    """Two objectives: every ranked configuration against both, the front highlighted, and a
+    table of the front (nothing for a report without a two-objective sweep)."""
+    sweeps = [s for s in ctx.searches if s.pareto]
+    if not sweeps:
+        return
+    page.h(2, "Pareto front")
+    page.p("A sweep with two objectives (quality against cost) returns a front, not one best: "
+           "a configuration is on it when no other configuration is at least as good in both "
+           "objectives and better in one (values: the seeds statistic of each; configurations "
+           "judged on every seed are ranked before those judged on fewer, so front 0 is the "
+           "front of those judged on every seed while there are any). The knee, the front "
+           "point closest to the ideal point once each objective is scaled to [0, 1] over the "
+           "front, is what `gansweep train --from` trains by default; `--pick best:METRIC` "
+           "takes the front point best in one objective.")
+    for s in sweeps:
+        page.h(3, s.label)
+        r = s.ranked_configurations()
+        if not len(r):
+            page.note("no configuration has completed on both objectives yet")
+            continue
+        on = (r["front"] == 0).to_numpy()
+        pts = np.column_stack([r["value"].astype(float), r["value_2"].astype(float)])
+        path = plots.pareto_front(f"{s.name}: {s.metric} against {s.metric_2}",
+                                  (s.metric, s.metric_2), pts, on, ctx.png(f"pareto_{s.name}"))
+        page.image(path, f"{s.name}: Pareto front of {s.metric} and {s.metric_2}")
+        knee = s.pick("knee")
+        front = r[r["front"] == 0].copy()
+        front["_k"] = ranking.keys(front["value"], s.modes[0])
+        rows = []
+        for x in front.sort_values(["_k", "config_key"]).to_dict("records"):
+            rows.append({"config": _short(x["key"]),
+                         f"{s.metric} ({s.modes[0]})": fmt(x["value"]),
+                         f"{s.metric_2} ({s.modes[1]})": fmt(x["value_2"]),
+                         "seeds": f"{x['seeds']} of {s.seeds['count']}",
+                         "knee": "yes" if knee and x["key"] == knee["key"] else "",
+                         **{c[3:]: fmt(x.get(c)) for c in _varying_hp(s)[0]}})
+        page.table(pd.DataFrame(rows))
 
 
 def _how_sure(s: Sweep, ctx: _Context) -> str:

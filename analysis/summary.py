@@ -17,7 +17,7 @@ VERSION = 2  # a summary of another version is ignored (and rewritten by a drive
 # What a digest keeps (a summary of ten thousand runs stays a few megabytes).
 RECORD_KEYS = ("trainer", "dataset", "seed", "steps", "config", "created")
 RESULT_KEYS = ("stop_reason", "stop_step", "objective", "time_s", "finished", "revived")
-FINAL_KEYS = frozenset({"step", "time_s", *LOSSES, *DIRECTIONS})
+FINAL_KEYS = frozenset({"step", "time_s", "objective_2", *LOSSES, *DIRECTIONS})
 
 
 def digest(record: RunRecord, result: RunResult | None, metrics: bytes | None) -> dict:

@@ -6,6 +6,8 @@ while the configuration runs or after an interruption), so it works on a sweep t
 running, finished or was interrupted. Each configuration is one
 row, whichever Ray trial ids it ran under. A configuration's "value" is its spec metric as
 measured; the "objective" is what the searcher saw (a penalty for collapsed or diverged runs).
+A two-objective sweep (`metric: [fid, gpu_seconds]`) adds "value_2" and "objective_2" for the
+second, and ranks configurations by Pareto front (a "front" column: analysis/ranking.py).
 """
 from __future__ import annotations
 
@@ -64,10 +66,44 @@ class Sweep:
     configurations: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row each
     damage: list[dict] = field(default_factory=list)  # records found torn (TrialStore.damaged)
     driver_runs: list = field(default_factory=list)  # sweep.json's DriverRun records
+    metric_2: str | None = None  # a two-objective sweep's second objective
 
     @property
     def mode(self) -> str:
         return DIRECTIONS[self.metric]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric,) if self.metric_2 is None else (self.metric, self.metric_2)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(DIRECTIONS[m] for m in self.metrics)
+
+    @property
+    def pareto(self) -> bool:
+        """Two objectives: the sweep returns a Pareto front."""
+        return self.metric_2 is not None
+
+    def front(self) -> pd.DataFrame:
+        """The ranked configurations on the Pareto front (two objectives; best first, the
+        knee first), or the best configuration alone (one objective)."""
+        r = self.ranked_configurations()
+        if not self.pareto:
+            return r.head(1)
+        return r[r["front"] == 0] if "front" in r.columns else r
+
+    def pick(self, rule: str | None = None) -> dict | None:
+        """The front configuration a rule picks (`knee`, `best:METRIC`: ranking.pick), or the
+        best configuration of a one-objective sweep (rule None)."""
+        if not self.pareto or rule is None:
+            return self.best_configuration()
+        front = self.front()
+        if not len(front):
+            return None
+        points = list(zip(front["value"].astype(float), front["value_2"].astype(float)))
+        i = ranking.pick(points, self.modes, self.metrics, rule)
+        return front.iloc[i].to_dict()
 
     @property
     def dataset_name(self) -> str:
@@ -76,7 +112,7 @@ class Sweep:
     @property
     def kind(self) -> str:
         """What its configurations leave and are scored on (a trainer's OUTPUT kind)."""
-        return kind_of_metric(self.metric)
+        return kind_of_metric(self.metrics)
 
     def output_path(self, key: str) -> Path | UriPath:
         return self.root / layout.TRIALS / key / layout.output_file(self.kind)
@@ -274,10 +310,13 @@ def load_sweep(root: str | Path) -> Sweep:
     except (yaml.YAMLError, ValueError, OSError) as exc:
         raise ConfigError(f"{root}: sweep files are unreadable ({exc})") from None
     missing = [k for k in ("name", "trainer", "dataset", "steps", "metric") if k not in spec]
-    if missing or spec["metric"] not in DIRECTIONS:
+    names = [] if missing else spec["metric"] if isinstance(spec["metric"], list) \
+        else [spec["metric"]]
+    if missing or not 1 <= len(names) <= 2 or any(m not in DIRECTIONS for m in names):
         raise ConfigError(f"{root / SPEC}: not a frozen sweep spec (missing "
                           f"{', '.join(missing) or 'a known metric'})")
-    metric, mode = spec["metric"], DIRECTIONS[spec["metric"]]
+    metric, mode = names[0], DIRECTIONS[names[0]]
+    metric_2 = names[1] if len(names) == 2 else None
     store = TrialStore.of(root)
     summary = read_summary(root)
     rows, configs, notes, keys = [], {}, [], []
@@ -290,7 +329,7 @@ def load_sweep(root: str | Path) -> Sweep:
         keys.append(key)
         record = RunRecord.from_json(d["record"]).filled_from(spec)
         configs[key] = record.config
-        rows.append(_row(key, record, d, metric))
+        rows.append(_row(key, record, d, metric, metric_2))
     if orphans:
         notes.append(f"{orphans} trial director{'y' if orphans == 1 else 'ies'} without "
                      "config.json left out (a trial just starting, or one killed before its "
@@ -314,11 +353,15 @@ def load_sweep(root: str | Path) -> Sweep:
                  seed=int(spec.get("seed") or 0), study_name=meta.study_name,
                  trials=trials, curves=Curves(store, keys), configs=configs,
                  rerun=None if meta.rerun is None else meta.rerun.to_json(), notes=notes,
-                 seeds=seeds, budget=budget, damage=damage, driver_runs=list(meta.runs),
-                 configurations=configurations_table(trials, seeds, mode))
+                 seeds=seeds, budget=budget, damage=damage, metric_2=metric_2,
+                 driver_runs=list(meta.runs),
+                 configurations=configurations_table(
+                     trials, seeds, mode,
+                     None if metric_2 is None else (mode, DIRECTIONS[metric_2])))
 
 
-def _row(key: str, record: RunRecord, d: dict, metric: str) -> dict:
+def _row(key: str, record: RunRecord, d: dict, metric: str, metric_2: str | None = None
+         ) -> dict:
     """One run's row of the table, from its digest (d: summary.json's, or read now)."""
     result = None if d["result"] is None else RunResult.from_json(d["result"])
     final = d["final"]
@@ -342,6 +385,10 @@ def _row(key: str, record: RunRecord, d: dict, metric: str) -> dict:
     row["paused_finished"] = number(None if paused is None else paused.finished)
     row["paused_time_s"] = number(None if paused is None else paused.time_s)
     row["value"] = number(final.get(metric))
+    if metric_2 is not None:
+        row["value_2"] = number(final.get(metric_2))
+        row["objective_2"] = number(final.get("objective_2")) if result is not None \
+            else math.nan
     for m in (*LOSSES, *DIRECTIONS):
         if m in final:
             row[f"final_{m}"] = number(final[m])
@@ -367,22 +414,30 @@ def _rank(trials: pd.DataFrame, mode: str) -> pd.DataFrame:
     return t.drop(columns=["_group", "_v"])
 
 
-def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.DataFrame:
+def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str,
+                         modes: tuple[str, str] | None = None) -> pd.DataFrame:
     """One row per configuration over its seeds: its value (`seeds.statistic` of the metric as
     measured over the seeds it ended), spread, per-seed values, how its runs ended, and its
     rank, all as analysis/ranking.py defines them: judged on all `seeds.count` seeds first,
     then on fewer; a run still in flight, or interrupted when an hour budget ran out, does not
     count yet. Below them, unranked: configurations with no run ended, then those with a
     stopped run (collapsed, diverged, ASHA, failed) or a seed without a value, which a sweep
-    never returns."""
+    never returns.
+
+    Two objectives (`modes`): "value_2" and "objective_2" likewise for the second, and
+    configurations of each standing (all seeds, then fewer) in ranking.pareto_order; "front"
+    numbers their non-dominated fronts, those judged on all seeds first (front 0: the Pareto
+    front a sweep returns)."""
     if not len(trials):
         return pd.DataFrame(columns=["rank", "config_key", "key", "seeds", "value", "std"])
     hp = [c for c in trials.columns if c.startswith("hp_")]
     # Plain loops over the runs sorted by configuration and seed: a pandas group per
     # configuration costs a millisecond, ten seconds at ten thousand configurations.
     t = trials.sort_values(["config_key", "seed"], kind="stable")
+    two = ("value_2", "objective_2") if modes else ()
     cols = {c: t[c].tolist() for c in ("config_key", "key", "seed", "state", "value",
-                                        "objective", "stop_step", "time_s", "finished", *hp)}
+                                        "objective", "stop_step", "time_s", "finished", *two,
+                                        *hp)}
     rows = []
     i, n = 0, len(t)
     while i < n:
@@ -413,13 +468,46 @@ def configurations_table(trials: pd.DataFrame, seeds: dict, mode: str) -> pd.Dat
             "finished": max((float(cols["finished"][k]) for k in ended), default=math.nan),
             **{c: cols[c][i] for c in hp},
             "_standing": ranking.standing(states, len(ended), value, seeds["count"])})
+        if modes:
+            row = rows[-1]
+            row["value_2"] = ranking.configuration_value(
+                [float(cols["value_2"][k]) for k in ended], seeds["statistic"], modes[1])
+            objs = [float(cols["objective_2"][k]) for k in ended
+                    if not math.isnan(float(cols["objective_2"][k]))]
+            row["objective_2"] = ranking.statistic(objs, seeds["statistic"], modes[1])
+            if ranking.is_ranked(row["_standing"]) and not math.isfinite(row["value_2"]):
+                row["_standing"] = ranking.UNRANKED  # no value in one objective
         i = j
-    rows.sort(key=lambda r: ranking.order(r["_standing"], r["value"], mode, r["config_key"]))
+    if modes:
+        rows = _pareto_sorted(rows, mode, modes)
+    else:
+        rows.sort(key=lambda r: ranking.order(r["_standing"], r["value"], mode,
+                                              r["config_key"]))
     c = pd.DataFrame(rows)
     ranked = np.array([ranking.is_ranked(w) for w in c["_standing"]])
     c.insert(0, "rank", np.where(ranked, np.arange(1, len(c) + 1), np.nan))
     c["judged_on_all_seeds"] = c["_standing"] == ranking.ALL_SEEDS
     return c.drop(columns="_standing")
+
+
+def _pareto_sorted(rows: list[dict], mode: str, modes: tuple[str, str]) -> list[dict]:
+    """Two objectives: ranked configurations by standing, then ranking.pareto_order within it
+    (with a "front" column counting on across standings), then the unranked as for one."""
+    out, offset = [], 0
+    for where in (ranking.ALL_SEEDS, ranking.FEWER_SEEDS):
+        group = [r for r in rows if r["_standing"] == where]
+        points = [(r["value"], r["value_2"]) for r in group]
+        fronts = ranking.fronts(points, modes)
+        order = ranking.pareto_order(points, modes, [r["config_key"] for r in group])
+        for i in order:
+            group[i]["front"] = offset + fronts[i]
+            out.append(group[i])
+        offset += max(fronts, default=-1) + 1
+    rest = [r for r in rows if not ranking.is_ranked(r["_standing"])]
+    rest.sort(key=lambda r: ranking.order(r["_standing"], r["value"], mode, r["config_key"]))
+    for r in rest:
+        r["front"] = math.nan
+    return out + rest
 
 
 def find_reruns(roots: list[Path | UriPath]) -> list[Path | UriPath]:
@@ -460,6 +548,8 @@ def trials_table(sweeps: list[Sweep]) -> pd.DataFrame:
     for s in sweeps:
         t = s.trials.copy()
         t.insert(0, "metric", s.metric)
+        if s.pareto:
+            t.insert(1, "metric_2", s.metric_2)
         t.insert(0, "dataset", s.dataset_name)
         t.insert(0, "trainer", s.trainer)
         t.insert(0, "sweep", s.name)
@@ -469,7 +559,8 @@ def trials_table(sweeps: list[Sweep]) -> pd.DataFrame:
     if not len(out):
         return out
     front = ["sweep", "trainer", "dataset", "key", "rank", "state", "metric", "value",
-             "objective", "stop_step", "steps_planned", "time_s", "seed", "rerun_of"]
+             "objective", "metric_2", "value_2", "objective_2", "stop_step", "steps_planned",
+             "time_s", "seed", "rerun_of"]
     hp = sorted(c for c in out.columns if c.startswith("hp_"))
     final = [c for c in out.columns if c.startswith("final_")]
     best = [c for c in out.columns if c.startswith("best_")]

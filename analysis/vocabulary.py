@@ -15,7 +15,12 @@ DIRECTIONS = {
     "reverse_kl": "min", "mixture_score": "max", "quantization_error": "min",
     "topographic_error": "min",
     "unit_utilization": "max",
+    # What a run cost (jobs/loop.py adds them to every report): wall seconds spent training
+    # and scoring (cumulative over resumes), steps per such second, and those seconds times
+    # the GPUs one trial holds (resources.gpu). A sweep pairs one with a quality metric.
+    "train_seconds": "min", "steps_per_second": "max", "gpu_seconds": "min",
 }
+COST_METRICS = frozenset({"train_seconds", "steps_per_second", "gpu_seconds"})
 MAP_METRICS = frozenset({"quantization_error", "topographic_error", "unit_utilization"})
 MIXTURE_METRICS = frozenset({"modes_captured", "hq_fraction", "reverse_kl", "mixture_score"})
 MIXTURES = frozenset({"ring8", "grid25"})
@@ -34,12 +39,16 @@ CRITIC_TRAINERS = frozenset({"wgan", "wgan-gp"})
 
 def metrics_for(kind: str) -> frozenset[str]:
     """The objectives that apply to a trainer whose OUTPUT is `kind`."""
-    return MAP_METRICS if kind == "weights" else frozenset(DIRECTIONS) - MAP_METRICS
+    if kind == "weights":
+        return MAP_METRICS | COST_METRICS
+    return frozenset(DIRECTIONS) - MAP_METRICS
 
 
-def kind_of_metric(metric: str) -> str:
-    """The OUTPUT kind a sweep with this objective scores (what readers of a sweep use)."""
-    return "weights" if metric in MAP_METRICS else "samples"
+def kind_of_metric(metric: str | list | tuple) -> str:
+    """The OUTPUT kind a sweep with this objective (or these objectives) scores (what readers
+    of a sweep use)."""
+    names = [metric] if isinstance(metric, str) else list(metric)
+    return "weights" if any(m in MAP_METRICS for m in names) else "samples"
 
 
 def default_metric(kind: str, dataset_name: str) -> str:

@@ -54,15 +54,37 @@ class SweepResult:
     @property
     def best(self) -> dict | None:
         """The configuration the sweep returns (None until one has ended on its seeds):
-        its hyperparameters, the seed-robust value and the seeds it was judged on."""
-        row = self.sweep.best_configuration()
+        its hyperparameters, the seed-robust value and the seeds it was judged on. A
+        two-objective sweep's is the knee of its Pareto front (`metric_2`, `value_2`: the
+        second objective); `pick(rule)` chooses another point."""
+        return self.pick()
+
+    def pick(self, rule: str | None = None) -> dict | None:
+        """The Pareto front point `rule` chooses (`knee`, `best:METRIC`), as `best` has it;
+        the best configuration of a one-objective sweep (rule None)."""
+        if rule is not None:
+            from gansweep.jobs.train_cmd import pick_rule
+
+            pick_rule(self.sweep, rule)
+        row = self.sweep.pick(rule if rule is not None or not self.sweep.pareto else "knee")
         if row is None:
             return None
-        return {"key": row["key"], "config": dict(self.sweep.configs[row["key"]]),
-                "metric": self.sweep.metric, "value": float(row["value"]),
-                "std": None if math.isnan(row["std"]) else float(row["std"]),
-                "seeds": list(row["seed_list"]),
-                "judged_on_all_seeds": bool(row["judged_on_all_seeds"])}
+        out = {"key": row["key"], "config": dict(self.sweep.configs[row["key"]]),
+               "metric": self.sweep.metric, "value": float(row["value"]),
+               "std": None if math.isnan(row["std"]) else float(row["std"]),
+               "seeds": list(row["seed_list"]),
+               "judged_on_all_seeds": bool(row["judged_on_all_seeds"])}
+        if self.sweep.pareto:
+            out.update(metric_2=self.sweep.metric_2, value_2=float(row["value_2"]))
+        return out
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The Pareto front, one row per configuration (configurations.csv's columns), the
+        knee first; a one-objective sweep's is its best configuration alone."""
+        front = self.sweep.front()
+        table = self.configurations
+        return table[table["key"].isin(set(front["key"]))].reset_index(drop=True)
 
     def status(self) -> dict:
         """What `gansweep status --json` prints."""
@@ -81,6 +103,9 @@ class SweepResult:
         best = self.best
         found = ("no configuration has ended yet" if best is None else
                  f"best {s.metric} {best['value']:.4g} over seeds {best['seeds']}")
+        if best is not None and s.pareto:
+            found = (f"Pareto front of {len(s.front())} configuration(s); knee {s.metric} "
+                     f"{best['value']:.4g}, {s.metric_2} {best['value_2']:.4g}")
         return (f"<SweepResult {s.name}: {s.trainer} on {s.dataset_name}, {s.progress_line()}; "
                 f"{found}; {self.path}>")
 
@@ -134,14 +159,15 @@ def train(trainer: str | None = None, dataset: Any = None, *, out: str | Path,
           steps: int | None = None, config: dict | None = None, seed: int | None = None,
           from_sweep: str | Path | None = None, report_every: int | None = None,
           score_every: int | None = None, resume: bool = False, device: str | None = None,
-          log=print) -> pd.DataFrame:
+          log=print, pick: str | None = None) -> pd.DataFrame:
     """Train one configuration (`gansweep train`): a trainer on a dataset, or (`from_sweep`)
-    the configuration a sweep returns, on a seed it never used. `config` overrides
-    hyperparameters. Returns the run's reports, one row each (metrics.csv)."""
+    the configuration a sweep returns, on a seed it never used (`pick`: the point of a
+    two-objective sweep's Pareto front, `knee` by default or `best:METRIC`). `config`
+    overrides hyperparameters. Returns the run's reports, one row each (metrics.csv)."""
     from gansweep.jobs.train_cmd import run as run_train
 
     history = run_train(trainer=trainer, dataset=dataset, out=Path(out), steps=steps,
                         overrides=dict(config or {}), seed=seed, from_sweep=from_sweep,
                         report_every=report_every, score_every=score_every, resume=resume,
-                        device=device, log=log)
+                        device=device, log=log, pick=pick)
     return pd.DataFrame(history)

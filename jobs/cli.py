@@ -33,7 +33,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     run(trainer=args.trainer, dataset=args.dataset, out=Path(args.out), steps=args.steps,
         sets=args.set, seed=args.seed, from_sweep=args.from_sweep,
         report_every=args.report_every, score_every=args.score_every, resume=args.resume,
-        device=args.device)
+        device=args.device, pick=args.pick)
     return 0
 
 
@@ -136,6 +136,9 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--from", dest="from_sweep", metavar="SWEEP_DIR", default=None,
                    help="train the configuration the sweep returned (its seed-robust best), "
                         "on a seed it never trained with unless --seed is given")
+    t.add_argument("--pick", default=None, metavar="RULE",
+                   help="with --from on a two-objective sweep: the Pareto front point to "
+                        "train, knee (the default) or best:METRIC (docs/pareto.md)")
     t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a hyperparameter, e.g. --set lr_g=2e-4 (repeatable)")
     t.add_argument("--steps", type=int, default=None,

@@ -9,6 +9,9 @@ once, when the configuration's race ends:
 - PRUNED when ASHA stopped a run, keeping the first seed's intermediate values;
 - FAIL when a run failed, or no run reported an objective.
 
+Two objectives: the study is multi-objective and is told both values, `seeds.statistic` of
+each (`objective`, `objective_2`: the penalty is the worst value in each direction).
+
 A revived run is told as a trial of its own with the first's parameters; a configuration the
 sampler suggests again is told at once what it scored. The sweep is never stopped by the study:
 what cannot be told is logged.
@@ -35,22 +38,31 @@ REVIVED_ATTR = "gansweep_revived"  # ... and the seed index of the run a revival
 State = optuna.trial.TrialState
 
 
-def verdict(race: Race, statistic: str, mode: str) -> tuple[State, float | None]:
-    """What a configuration's study trial is told when its race ends."""
+def verdict(race: Race, statistic: str, mode: str, modes: tuple | None = None
+            ) -> tuple[State, float | list[float] | None]:
+    """What a configuration's study trial is told when its race ends (`modes`: two
+    objectives' directions; then the value is a list of two)."""
     states = set(race.reasons.values())
     objectives = [race.objectives[i] for i in sorted(race.objectives)]
     if FAILED in states or not objectives and ASHA not in states:
         return State.FAIL, None
     if ASHA in states:
         return State.PRUNED, None
+    if modes:
+        second = [race.objectives_2[i] for i in sorted(race.objectives_2)]
+        if not second:
+            return State.FAIL, None
+        return State.COMPLETE, [ranking.statistic(objectives, statistic, modes[0]),
+                                ranking.statistic(second, statistic, modes[1])]
     return State.COMPLETE, ranking.statistic(objectives, statistic, mode)
 
 
 class StudyFeedback:
     def __init__(self, study: optuna.Study, space: Callable, config_key: Callable,
-                 statistic: str, mode: str, log=print):
+                 statistic: str, mode: str, log=print, modes: tuple | None = None):
         self.study, self.space, self.config_key = study, space, config_key
         self.statistic, self.mode, self.log = statistic, mode, log
+        self.modes = tuple(modes) if modes and len(modes) == 2 else None
         self.trials: dict[int, optuna.trial.Trial] = {}  # number -> open trial asked here
         self.reopen: dict[int, int] = {}  # number -> storage id, of those earlier drivers left
 
@@ -68,7 +80,12 @@ class StudyFeedback:
                 self.trials[trial.number] = trial
                 return trial.number, params, cid
             objectives = [v for _, v in sorted(race.objectives.items())]
-            if objectives:
+            second = [v for _, v in sorted(race.objectives_2.items())]
+            if objectives and self.modes and second:
+                self.study.tell(trial, [ranking.statistic(objectives, self.statistic, m)
+                                        for objectives, m in ((objectives, self.modes[0]),
+                                                              (second, self.modes[1]))])
+            elif objectives and not self.modes:
                 self.study.tell(trial, ranking.statistic(objectives, self.statistic, self.mode))
             else:
                 self.study.tell(trial, state=State.PRUNED)
@@ -78,6 +95,8 @@ class StudyFeedback:
         """The first seed's finite objective, as the trial's intermediate value at its step
         (what a PRUNED trial keeps, for readers only)."""
         value = result.get("objective")
+        if self.modes:  # Optuna keeps no intermediate values of a multi-objective trial
+            return
         if j != 0 or race.number is None or race.told \
                 or not isinstance(value, (int, float)) or not math.isfinite(value):
             return
@@ -95,28 +114,35 @@ class StudyFeedback:
             return
         self.trials.pop(race.number, None)
         self.reopen.pop(race.number, None)
-        state, value = verdict(race, self.statistic, self.mode)
+        state, value = verdict(race, self.statistic, self.mode, self.modes)
         try:
             self.study.tell(race.number, value, state=state, skip_if_finished=True)
         except Exception as exc:  # noqa: BLE001 - the study must never stop the sweep
             self.log(f"[gansweep] could not tell Optuna trial {race.number}: {exc}")
 
-    def tell_revival(self, race: Race, j: int, reason: str, objective) -> None:
+    def tell_revival(self, race: Race, j: int, reason: str, objective,
+                     objective_2=None) -> None:
         """A revival of seed j ended: a trial of its own, with the configuration's parameters."""
         value = _num(objective)
         if race.number is None or reason == FAILED:
             return
         state = State.COMPLETE
+        values = None
         if reason == ASHA:
             state, value = State.PRUNED, None
         elif value is None or math.isnan(value):
             return
+        elif self.modes:
+            second = _num(objective_2)
+            if second is None or math.isnan(second):
+                return
+            values, value = [value, second], None
         try:
             first = next(t for t in self.study.get_trials(deepcopy=False)
                          if t.number == race.number)
             self.study.add_trial(optuna.trial.create_trial(
                 params=first.params, distributions=first.distributions, value=value,
-                state=state, user_attrs={CID_ATTR: race.cid, REVIVED_ATTR: j}))
+                values=values, state=state, user_attrs={CID_ATTR: race.cid, REVIVED_ATTR: j}))
         except Exception as exc:  # noqa: BLE001 - the study must never stop the sweep
             self.log(f"[gansweep] could not tell Optuna of revived {race.cid}: {exc}")
 

@@ -16,7 +16,7 @@ from gansweep.jobs.trial import TrialControl
 from gansweep.trainers.errors import ConfigError
 
 # What a result keeps of Tune's last result: the report's own columns, not Tune's bookkeeping.
-KEPT = {"step", "objective", "time_s", *LOSSES, *DIRECTIONS}
+KEPT = {"step", "objective", "objective_2", "time_s", *LOSSES, *DIRECTIONS}
 
 
 class RecordOutcomes(Callback):

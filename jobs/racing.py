@@ -19,6 +19,12 @@ configurations are compared on the same seeds:
 
 A run an hour budget stops is no outcome: it resumes from its checkpoint before anything new.
 
+Two objectives (`metric: [fid, gpu_seconds]`): a configuration's standing among the peers of
+a seed prefix is its place in analysis/ranking.py's Pareto order of their values (`seeds.statistic`
+per objective): by non-dominated front, then the knee, then the first objective; it goes on
+while among the first `top` of that order. Everything else (which run goes next, revival)
+orders by the first objective.
+
 Revival (`early_stop.collapse.revive`): a collapsed run is a pause at the step it collapsed.
 Once nothing new may start, `next_revival` picks an interrupted revival first, then the paused
 run with the best metric at its pause, of those whose remaining steps fit.
@@ -45,6 +51,8 @@ class Race:
     number: int | None = None  # its study trial, once it has one
     values: dict[int, float] = field(default_factory=dict)  # the metric as measured
     objectives: dict[int, float] = field(default_factory=dict)  # what each run reported
+    values_2: dict[int, float] = field(default_factory=dict)  # the same, second objective
+    objectives_2: dict[int, float] = field(default_factory=dict)
     reasons: dict[int, str] = field(default_factory=dict)  # how each run ended
     running: set[int] = field(default_factory=set)
     queued: set[int] = field(default_factory=set)
@@ -67,8 +75,11 @@ class Race:
 
 class Racing:
     def __init__(self, count: int, top: int, statistic: str, mode: str, steps: int,
-                 revive: bool = False):
+                 revive: bool = False, modes: tuple[str, ...] | None = None):
         self.count, self.top, self.statistic, self.mode = count, top, statistic, mode
+        # two objectives: their directions, and per seed prefix each peer's values
+        self.modes = tuple(modes) if modes and len(modes) == 2 else None
+        self.points: dict[int, dict[str, tuple[float, float]]] = {}
         self.steps, self.revive = steps, revive
         self.races: dict[str, Race] = {}
         # Per number of seeds j: how many configurations ran seeds 0..j-1 normally, and the
@@ -106,6 +117,20 @@ class Racing:
         value = ranking.configuration_value(values, self.statistic, self.mode)
         return ranking.key(value, self.mode), race.cid
 
+    def point(self, race: Race, j: int) -> tuple[float, float]:
+        """Two objectives: the configuration's value in each over seeds 0..j-1."""
+        return tuple(ranking.configuration_value([vals.get(i, math.nan) for i in range(j)],
+                                                 self.statistic, mode)
+                     for vals, mode in ((race.values, self.modes[0]),
+                                        (race.values_2, self.modes[1])))
+
+    def leaders(self, j: int) -> set[str]:
+        """Two objectives: the first `top` of the peers of seeds 0..j-1 in the Pareto order."""
+        peers = self.points.get(j, {})
+        cids = sorted(peers)
+        order = ranking.pareto_order([peers[c] for c in cids], self.modes, cids)
+        return {cids[i] for i in order[:self.top]}
+
     def remaining(self, race: Race, j: int) -> int:
         """The steps its run of seed j has left to train."""
         return self.steps - self.resume_at.get((race.cid, j), 0)
@@ -129,32 +154,37 @@ class Racing:
         else:
             self.queue(race, j)
 
-    def ended(self, race: Race, j: int, reason: str, value, objective, step: int) -> None:
+    def ended(self, race: Race, j: int, reason: str, value, objective, step: int,
+              value_2=None, objective_2=None) -> None:
         """A run ended (on its own, stopped by ASHA, or failed) at `step`."""
         race.running.discard(j)
         self.ended_runs += 1
         if j == 0:
             self.first_in_flight.discard(race.cid)
-        self.record(race, j, reason, value, objective)
+        self.record(race, j, reason, value, objective, value_2, objective_2)
         if reason == COLLAPSED:
             self.pause(race, j, step)
         self.enter(race)
         if not race.busy():
             self.undecided.add(race.cid)
 
-    def revival_ended(self, race: Race, j: int, reason: str, value, objective) -> None:
+    def revival_ended(self, race: Race, j: int, reason: str, value, objective,
+                      value_2=None, objective_2=None) -> None:
         """A revival ended: the run's outcome is its revived one (its race was over already)."""
         race.running.discard(j)
         self.revived += 1
-        self.record(race, j, reason, value, objective)
+        self.record(race, j, reason, value, objective, value_2, objective_2)
         self.enter(race)
 
-    def record(self, race: Race, j: int, reason: str, value, objective) -> None:
+    def record(self, race: Race, j: int, reason: str, value, objective,
+               value_2=None, objective_2=None) -> None:
         race.reasons[j] = reason
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            race.values[j] = float(value)
-        if isinstance(objective, (int, float)) and not math.isnan(objective):
-            race.objectives[j] = float(objective)
+        for target, v in ((race.values, value), (race.values_2, value_2)):
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                target[j] = float(v)
+        for target, v in ((race.objectives, objective), (race.objectives_2, objective_2)):
+            if isinstance(v, (int, float)) and not math.isnan(v):
+                target[j] = float(v)
 
     def enter(self, race: Race) -> None:
         """Enter the configuration among the peers of each seed prefix it has newly run
@@ -167,6 +197,8 @@ class Racing:
             best = self.best.setdefault(p, [])
             bisect.insort(best, self.rank_key(race, p))
             del best[self.top:]
+            if self.modes:
+                self.points.setdefault(p, {})[race.cid] = self.point(race, p)
         race.ranked_to = max(race.ranked_to, j)
 
     def queue(self, race: Race, j: int) -> None:
@@ -182,10 +214,10 @@ class Racing:
 
     # ---- what the trial store holds (a driver restoring) -------------------------------------
     def stored_result(self, race: Race, j: int, reason: str, value, objective, step: int,
-                      revived: bool) -> None:
+                      revived: bool, value_2=None, objective_2=None) -> None:
         """A run that ended under an earlier driver."""
         self.ended_runs += 1
-        self.record(race, j, reason, value, objective)
+        self.record(race, j, reason, value, objective, value_2, objective_2)
         if revived:
             self.revived += 1
         elif reason == COLLAPSED:
@@ -200,10 +232,11 @@ class Racing:
         self.queue(race, j)
         return True
 
-    def stored_revival(self, race: Race, j: int, step: int, value, objective) -> None:
+    def stored_revival(self, race: Race, j: int, step: int, value, objective,
+                       value_2=None, objective_2=None) -> None:
         """A revival interrupted at `step`; `value`, `objective`: its pause's."""
         self.resume_at[(race.cid, j)] = step
-        self.record(race, j, COLLAPSED, value, objective)
+        self.record(race, j, COLLAPSED, value, objective, value_2, objective_2)
         if self.revive:
             self.revive_first.add((race.cid, j))
 
@@ -224,6 +257,7 @@ class Racing:
                         for j in self.races[c].queued] + [self.steps])
         out_of_budget = exhausted(smallest)
         first_seeds_coming = can_grow or bool(self.first_in_flight)
+        leaders: dict[int, set[str]] = {}  # two objectives: per seed prefix, this decision's
         over = []
         for cid in sorted(self.undecided):
             race = self.races[cid]
@@ -233,7 +267,13 @@ class Racing:
                 continue
             if j == 1 and self.peers.get(1, 0) < 2 * self.top and first_seeds_coming:
                 continue  # too few configurations have run the first seed to judge it yet
-            if self.rank_key(race, j) <= self.best[j][-1]:  # among the best `top`
+            if self.modes:
+                if j not in leaders:
+                    leaders[j] = self.leaders(j)
+                promoted = cid in leaders[j]
+            else:
+                promoted = self.rank_key(race, j) <= self.best[j][-1]  # among the best `top`
+            if promoted:
                 self.queue(race, j)
                 self.undecided.discard(cid)
             else:

@@ -29,7 +29,9 @@ from gansweep.trainers.errors import ConfigError
 
 def top_configs(root: Path, k: int) -> list[dict]:
     """The sweep's best K configurations by its seed-robust ranking of the metric as measured
-    (never the penalised objective, never a stopped run), as stored in the trial store."""
+    (never the penalised objective, never a stopped run), as stored in the trial store. A
+    two-objective sweep's: its Pareto front in knee order, then the next fronts likewise
+    (analysis/ranking.py pareto_order)."""
     from gansweep.analysis.sweeps import load_sweep
 
     sweep = load_sweep(root)

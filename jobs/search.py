@@ -42,10 +42,12 @@ class SweepSearch(Searcher):
         super().__init__(metric="objective", mode=control.mode)
         self.control, self.study, self.trials, self.budget = control, study, trials, budget
         self.seeds = [control.seed + i for i in range(seeds["count"])]
+        modes = None if control.metric_2 is None else (control.mode, control.mode_2)
         self.racing = Racing(seeds["count"], seeds["top"], seeds["statistic"], control.mode,
-                             control.steps, revive=revive and budget.steps is not None)
+                             control.steps, revive=revive and budget.steps is not None,
+                             modes=modes)
         self.feedback = StudyFeedback(study, space, control.config_key, seeds["statistic"],
-                                      control.mode, log)
+                                      control.mode, log, modes=modes)
         self.runs: dict[str, Run] = {}  # Tune trial id -> (configuration key, seed index)
         self.placed: dict[str, float] = {}  # Tune trial id -> when it was placed
         self.revivals: set[str] = set()  # Tune trial ids that revive a run
@@ -113,13 +115,14 @@ class SweepSearch(Searcher):
         result = result or {}
         reason = _ended_as(result, error)
         value, objective = result.get(self.control.metric), result.get("objective")
+        second = _second(self.control, result)
         if revival:
-            self.racing.revival_ended(race, j, reason, value, objective)
-            self.feedback.tell_revival(race, j, reason, objective)
+            self.racing.revival_ended(race, j, reason, value, objective, *second)
+            self.feedback.tell_revival(race, j, reason, objective, second[1])
         else:
             if not result.get("reused"):  # Tune passes a result ASHA stopped on only here
                 self.feedback.intermediate(race, j, result)
-            self.racing.ended(race, j, reason, value, objective, end or 0)
+            self.racing.ended(race, j, reason, value, objective, end or 0, *second)
         self._decide()
 
     def idle(self) -> bool:
@@ -185,7 +188,8 @@ class SweepSearch(Searcher):
             if e.result is not None:
                 r = e.result
                 racing.stored_result(race, j, r.stop_reason, _num(r.final.get(metric)),
-                                     r.objective, e.step, r.revived is not None)
+                                     r.objective, e.step, r.revived is not None,
+                                     *_second(self.control, r.final))
                 if r.revived is not None:
                     self.revived_keys.append(e.key)
                     if (cid, j) not in told_revivals:
@@ -195,7 +199,8 @@ class SweepSearch(Searcher):
             if e.revival is not None:  # a revival a kill interrupted: it goes on first
                 self.revived_keys.append(e.key)
                 racing.stored_revival(race, j, e.step, _num(e.revival.final.get(metric)),
-                                      e.revival.objective)
+                                      e.revival.objective,
+                                      *_second(self.control, e.revival.final))
             elif not racing.stored_checkpoint(race, j, e.step):
                 # an older driver's interrupted configuration: Optuna suggests it again
                 self.feedback.suggest_again(config)
@@ -205,7 +210,8 @@ class SweepSearch(Searcher):
                 self.feedback.fail(number)
         racing.settle()
         for race, j, r in revivals_ended:  # the driver died before telling the study
-            self.feedback.tell_revival(race, j, r.stop_reason, r.objective)
+            self.feedback.tell_revival(race, j, r.stop_reason, r.objective,
+                                       _second(self.control, r.final)[1])
         return resumed
 
 
@@ -215,6 +221,14 @@ def _ended_as(result: dict, error: bool) -> str:
     if reason == layout.RUNNING:  # stopped from outside before its last step: ASHA
         reason = layout.ASHA
     return reason
+
+
+def _second(control: TrialControl, result: dict) -> tuple:
+    """A run's second objective as measured and as the searcher sees it (None, None for one
+    objective)."""
+    if control.metric_2 is None:
+        return None, None
+    return _num(result.get(control.metric_2)), _num(result.get("objective_2"))
 
 
 def _num(v):

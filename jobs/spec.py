@@ -18,6 +18,7 @@ import yaml
 
 from gansweep.analysis.records import ONE_SEED
 from gansweep.analysis.vocabulary import (
+    COST_METRICS,
     DIRECTIONS,
     MAP_METRICS,
     MIXTURE_METRICS,
@@ -32,6 +33,7 @@ from gansweep.trainers.errors import ConfigError
 from gansweep.trainers.registry import TRAINERS, get_trainer
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "auto")
+MULTI_SAMPLERS = ("tpe", "random", "gp", "auto")  # those Optuna runs on two objectives
 STATISTICS = ("mean", "worst")
 SEEDS_DEFAULT = {"count": 3, "top": 3, "statistic": "mean"}
 # What a sweep directory made before a key existed means by its absence (jobs/sweep_dir.py
@@ -51,7 +53,8 @@ KEYS = {
     "report_every": "steps between reports (and checkpoints)",
     "score_every": "steps between full quality scores (default: at the end; the objective "
                    "is scored at every report)",
-    "metric": "the objective: " + ", ".join(DIRECTIONS),
+    "metric": "the objective: " + ", ".join(DIRECTIONS) + "; or two of them, [quality, "
+              "cost] such as [fid, gpu_seconds], for a Pareto front (docs/pareto.md)",
     "seed": "seed of the search and of every trial",
     "space": "overrides and extensions of the trainer's default search space",
     "fixed": "hyperparameters held constant",
@@ -110,6 +113,9 @@ class SweepSpec:
     features: str | None = None  # module:callable of the group's own (analysis/features.py)
     py_modules: tuple = ()  # absolute folders Ray ships to every node (trainers/plugins.py)
     warm_start: dict | None = None  # {sweeps: [absolute dirs or URIs], top} (jobs/warm_start)
+    # The second objective of a two-objective sweep (`metric: [fid, gpu_seconds]`: `metric`
+    # is the first); None for one objective. The spec file writes both as `metric`.
+    metric_2: str | None = None
 
     def __post_init__(self):
         for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
@@ -118,15 +124,29 @@ class SweepSpec:
 
     @property
     def mode(self) -> str:
+        """The (first) objective's direction."""
         return DIRECTIONS[self.metric]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The objectives: one, or two for a Pareto front."""
+        return (self.metric,) if self.metric_2 is None else (self.metric, self.metric_2)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(DIRECTIONS[m] for m in self.metrics)
 
     @property
     def sweep_dir(self) -> str:
         return self.storage.rstrip("/") + "/" + self.name
 
     def to_dict(self) -> dict:
-        """Plain dicts and lists, as YAML writes them."""
-        return thaw(asdict(self))
+        """Plain dicts and lists, as YAML writes them (two objectives: `metric: [a, b]`)."""
+        out = thaw(asdict(self))
+        second = out.pop("metric_2")
+        if second is not None:
+            out["metric"] = [out["metric"], second]
+        return out
 
     def fingerprint(self) -> str:
         """What a sweep directory is bound to: everything that changes what trials mean or
@@ -198,8 +218,8 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     cls = _trainer(trainer)
     dataset = _dataset(raw["dataset"])
     features = _features(raw.get("features"))
-    metric = raw.get("metric", default_metric(cls.OUTPUT, dataset_name(dataset)))
-    _check_metric(metric, trainer, cls.OUTPUT, dataset)
+    metrics = _metrics(raw.get("metric", default_metric(cls.OUTPUT, dataset_name(dataset))),
+                       trainer, cls.OUTPUT, dataset)
 
     from gansweep.search_spaces import validate_space
 
@@ -231,6 +251,13 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     sampler = raw.get("sampler", "tpe")
     if sampler not in SAMPLERS:
         raise ConfigError(f"sampler: {sampler!r} is not valid; use one of {', '.join(SAMPLERS)}")
+    if len(metrics) == 2 and sampler not in MULTI_SAMPLERS:
+        raise ConfigError(f"sampler: {sampler} optimises one objective, and metric names two; "
+                          f"use one of {', '.join(MULTI_SAMPLERS)} (tpe is the default)")
+    resources = _resources(raw.get("resources", {"cpu": 1, "gpu": 0}))
+    if "gpu_seconds" in metrics and not resources["gpu"]:
+        raise ConfigError("metric: gpu_seconds counts the GPUs a trial holds, and "
+                          "resources.gpu is 0; use train_seconds on CPU")
     storage = _storage(raw.get("storage", "sweeps"))
     early_stop = validate_early_stop(raw.get("early_stop"), trainer)
     if (early_stop["collapse"] or {}).get("revive") and budget["steps"] is None:
@@ -242,9 +269,10 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         trials=_int(raw, "trials", 1) if raw.get("trials") is not None else None,
         steps=steps, report_every=report_every, budget=budget,
         seeds=seeds, sampler=sampler,
-        metric=metric, seed=_seed(raw, seeds["count"]), space=space, fixed=fixed,
+        metric=metrics[0], metric_2=metrics[1] if len(metrics) == 2 else None,
+        seed=_seed(raw, seeds["count"]), space=space, fixed=fixed,
         early_stop=early_stop,
-        resources=_resources(raw.get("resources", {"cpu": 1, "gpu": 0})),
+        resources=resources,
         max_concurrent=_int(raw, "max_concurrent", 1, default=2),
         max_failures=_int(raw, "max_failures", 0, default=2),
         score_every=score_every,
@@ -443,9 +471,34 @@ def _dataset(value: Any) -> Any:
     return value
 
 
+def _metrics(value: Any, trainer: str, kind: str, dataset: Any) -> tuple[str, ...]:
+    """`metric`: one objective, or a list of two distinct ones (a Pareto front) of which at
+    least one measures quality (a cost alone rewards not training)."""
+    fix = ("write one metric (metric: fid) or a list of two different ones, a quality and a "
+           "cost, e.g. metric: [fid, train_seconds]")
+    if isinstance(value, (list, tuple)):
+        if len(value) == 1:
+            value = value[0]
+        elif len(value) != 2:
+            raise ConfigError(f"metric: {list(value)!r} names {len(value)} metrics; gansweep "
+                              f"searches one or two objectives; {fix}")
+        elif not all(isinstance(m, str) for m in value):
+            raise ConfigError(f"metric: {list(value)!r} is not valid; {fix}")
+        elif value[0] == value[1]:
+            raise ConfigError(f"metric: {list(value)!r} names {value[0]} twice; {fix}")
+    names = (value,) if not isinstance(value, (list, tuple)) else tuple(value)
+    for m in names:
+        _check_metric(m, trainer, kind, dataset)
+    if all(m in COST_METRICS for m in names):
+        raise ConfigError(f"metric: {', '.join(names)} only measure{'s' if len(names) == 1 else ''}"
+                          " cost, which not training at all would win; pair a cost with a "
+                          "quality metric, e.g. metric: [fid, train_seconds]")
+    return names
+
+
 def _check_metric(metric: Any, trainer: str, kind: str, dataset: Any) -> None:
     """The objective must measure what the trainer leaves (its OUTPUT kind)."""
-    if metric not in DIRECTIONS:
+    if not isinstance(metric, str) or metric not in DIRECTIONS:
         raise ConfigError(f"metric: unknown metric {metric!r}; use one of {', '.join(DIRECTIONS)}")
     if metric not in metrics_for(kind):
         if metric in MAP_METRICS:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gansweep.analysis import layout
+from gansweep.analysis import layout, ranking
 from gansweep.analysis.layout import ENDED, UNFINISHED
 from gansweep.analysis.sweeps import damage_line, finite, load_sweep
 from gansweep.jobs import sweep_dir as sd
@@ -24,7 +24,12 @@ def collect(root: str | Path) -> dict:
     searcher was told, null while a run goes on and for the +-inf penalty of a collapsed or
     diverged run (its `state` says which). `configurations` are ranked by the seed-robust
     value (`seeds.statistic` over the seeds each ran); `best` is the first of them, the
-    configuration the sweep returns; stopped ones are never ranked."""
+    configuration the sweep returns; stopped ones are never ranked.
+
+    Two objectives (`metric: [a, b]`): `metrics` and `modes` name both, each configuration
+    also has `metric_2`, `objective_2` and `front` (its non-dominated front, 0: on the Pareto
+    front), `front` lists the Pareto front ordered by the first objective, and `best` is its
+    knee (what `train --from` trains by default: docs/pareto.md)."""
     from gansweep.jobs import study
 
     root = layout.sweep_path(root)
@@ -43,6 +48,10 @@ def collect(root: str | Path) -> dict:
                 "values": [finite(v) for v in c["values"]], "seed_list": c["seed_list"],
                 "objective": finite(c["objective"])}
                for c in sweep.configurations.to_dict("records")]
+    if sweep.pareto:
+        for x, c in zip(configs, sweep.configurations.to_dict("records")):
+            x.update(metric_2=finite(c["value_2"]), objective_2=finite(c["objective_2"]),
+                     front=None if c["front"] != c["front"] else int(c["front"]))
     counts = {r: sum(x["state"] == r for x in rows) for r in (UNFINISHED,) + ENDED}
     best = next((c for c in configs if c["rank"] == 1), None)
     budget = dict(sweep.budget)
@@ -60,7 +69,17 @@ def collect(root: str | Path) -> dict:
             "revived": sum(r["revived_from_step"] is not None for r in rows),
             "best": best, "study_name": meta.study_name,
             "study_storage": study.describe(root, meta), "ranking": configs, "trials": rows,
-            "damaged": sweep.damage, "driver_runs": [r.to_json() for r in meta.runs]}
+            "damaged": sweep.damage, "driver_runs": [r.to_json() for r in meta.runs],
+            **_pareto(sweep, configs)}
+
+
+def _pareto(sweep, configs: list[dict]) -> dict:
+    """What a two-objective sweep adds: both objectives and the front ({} for one)."""
+    if not sweep.pareto:
+        return {}
+    front = sorted((c for c in configs if c["front"] == 0),
+                   key=lambda c: ranking.key(c["metric"], sweep.modes[0]))
+    return {"metrics": list(sweep.metrics), "modes": list(sweep.modes), "front": front}
 
 
 def format_status(s: dict) -> str:
@@ -70,8 +89,11 @@ def format_status(s: dict) -> str:
         ended += f" ({s['revived']} of them trained on after collapsing: revive)"
     planned = "" if s["trials_planned"] is None else f" of {s['trials_planned']}"
     seeds = s["seeds"]
-    lines = [f"sweep {s['sweep']}: {s['trainer']} on {s['dataset']}, objective {s['metric']} "
-             f"({s['mode']})  [{s['dir']}]",
+    objective = (f"objective {s['metric']} ({s['mode']})" if "front" not in s else
+                 "objectives " + " and ".join(f"{m} ({d})" for m, d in zip(s["metrics"],
+                                                                           s["modes"])))
+    lines = [f"sweep {s['sweep']}: {s['trainer']} on {s['dataset']}, {objective}  "
+             f"[{s['dir']}]",
              f"configurations: {s['configurations']}{planned}, judged on up to "
              f"{seeds['count']} seed(s) by the {seeds['statistic']}; runs: {s['runs']} — "
              f"{c['unfinished']} running or interrupted; ended: {ended}"]
@@ -82,7 +104,9 @@ def format_status(s: dict) -> str:
     if "hours" in b:
         lines.append(f"budget: {b['hours_spent']:.2f} of {b['hours']:g} hours spent, "
                      f"{b['hours_left']:.2f} left")
-    if s["best"]:
+    if "front" in s:
+        lines += _front_lines(s)
+    elif s["best"]:
         best = s["best"]
         params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(best["config"].items()))
         spread = "" if best["std"] is None else f" ± {_fmt(best['std'])}"
@@ -115,6 +139,24 @@ def format_status(s: dict) -> str:
                                if k in v)
                      + f"; {len(last.get('nodes') or {})} node(s) trained runs")
     return "\n".join(lines)
+
+
+def _front_lines(s: dict) -> list[str]:
+    """Two objectives: every configuration on the Pareto front with both values, ordered by
+    the first objective; the knee (what `train --from` trains by default) marked."""
+    if not s["front"]:
+        return ["Pareto front: no configuration has completed yet"]
+    m1, m2 = s["metrics"]
+    seeds = s["seeds"]
+    lines = [f"Pareto front ({len(s['front'])} configuration(s); {m1} {s['modes'][0]}, "
+             f"{m2} {s['modes'][1]}; * the knee, which train --from picks by default):"]
+    for c in s["front"]:
+        knee = "*" if s["best"] and c["key"] == s["best"]["key"] else " "
+        judged = "" if c["judged_on_all_seeds"] else f" of {seeds['count']}"
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in sorted(c["config"].items()))
+        lines.append(f" {knee} {m1} {_fmt(c['metric'])}, {m2} {_fmt(c['metric_2'])} over "
+                     f"{c['seeds']}{judged} seed(s) (config {c['key']}): {params}")
+    return lines
 
 
 def _fmt(v) -> str:

@@ -29,7 +29,9 @@ def control(spec: SweepSpec, root: Path, run_id: str) -> TrialControl:
         evaluators=str(root / layout.EVALUATORS), run_id=run_id,
         threads=max(1, int(spec.resources["cpu"])),
         collapse=collapse_rule(spec.early_stop, spec.trainer, spec.steps),
-        penalize=spec.early_stop.get("penalty", True), features=spec.features)
+        penalize=spec.early_stop.get("penalty", True), features=spec.features,
+        metric_2=spec.metric_2, mode_2=spec.modes[1] if spec.metric_2 else None,
+        gpus=float(spec.resources["gpu"]))
 
 
 def check_data(spec: SweepSpec):
@@ -96,13 +98,32 @@ def open_study(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
     from gansweep.jobs.samplers import make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if spec.metric_2 is not None:  # two objectives: Optuna's multi-objective study
+        return _open_two(spec, root, study_name, sampler_seed)
     study = optuna.create_study(study_name=study_name, storage=study_storage(root),
                                 sampler=make_sampler(spec.sampler, sampler_seed),
                                 direction="minimize" if spec.mode == "min" else "maximize",
                                 load_if_exists=True)
-    if study.direction.name.lower()[:3] != spec.mode:
+    if len(study.directions) != 1 or study.direction.name.lower()[:3] != spec.mode:
         raise ConfigError(f"optuna study {study_name} in {root} optimises in the other "
                           "direction; this directory was not made from this spec")
+    return study
+
+
+def _open_two(spec: SweepSpec, root: Path, study_name: str, sampler_seed: int):
+    import optuna
+
+    from gansweep.jobs.samplers import make_sampler
+
+    directions = ["minimize" if m == "min" else "maximize" for m in spec.modes]
+    study = optuna.create_study(study_name=study_name, storage=study_storage(root),
+                                sampler=make_sampler(spec.sampler, sampler_seed),
+                                directions=directions, load_if_exists=True)
+    if [d.name.lower() for d in study.directions] != directions:
+        raise ConfigError(f"optuna study {study_name} in {root} optimises "
+                          f"{len(study.directions)} objective(s) in other directions than "
+                          f"{', '.join(spec.metrics)} ({', '.join(spec.modes)}); this directory "
+                          "was not made from this spec")
     return study
 
 

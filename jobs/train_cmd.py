@@ -31,12 +31,14 @@ from gansweep.analysis.layout import (
 )
 from gansweep.analysis.layout import load_checkpoint as load_checkpoint_bytes
 from gansweep.analysis.records import RunRecord
+from gansweep.analysis.vocabulary import COST_METRICS
 from gansweep.jobs.loop import train_loop
 from gansweep.trainers.base import Trainer
 from gansweep.trainers.errors import ConfigError
 from gansweep.trainers.registry import build
 
 CHECKPOINT = "checkpoint"
+QUIET = {"time_s", *COST_METRICS}  # in metrics.csv, left out of the progress line
 
 
 def save_checkpoint(trainer: Trainer, history: list[dict], ckpt_dir: Path) -> None:
@@ -139,7 +141,7 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
         save_checkpoint(trainer, history, ckpt_dir)
         write_metrics_csv(history, out / METRICS)
         shown = ", ".join(f"{k}={v:.4g}" for k, v in row.items()
-                          if isinstance(v, float) and k != "time_s")
+                          if isinstance(v, float) and k not in QUIET)
         log(f"step {row['step']}: {shown}")
 
     evaluator = None
@@ -154,15 +156,38 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
     return history
 
 
-def returned_configuration(sweep_dir: str | Path, log=print) -> dict:
+def pick_rule(spec, pick: str | None) -> str | None:
+    """`--pick RULE` for a sweep with this spec: checked, and `knee` by default for two
+    objectives; None for one objective (refused with --pick)."""
+    from gansweep.analysis.ranking import pick_rules
+
+    if spec.metric_2 is None:
+        if pick is not None:
+            raise ConfigError(f"--pick: the sweep optimises one objective ({spec.metric}) and "
+                              "returns one best configuration; drop --pick (it chooses a "
+                              "point on a two-objective sweep's Pareto front)")
+        return None
+    rules = pick_rules(spec.metrics)
+    if pick is None:
+        return "knee"
+    if pick not in rules:
+        raise ConfigError(f"--pick: {pick!r} is not a rule for this sweep; use "
+                          f"{' or '.join(rules)}")
+    return pick
+
+
+def returned_configuration(sweep_dir: str | Path, log=print, pick: str | None = None) -> dict:
     """What `gansweep train --from SWEEP_DIR` trains: the sweep's trainer, dataset, length and
-    its top configuration by the seed-robust ranking, with a seed the sweep never used."""
+    its top configuration by the seed-robust ranking, with a seed the sweep never used. A
+    two-objective sweep's: the point of its Pareto front `pick` chooses (default the knee:
+    docs/pareto.md)."""
     from gansweep.analysis.sweeps import load_sweep
     from gansweep.jobs import sweep_dir as sd
 
     spec, _ = sd.open_existing(sweep_dir)
+    rule = pick_rule(spec, pick)
     sweep = load_sweep(sweep_dir)
-    best = sweep.best_configuration()
+    best = sweep.pick(rule)
     if best is None:
         raise ConfigError(f"{sweep_dir} has no configuration whose runs all completed yet; "
                           f"see `gansweep status {sweep_dir}`")
@@ -170,8 +195,10 @@ def returned_configuration(sweep_dir: str | Path, log=print) -> dict:
               + ("" if best["judged_on_all_seeds"] else
                  f" (judged on {best['seeds']} of {spec.seeds['count']} seeds only)"))
     spread = "" if math.isnan(best["std"]) else f" ± {best['std']:.4g}"
+    second = ("" if rule is None else
+              f", {spec.metric_2} {best['value_2']:.4g} (the Pareto front's {rule})")
     log(f"[gansweep] training the configuration {sweep_dir} returned: {spec.metric} "
-        f"{best['value']:.4g}{spread} {judged} (config {best['key']})")
+        f"{best['value']:.4g}{spread}{second} {judged} (config {best['key']})")
     from gansweep.jobs.rerun import fresh_seeds
 
     return {"trainer": spec.trainer, "dataset": spec.dataset, "steps": spec.steps,
@@ -184,9 +211,10 @@ def run(trainer: str | None, dataset: Any, out: Path, steps: int | None = None,
         overrides: dict[str, Any] | None = None, sets: list[str] = (), seed: int | None = None,
         from_sweep: str | Path | None = None, report_every: int | None = None,
         score_every: int | None = None, resume: bool = False, device: str | None = None,
-        log: Callable[[str], None] = print) -> list[dict]:
+        log: Callable[[str], None] = print, pick: str | None = None) -> list[dict]:
     """`gansweep train` and `gansweep.train`: one configuration, or (`from_sweep`) the one a
-    sweep returns on a seed it never used. `overrides` are typed hyperparameters (Python),
+    sweep returns on a seed it never used (`pick`: which point of a two-objective sweep's
+    Pareto front, `knee` or `best:METRIC`). `overrides` are typed hyperparameters (Python),
     `sets` KEY=VALUE strings (--set); both are checked against the trainer's schema."""
     from gansweep.jobs.spec import SEED_LIMIT
     from gansweep.trainers.hparams import parse_sets, resolve
@@ -207,6 +235,13 @@ def run(trainer: str | None, dataset: Any, out: Path, steps: int | None = None,
         from gansweep.jobs.cli import check_sweep_arg
 
         check_sweep_arg(str(from_sweep), "--from")
+        if pick is not None:  # before --out is made
+            from gansweep.jobs import sweep_dir as sd
+
+            pick_rule(sd.open_existing(from_sweep)[0], pick)
+    elif pick is not None:
+        raise ConfigError("--pick chooses a point on the Pareto front of a sweep: give it with "
+                          "--from SWEEP_DIR")
     out = Path(out)
     check_out(out, resume)
     base: dict = {}
@@ -215,7 +250,7 @@ def run(trainer: str | None, dataset: Any, out: Path, steps: int | None = None,
         if trainer or dataset:
             raise ConfigError("--from trains the sweep's trainer on its dataset: drop the "
                               "trainer and --dataset (use --set to change a hyperparameter)")
-        got = returned_configuration(from_sweep, log=log)
+        got = returned_configuration(from_sweep, log=log, pick=pick)
         trainer, dataset, base = got["trainer"], got["dataset"], got["config"]
         features = got["features"]
         steps = got["steps"] if steps is None else steps

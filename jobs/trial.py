@@ -54,6 +54,13 @@ class TrialControl:
     collapse: CollapseRule = field(default_factory=CollapseRule)
     penalize: bool = True  # collapsed and diverged runs are told the worst value
     features: str | None = None  # the group's own feature network (analysis/features.py)
+    metric_2: str | None = None  # a two-objective sweep's second objective, and its direction
+    mode_2: str | None = None
+    gpus: float = 0.0  # the GPUs one trial holds (resources.gpu): gpu_seconds
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return (self.metric,) if self.metric_2 is None else (self.metric, self.metric_2)
 
     def hyperparameters(self, config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in RESERVED}
@@ -91,10 +98,24 @@ class TrialControl:
         """The value the searcher sees: the metric, or (`penalize`) a deliberate worst value
         for runs that collapsed or diverged so TPE learns to avoid that region (the metric
         column stays honest)."""
-        worst = math.inf if self.mode == "min" else -math.inf
+        return self._objective(row, self.metric, self.mode)
+
+    def objective_2(self, row: dict) -> float:
+        """The second objective as the searcher sees it, penalised as `objective` is."""
+        return self._objective(row, self.metric_2, self.mode_2)
+
+    def objectives(self, row: dict) -> dict[str, float]:
+        """What a report adds: `objective`, and `objective_2` for a second objective."""
+        out = {"objective": self.objective(row)}
+        if self.metric_2 is not None:
+            out["objective_2"] = self.objective_2(row)
+        return out
+
+    def _objective(self, row: dict, metric: str, mode: str) -> float:
+        worst = math.inf if mode == "min" else -math.inf
         if self.penalize and layout.stop_reason(row):
             return worst
-        value = row.get(self.metric)
+        value = row.get(metric)
         return worst if value is None or not math.isfinite(value) else float(value)
 
 
@@ -139,6 +160,8 @@ def trainable(config: dict, control: TrialControl) -> None:
         # The objective as a number (RunResult reads strict JSON's "-inf" back as one): a
         # string would reach Optuna, which cannot take it, and ASHA, which cannot compare it.
         final = {k: v for k, v in done.final.items() if not isinstance(v, str)}
+        if control.metric_2 is not None:  # strict JSON keeps a penalty as "-inf"
+            final["objective_2"] = _number(done.final.get("objective_2"))
         tune.report({**final, "objective": done.objective, "key": key, "reused": True,
                      "stop_reason": done.stop_reason})
         return
@@ -172,7 +195,7 @@ def trainable(config: dict, control: TrialControl) -> None:
 
     def as_report(row: dict, reason: str) -> dict:
         report = {k: v for k, v in row.items() if not isinstance(v, str)}
-        report.update(objective=control.objective(row), key=key, stop_reason=reason)
+        report.update(control.objectives(row), key=key, stop_reason=reason)
         if unsaid:
             report[layout.DAMAGED_FILES] = ",".join(unsaid)
             unsaid.clear()
@@ -187,7 +210,8 @@ def trainable(config: dict, control: TrialControl) -> None:
 
             store.write_array(key, layout.output_file(trainer.OUTPUT),
                               trainer.output(default_n(trainer.data)))
-        store.write_result(key, reason, trainer.step, control.objective(row), row, trial_id,
+        final = row if control.metric_2 is None else {**row, **control.objectives(row)}
+        store.write_result(key, reason, trainer.step, control.objective(row), final, trial_id,
                            resumed_from_step=resumed_from, node_id=_node_id())
         # Resuming reads the trial store (keyed by configuration, so it survives Tune
         # re-creating trials under new ids); the Tune checkpoint, reported once at the end,
@@ -218,7 +242,7 @@ def trainable(config: dict, control: TrialControl) -> None:
         finish(history[-1])
         return
     train_loop(trainer, control.steps, control.report_every, control.score_every, history,
-               on_report, required=(control.metric,), evaluator=evaluator)
+               on_report, required=control.metrics, evaluator=evaluator, gpus=control.gpus)
 
 
 def _load_state(store: TrialStore, key: str) -> dict | None:
@@ -237,6 +261,13 @@ def _load_state(store: TrialStore, key: str) -> dict | None:
               f"kept as {note['kept_as']}, training this configuration from step 0",
               file=sys.stderr)
         return None
+
+
+def _number(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _node_id() -> str | None:
