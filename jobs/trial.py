@@ -52,7 +52,7 @@ class TrialControl:
     threads: int = 1
     collapse: CollapseRule = field(default_factory=CollapseRule)
     penalize: bool = True  # collapsed and diverged runs are told the worst value
-    features: str | None = None  # the group's own feature network (analysis/features.py)
+    features: Any = None  # the group's own feature network, or inception (analysis/features.py)
 
     def hyperparameters(self, config: dict) -> dict:
         return {k: v for k, v in config.items() if k not in RESERVED}
@@ -147,7 +147,7 @@ def trainable(config: dict, control: TrialControl) -> None:
     device = str(trial_device())
     trainer = build(control.trainer, control.dataset, control.hyperparameters(config), seed,
                     device=device, steps=control.steps, loader=_load)
-    evaluator = (load_features(control.features) if control.features
+    evaluator = (load_features(control.features, device) if control.features
                  else for_dataset(trainer.data, control.evaluators))
     # A revived run (revived.json, which survives a kill mid-revival) trains to its end.
     revived = store.revival(key) is not None
