@@ -63,6 +63,7 @@ class Sweep:
     budget: dict = field(default_factory=dict)  # limits in force ({steps, hours}), if any
     configurations: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row each
     damage: list[dict] = field(default_factory=list)  # records found torn (TrialStore.damaged)
+    features: Any = None  # the spec's `features`: what fid and the k-NN scores measure in
 
     @property
     def mode(self) -> str:
@@ -313,7 +314,7 @@ def load_sweep(root: str | Path) -> Sweep:
                  seed=int(spec.get("seed") or 0), study_name=meta.study_name,
                  trials=trials, curves=Curves(store, keys), configs=configs,
                  rerun=None if meta.rerun is None else meta.rerun.to_json(), notes=notes,
-                 seeds=seeds, budget=budget, damage=damage,
+                 seeds=seeds, budget=budget, damage=damage, features=spec.get("features"),
                  configurations=configurations_table(trials, seeds, mode))
 
 
