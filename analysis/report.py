@@ -819,8 +819,8 @@ def _family_section(page: Page, ctx: _Context) -> None:
                           "compared as sweeps of one family")
             metrics = shared_metrics(group)
             page.table(pd.DataFrame([r for m in metrics for r in family_rows(group, m)]))
-            panels = [(m, [(f"{s.trainer}\n{s.name}", _metric_values(s, m)) for s in group])
-                      for m in metrics]
+            panels = [(m, [(f"{s.trainer}\n{s.name}", _metric_values(s, m)) for s in group],
+                       _metric_name(group[0], m)) for m in metrics]
             slug = "-".join(s.name for s in group)[:80]
             path = plots.family_spread(f"Families on {dname}", panels,
                                        ctx.png(f"families-{dname}-{slug}"))

@@ -185,3 +185,28 @@ def _digits_spec(storage) -> dict:
     return {"name": "incep", "trainer": "dcgan", "dataset": "digits", "trials": 1, "steps": 4,
             "report_every": 2, "metric": "fid", "seeds": 1,
             "fixed": {"image_size": 8, "width": 8, "batch_size": 16}, "storage": str(storage)}
+
+
+@pytest.mark.slow
+def test_a_sweep_scores_in_inception_features_on_its_workers(weights_file, tmp_path):
+    """One tiny sweep through the CLI: the Ray worker finds the weights in its TORCH_HOME
+    (inherited from the driver), and status says what its fid is measured in."""
+    import json
+
+    home = tmp_path / "torch-home"
+    (home / "hub" / "checkpoints").mkdir(parents=True)
+    (home / "hub" / "checkpoints" / weights_file.name).symlink_to(weights_file)
+    images = tmp_path / "digits60.npy"  # 12 held out: Inception on CPU scores 12 a side
+    np.save(images, load_dataset("digits").train[:60].astype(np.float32))
+    spec = tmp_path / "s.yaml"
+    spec.write_text(yaml.safe_dump({**_digits_spec(tmp_path / "store"), "dataset": str(images),
+                                    "features": "inception"}))
+    env = {"TORCH_HOME": str(home), "HTTPS_PROXY": "http://127.0.0.1:9"}
+    run_cli("submit", str(spec), env=env, timeout=400)
+    root = tmp_path / "store" / "incep"
+    (result,) = [json.loads(p.read_text()) for p in root.glob("trials/*/result.json")]
+    assert result["stop_reason"] == "completed" and np.isfinite(result["final"]["fid"])
+    assert not (root / "evaluators").exists()  # the built-in evaluator is never trained
+    status = run_cli("status", str(root), env=env).stdout
+    assert ("fid, precision/recall, density/coverage measured in: Inception-v3, "
+            "torch-fidelity") in status
