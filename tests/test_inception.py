@@ -141,6 +141,16 @@ def test_without_weights_submit_refuses_before_anything_is_made(tmp_path):
     assert not (home / "hub").exists()  # torch.hub makes checkpoints/ before it downloads
 
 
+def test_train_from_a_sweep_without_weights_writes_nothing(torch_home, tmp_path):
+    from gansweep.jobs.train_cmd import train_to_dir
+
+    out = tmp_path / "run"
+    with pytest.raises(ConfigError, match="features: inception needs weights-inception"):
+        train_to_dir("dcgan", "digits", _digits_spec(tmp_path)["fixed"], 2, out,
+                     features="inception", log=lambda *_: None)
+    assert not out.exists()
+
+
 def test_refused_where_there_are_no_images_to_score(tmp_path):
     spec = parse_spec(tiny_spec(tmp_path / "store", features="inception"))  # ring8
     with pytest.raises(ConfigError, match="dataset ring8 is vector data. The built-in "
