@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -c constraints.txt torch==2.13.0
 	$(BIN)/pip install -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --no-deps 'torch-fidelity>=0.3'  # without torchvision: pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)

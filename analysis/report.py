@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gansweep.analysis import features, layout, plots, ranking
 from gansweep.analysis import importance as imp_mod
-from gansweep.analysis import layout, plots, ranking
 from gansweep.analysis.layout import ENDED, STOPPED_EARLY, UNFINISHED
 from gansweep.analysis.records import version_differences
 from gansweep.analysis.sweeps import (
@@ -285,6 +285,7 @@ def _sweeps_section(page: Page, ctx: _Context) -> None:
         ends = ", ".join(f"{c[k]} {k}" for k in ENDED if c.get(k))
         rows.append({"sweep": s.name, "trainer": s.trainer, "dataset": s.dataset_name,
                      "metric": " and ".join(f"{m} ({d})" for m, d in zip(s.metrics, s.modes)),
+                     "fid in": features.space(s.features) if s.kind == "samples" else "-",
                      "configurations": f"{s.n_configurations_ended} ended of {s.planned}",
                      "runs ended as": ends or "-", "unfinished": s.n_unfinished,
                      "budget": s.budget_line() or "-",
@@ -406,7 +407,7 @@ def _leaderboard_section(page: Page, ctx: _Context) -> None:
         for s in searches:
             conf = s.best_configuration()
             row = {"sweep": s.name, "trainer": s.trainer, "dataset": s.dataset_name,
-                   "metric": f"{s.metric} ({s.mode})"}
+                   "metric": f"{_metric_name(s, s.metric)} ({s.mode})"}
             if conf is not None:
                 row.update({"best value": fmt(conf["value"]), "± std": fmt(conf["std"]),
                             "seeds": f"{conf['seeds']} of {s.seeds['count']}",
@@ -801,7 +802,7 @@ def family_rows(group: list[Sweep], metric: str) -> list[dict]:
         best = ranking.best(v, DIRECTIONS[metric])
         q25, q50, q75 = np.percentile(v, [25, 50, 75])
         rows.append({"family": s.trainer, "sweep": s.name, "dataset": s.dataset_name,
-                     "metric": f"{metric} ({DIRECTIONS[metric]})", "n": len(v),
+                     "metric": f"{_metric_name(s, metric)} ({DIRECTIONS[metric]})", "n": len(v),
                      "best": fmt(best), "median": fmt(q50), "IQR": f"{fmt(q25)} – {fmt(q75)}",
                      "spread (q75−q25)": fmt(q75 - q25)})
     return rows
@@ -823,14 +824,21 @@ def shared_metrics(group: list[Sweep]) -> list[str]:
     return out[:3]
 
 
+def _metric_name(s: Sweep, metric: str) -> str:
+    """`fid` named with the features it was measured in (Inception-v3 or gansweep's own)."""
+    return features.fid_label(s.features) if metric == "fid" else metric
+
+
 def comparable_groups(group: list[Sweep]) -> list[list[Sweep]]:
     """Sweeps of one dataset split into groups that share at least one measured metric (the
-    GAN families' sample-quality scores; the SOMs' map errors), in the order given."""
+    GAN families' sample-quality scores; the SOMs' map errors) and the features fid and the
+    k-NN scores are measured in (`features`), in the order given."""
     clusters: list[tuple[list[Sweep], set[str]]] = []
     for s in group:
         ms = _measured(s)
         for members, shared in clusters:
-            if shared & ms:
+            same_space = features.space(members[0].features) == features.space(s.features)
+            if shared & ms and same_space:
                 members.append(s)
                 shared &= ms
                 break
@@ -864,8 +872,8 @@ def _family_section(page: Page, ctx: _Context) -> None:
                           "compared as sweeps of one family")
             metrics = shared_metrics(group)
             page.table(pd.DataFrame([r for m in metrics for r in family_rows(group, m)]))
-            panels = [(m, [(f"{s.trainer}\n{s.name}", _metric_values(s, m)) for s in group])
-                      for m in metrics]
+            panels = [(m, [(f"{s.trainer}\n{s.name}", _metric_values(s, m)) for s in group],
+                       _metric_name(group[0], m)) for m in metrics]
             slug = "-".join(s.name for s in group)[:80]
             path = plots.family_spread(f"Families on {dname}", panels,
                                        ctx.png(f"families-{dname}-{slug}"))
@@ -873,8 +881,9 @@ def _family_section(page: Page, ctx: _Context) -> None:
         if len(sweeps_on) > 1 and any(len(g) == 1 for g in comparable_groups(sweeps_on)):
             alone = [g[0].label for g in comparable_groups(sweeps_on) if len(g) == 1]
             page.note(f"{dname}: {', '.join(alone)} measured no metric in common with the other "
-                      "sweeps on it (SOMs report map errors, GANs sample-quality scores): "
-                      "shown below on its own objective")
+                      "sweeps on it (SOMs report map errors, GANs sample-quality scores; fid "
+                      "and the k-NN scores in other features do not compare): shown below on "
+                      "its own objective")
     if own:
         page.h(3, "Side by side, each family on its own objective")
         page.note("these sweeps share no dataset and metric with another sweep given, so "

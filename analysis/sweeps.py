@@ -67,6 +67,7 @@ class Sweep:
     damage: list[dict] = field(default_factory=list)  # records found torn (TrialStore.damaged)
     driver_runs: list = field(default_factory=list)  # sweep.json's DriverRun records
     metric_2: str | None = None  # a two-objective sweep's second objective
+    features: Any = None  # the spec's `features`: what fid and the k-NN scores measure in
 
     @property
     def mode(self) -> str:
@@ -354,7 +355,7 @@ def load_sweep(root: str | Path) -> Sweep:
                  trials=trials, curves=Curves(store, keys), configs=configs,
                  rerun=None if meta.rerun is None else meta.rerun.to_json(), notes=notes,
                  seeds=seeds, budget=budget, damage=damage, metric_2=metric_2,
-                 driver_runs=list(meta.runs),
+                 driver_runs=list(meta.runs), features=spec.get("features"),
                  configurations=configurations_table(
                      trials, seeds, mode,
                      None if metric_2 is None else (mode, DIRECTIONS[metric_2])))

@@ -66,8 +66,9 @@ KEYS = {
     "study": "the Optuna study's database: sqlite (a file in the sweep directory, the "
              "default) or postgresql://USER@HOST:PORT/DATABASE",
     "features": "the network FID, precision/recall, density/coverage and the collapse "
-                "signal measure in: module:callable of your own (default: the dataset's "
-                "built-in evaluator)",
+                "signal measure in: module:callable of your own, or inception / {inception: "
+                "PATH} for Inception-v3 as papers use (default: the dataset's built-in "
+                "evaluator)",
     "py_modules": "folders of your own Python packages (a trainer, loader or features named "
                   "as module:attribute) that Ray ships to every node",
     "warm_start": "earlier sweeps of this trainer to start from: SWEEP_DIR, a list, or "
@@ -110,7 +111,8 @@ class SweepSpec:
     seeds: dict = field(default_factory=lambda: dict(SEEDS_DEFAULT))
     sampler: str = "tpe"
     study: str | None = None  # a database URL without password (jobs/study.py); None: sqlite
-    features: str | None = None  # module:callable of the group's own (analysis/features.py)
+    features: Any = None  # module:callable of the group's own, inception or {inception: PATH}
+    # (analysis/features.py)
     py_modules: tuple = ()  # absolute folders Ray ships to every node (trainers/plugins.py)
     warm_start: dict | None = None  # {sweeps: [absolute dirs or URIs], top} (jobs/warm_start)
     # The second objective of a two-objective sweep (`metric: [fid, gpu_seconds]`: `metric`
@@ -217,7 +219,7 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     trainer = raw["trainer"]
     cls = _trainer(trainer)
     dataset = _dataset(raw["dataset"])
-    features = _features(raw.get("features"))
+    features = _features(raw.get("features"), trainer, cls.OUTPUT)
     metrics = _metrics(raw.get("metric", default_metric(cls.OUTPUT, dataset_name(dataset))),
                        trainer, cls.OUTPUT, dataset)
 
@@ -300,16 +302,34 @@ def _trainer(name: Any):
     return cls
 
 
-def _features(value: Any) -> str | None:
-    from gansweep.analysis.features import GROUP
+def _features(value: Any, trainer: str, output: str) -> str | dict | None:
+    from gansweep.analysis.features import GROUP, is_inception
 
     if value is None:
         return None
+    if is_inception(value):
+        return _inception(value, trainer, output)
     if not (plugins.is_reference(value) or value in plugins.registered(GROUP)):
         raise ConfigError(f"features: {value!r} is not valid; name your feature network as "
                           "module:callable (it maps a batch of samples to (N, F) features), or "
                           "leave features out for the dataset's built-in evaluator")
     return value
+
+
+def _inception(value: Any, trainer: str, output: str) -> str | dict:
+    """`inception`, or `{inception: PATH}` with PATH made absolute (trials run elsewhere);
+    the weights themselves are looked for by the driver's data check (jobs/submit.py)."""
+    if output != "samples":
+        raise ConfigError(f"features: inception scores generated images; trainer {trainer} "
+                          "leaves a map, scored by its own map errors: leave features out")
+    if value == "inception":
+        return value
+    path = value["inception"]
+    if not isinstance(path, str) or not path:
+        raise ConfigError(f"features: {{inception: {path!r}}} is not valid; give the path of "
+                          "the weights file, e.g. {inception: /data/weights-inception-2015-12-"
+                          "05-6726825d.pth}, or write features: inception")
+    return freeze({"inception": str(Path(path).expanduser().absolute())})
 
 
 def _py_modules(value: Any) -> tuple:

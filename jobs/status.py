@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gansweep.analysis import layout, ranking
+from gansweep.analysis import features, layout, ranking
 from gansweep.analysis.layout import ENDED, UNFINISHED
 from gansweep.analysis.sweeps import damage_line, finite, load_sweep
 from gansweep.jobs import sweep_dir as sd
@@ -63,6 +63,7 @@ def collect(root: str | Path) -> dict:
         budget["hours_left"] = max(0.0, budget["hours"] - budget["hours_spent"])
     return {"sweep": spec["name"], "dir": str(root), "trainer": spec["trainer"],
             "dataset": spec["dataset"], "metric": sweep.metric, "mode": sweep.mode,
+            "features": features.space(spec.get("features")),
             "trials_planned": meta.trials_in_force(spec.get("trials")),
             "seeds": dict(sweep.seeds), "budget": budget, "configurations": len(configs),
             "runs": len(rows), "steps_spent": sweep.steps_spent(), "counts": counts,
@@ -97,6 +98,8 @@ def format_status(s: dict) -> str:
              f"configurations: {s['configurations']}{planned}, judged on up to "
              f"{seeds['count']} seed(s) by the {seeds['statistic']}; runs: {s['runs']} — "
              f"{c['unfinished']} running or interrupted; ended: {ended}"]
+    if s["metric"] == "fid" or s.get("features") != features.space(None):
+        lines.append(f"fid, precision/recall, density/coverage measured in: {s['features']}")
     b = s["budget"]
     if "steps" in b:
         lines.append(f"budget: {b['steps_spent']} of {b['steps']} training steps spent, "

@@ -112,7 +112,7 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
                  out: Path, seed: int = 0, report_every: int = 100,
                  score_every: int | None = None, resume: bool = False,
                  device: str | None = None, log: Callable[[str], None] = print,
-                 features: str | None = None) -> list[dict]:
+                 features: Any = None) -> list[dict]:
     """`features`: score in the group's own feature network (a sweep's `features`) instead of
     the dataset's built-in evaluator."""
     out = Path(out)
@@ -129,6 +129,11 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
     if resume:
         trainer.load_state_dict(saved["trainer"])
         history = [r for r in saved["history"] if r["step"] <= trainer.step]
+    evaluator = None
+    if features:  # loaded before anything is written: missing weights are refused first
+        from gansweep.analysis.features import load as load_features
+
+        evaluator = load_features(features, str(trainer.device))
     out.mkdir(parents=True, exist_ok=True)
     record = RunRecord(trainer=trainer_name, dataset=dataset, seed=seed, config=trainer.config,
                        device=str(trainer.device), data=trainer.data.describe(),
@@ -144,11 +149,6 @@ def train_to_dir(trainer_name: str, dataset: str | dict, overrides: dict[str, An
                           if isinstance(v, float) and k not in QUIET)
         log(f"step {row['step']}: {shown}")
 
-    evaluator = None
-    if features:
-        from gansweep.analysis.features import load as load_features
-
-        evaluator = load_features(features)
     train_loop(trainer, steps, report_every, score_every, history, on_report,
                evaluator=evaluator)
     final = write_output(trainer, out)

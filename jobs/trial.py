@@ -53,7 +53,7 @@ class TrialControl:
     threads: int = 1
     collapse: CollapseRule = field(default_factory=CollapseRule)
     penalize: bool = True  # collapsed and diverged runs are told the worst value
-    features: str | None = None  # the group's own feature network (analysis/features.py)
+    features: Any = None  # the group's own feature network, or inception (analysis/features.py)
     metric_2: str | None = None  # a two-objective sweep's second objective, and its direction
     mode_2: str | None = None
     gpus: float = 0.0  # the GPUs one trial holds (resources.gpu): gpu_seconds
@@ -172,7 +172,7 @@ def trainable(config: dict, control: TrialControl) -> None:
     device = str(trial_device())
     trainer = build(control.trainer, control.dataset, control.hyperparameters(config), seed,
                     device=device, steps=control.steps, loader=_load)
-    evaluator = (load_features(control.features) if control.features
+    evaluator = (load_features(control.features, device) if control.features
                  else for_dataset(trainer.data, control.evaluators))
     # A revived run (revived.json, which survives a kill mid-revival) trains to its end.
     revived = store.revival(key) is not None
