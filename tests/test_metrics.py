@@ -334,3 +334,22 @@ def test_mixture_score_ranks_sharp_and_complete_above_either_alone(name: str) ->
     # the two it combines cannot rank these alone
     assert mode_scores(cases["one"], m, s)["hq_fraction"] > 0.98
     assert mode_scores(cases["diffuse"], m, s)["modes_captured"] == k
+
+
+def test_frechet_distance_to_fewer_samples_than_dimensions_matches_sqrtm():
+    """The N x N eigenvalue route (fewer samples than dimensions, as Inception's 2048 features
+    on a few hundred samples) is the same number as sqrtm of the D x D product."""
+    from scipy import linalg
+
+    from gansweep.analysis.metrics.distances import frechet_to_samples, gaussian
+
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(400, 60)) @ rng.normal(size=(60, 60)) / 8
+    fake = rng.normal(0.3, 1.2, size=(25, 60))
+    mu1, s1 = gaussian(real)
+    mu2, s2 = gaussian(fake)
+    covmean = linalg.sqrtm(s1 @ s2).real
+    expected = (mu1 - mu2) @ (mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean)
+    got = frechet_to_samples(mu1, s1, fake)
+    assert got == pytest.approx(expected, rel=1e-6)
+    assert frechet_to_samples(mu1, s1, real) == pytest.approx(0.0, abs=1e-9)  # n > d: as before

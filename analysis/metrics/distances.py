@@ -55,6 +55,29 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray,
     return float(max(fd, 0.0))  # rounding can leave -1e-12 for identical Gaussians
 
 
+def frechet_to_samples(mu1: np.ndarray, sigma1: np.ndarray, x: np.ndarray) -> float:
+    """The Fréchet distance from (mu1, sigma1) to the Gaussian fitted to (N, D) features `x`.
+
+    With fewer samples than dimensions (Inception's 2048 features scored on a few hundred
+    samples) the fitted covariance is B B^T with B = centred x^T / sqrt(N - 1), D x N, and
+    tr((S1 S2)^(1/2)) is the sum of the square roots of the eigenvalues of the N x N matrix
+    B^T S1 B: the same number as sqrtm of the D x D product, without its singular-product
+    instability, in a second instead of the ~20 s a 2048 x 2048 sqrtm takes on one core.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    n, d = x.shape
+    if n - 1 >= d:
+        return frechet_distance(mu1, sigma1, *gaussian(x))
+    mu1 = np.atleast_1d(mu1).astype(np.float64)
+    s1 = np.atleast_2d(sigma1).astype(np.float64)
+    mu2 = x.mean(axis=0)
+    b = (x - mu2).T / np.sqrt(n - 1)
+    eig = np.linalg.eigvalsh(b.T @ s1 @ b)
+    diff = mu1 - mu2
+    fd = diff @ diff + np.trace(s1) + np.sum(b * b) - 2.0 * np.sqrt(np.clip(eig, 0, None)).sum()
+    return float(max(fd, 0.0))
+
+
 def fid(real: np.ndarray, fake: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to (N, D) real and (M, D) generated features."""
     return frechet_distance(*gaussian(real), *gaussian(fake))

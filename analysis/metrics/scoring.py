@@ -32,7 +32,7 @@ from gansweep.analysis.metrics.distances import (
     K_DC,
     RealManifold,
     coverage,
-    frechet_distance,
+    frechet_to_samples,
     gaussian,
     prdc,
 )
@@ -165,7 +165,7 @@ def score(samples: np.ndarray, data, full: bool = False, evaluator=None) -> dict
     ref = reference(data, evaluator)
     feats, pred = ref.embed(x)
     if full:
-        out["fid"] = frechet_distance(ref.mean, ref.cov, *gaussian(feats))
+        out["fid"] = frechet_to_samples(ref.mean, ref.cov, feats)
         out.update(prdc(ref.manifold, feats))
         if pred is not None and ref.class_hist is not None:
             out.update(class_scores(pred, ref.class_hist))
