@@ -66,10 +66,12 @@ KEYS = {
                 "built-in evaluator)",
     "py_modules": "folders of your own Python packages (a trainer, loader or features named "
                   "as module:attribute) that Ray ships to every node",
+    "tracking": "experiment trackers every run is logged to: {mlflow: URI} and/or "
+                "{wandb: {project: P, mode: offline}} (docs/tracking.md)",
 }
 # Keys a sweep made before they existed lacks: at these values they change nothing, so they
 # stay out of the fingerprint and such a sweep still resumes.
-NEUTRAL = {"features": None}
+NEUTRAL = {"features": None, "tracking": None}
 REQUIRED = ("name", "trainer", "dataset", "steps")
 # Every seed a sweep derives ends in numpy, whose RandomState (Optuna's samplers) takes
 # 0 .. 2**32 - 1: its races use seed .. seed + seeds.count - 1, a rerun the seeds after those,
@@ -105,10 +107,11 @@ class SweepSpec:
     study: str | None = None  # a database URL without password (jobs/study.py); None: sqlite
     features: str | None = None  # module:callable of the group's own (analysis/features.py)
     py_modules: tuple = ()  # absolute folders Ray ships to every node (trainers/plugins.py)
+    tracking: dict | None = None  # {mlflow: {uri, experiment}, wandb: {...}} (jobs/tracking)
 
     def __post_init__(self):
         for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
-                     "seeds"):
+                     "seeds", "tracking"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
 
     @property
@@ -130,7 +133,7 @@ class SweepSpec:
         configuration, the only judgement before `seeds` existed, hashes as it did then."""
         keep = {k: v for k, v in self.to_dict().items()
                 if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures",
-                             "budget", "sampler", "study", "py_modules")
+                             "budget", "sampler", "study", "py_modules", "tracking")
                 and not (k in NEUTRAL and v == NEUTRAL[k])}
         if keep["seeds"]["count"] == 1:
             del keep["seeds"]
@@ -246,7 +249,15 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         storage=storage,
         study=study.parse(raw.get("study"), storage),
         features=features, py_modules=py_modules,
+        tracking=_tracking(raw.get("tracking"), raw["name"]),
     )
+
+
+def _tracking(value: Any, name: Any) -> dict | None:
+    # What to check lives with the trackers (jobs/tracking/config.py); only the parse is here.
+    from gansweep.jobs.tracking.config import parse
+
+    return parse(value, default_experiment=str(name))
 
 
 def _trainer(name: Any):
