@@ -124,6 +124,20 @@ def test_mlflow_sigkill_and_resume_logs_each_run_once(tmp_path, mlflow_server): 
         assert sorted(p.split("/")[-1] for p in figures) == sorted(
             p.name for p in (sweep / "trials" / key / "figures").glob("*.png"))
 
+    # A run whose checkpoint the store set aside as damaged (it trains again from step 0)
+    # says so in its tracker run; syncing again logs no step twice.
+    import gansweep
+    from gansweep.analysis.layout import STATE, TrialStore
+
+    key = sorted(final)[0]
+    TrialStore.of(sweep, repair=True).damaged(key, STATE, "torn by a test")
+    assert gansweep.track(sweep, log=lambda *_: None) == {
+        f"mlflow {mlflow_server.uri} experiment {experiment}": 0}
+    run = client(mlflow_server).get_run(children[key][0].info.run_id)
+    said = run.data.tags["gansweep.retrained_from_step_0"]
+    assert "torn by a test" in said and "state.pt.damaged-" in said
+    assert history_steps(mlflow_server, run.info.run_id) == list(range(EVERY, STEPS + 1, EVERY))
+
 
 # ---- W&B offline: the .wandb files read back -------------------------------------------------
 
