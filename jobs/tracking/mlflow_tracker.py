@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from gansweep.analysis.layout import FAILED, TrialStore
@@ -34,8 +35,11 @@ class MlflowTracker:
         self.sweep = sweep  # name, id, dir
         self.client = None
         self.parent: str | None = None
-        self.children: dict[str, object] = {}  # key -> mlflow Run (its tags as last seen)
+        self.children: dict[str, _Seen] = {}  # key -> its child run, tags as last seen
         self.uploaded: dict[str, set[str]] = {}  # key -> figure names the run has
+        # keys whose last sync failed part-way: a request may have reached MLflow all the
+        # same, so their run and tags are read again from MLflow, not from this cache
+        self.doubt: set[str] = set()
 
     @property
     def identity(self) -> str:
@@ -76,7 +80,8 @@ class MlflowTracker:
         while True:  # every child once, a page at a time
             page = client.search_runs([exp_id], f"tags.`mlflow.parentRunId` = '{parent}'",
                                       max_results=1000, page_token=token)
-            children.update({r.data.tags.get(f"{T}key"): r for r in page})
+            children.update({r.data.tags.get(f"{T}key"): _Seen(r.info.run_id, dict(r.data.tags))
+                             for r in page})
             token = page.token
             if not token:
                 break
@@ -84,23 +89,39 @@ class MlflowTracker:
 
     def _child(self, v: RunView):
         run = self.children.get(v.key)
+        if run is None and v.key in self.doubt:  # a request failed: ask MLflow what it has
+            found = self.client.search_runs(
+                [self.exp_id], f"tags.`mlflow.parentRunId` = '{self.parent}' and "
+                f"tags.`{T}key` = '{v.key}'", max_results=1)
+            run = _Seen(found[0].info.run_id, dict(found[0].data.tags)) if found else None
         if run is None:
             tags = {"mlflow.parentRunId": self.parent, f"{T}key": v.key,
                     f"{T}sweep": self.sweep["name"], f"{T}sweep_id": self.sweep["id"],
                     f"{T}role": "run"}
             if v.record is not None:
                 tags.update({f"{T}config_key": v.config_key or "", f"{T}seed": str(v.record.seed)})
-            run = self.client.create_run(self.exp_id, run_name=v.name, tags=tags)
-            self.children[v.key] = run
+            made = self.client.create_run(self.exp_id, run_name=v.name, tags=tags)
+            run = _Seen(made.info.run_id, dict(made.data.tags))
+        self.doubt.discard(v.key)
+        self.children[v.key] = run
         return run
 
     def sync(self, v: RunView, entry: dict, store: TrialStore) -> dict:
-        from mlflow.entities import Metric, Param, RunTag
-
         if v.record is None and not v.rows and v.result is None:
             return entry  # nothing written yet (a trial that failed before its first write)
+        try:
+            return self._sync(v, store)
+        except BaseException:
+            self.children.pop(v.key, None)
+            self.uploaded.pop(v.key, None)
+            self.doubt.add(v.key)
+            raise
+
+    def _sync(self, v: RunView, store: TrialStore) -> dict:
+        from mlflow.entities import Metric, Param, RunTag
+
         run = self._child(v)
-        rid, tags = run.info.run_id, dict(run.data.tags)
+        rid, tags = run.run_id, run.tags  # tags: updated as each write succeeds
         now = _ms()
 
         def batch(metrics=(), params=(), new_tags=None):
@@ -137,7 +158,6 @@ class MlflowTracker:
                 f"{T}stop_reason": r.stop_reason, f"{T}stop_step": r.stop_step,
                 f"{T}objective": r.objective, f"{T}finished": r.finished})
             self.client.set_terminated(rid, "FAILED" if r.stop_reason == FAILED else "FINISHED")
-        self.children[v.key] = _Seen(run.info, tags)
         return {"step": logged, "finished": r.finished if r is not None else None}
 
     def _figures(self, rid: str, v: RunView, store: TrialStore) -> None:
@@ -166,12 +186,12 @@ class MlflowTracker:
             self.client.set_terminated(self.parent, "FINISHED")
 
 
+@dataclass
 class _Seen:
-    """A child run as this driver left it: its info and its tags after our writes."""
+    """A child run as this driver knows it: its id, and its tags after our writes."""
 
-    def __init__(self, info, tags: dict):
-        self.info = info
-        self.data = type("Data", (), {"tags": tags})()
+    run_id: str
+    tags: dict
 
 
 def _ms() -> int:

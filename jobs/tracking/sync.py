@@ -8,8 +8,10 @@ resume, from `gansweep track` -- logs nothing twice.
 
 A tracker that fails (down, refused, misconfigured) does not stop the sweep: the failure is
 said once, in one line naming the tracker and what to do, the run is marked pending in the
-ledger, and the tracker is left alone for RETRY_S; whatever is pending is synced at the end of
-the driver run, at the start of the next one, or by `gansweep track SWEEP_DIR`.
+ledger, and the tracker is left alone for RETRY_S, doubled after each failure up to
+RETRY_MAX_S (a tracker that times out must not stall the driver's loop again and again);
+whatever is pending is synced at the end of the driver run, at the start of the next one, or
+by `gansweep track SWEEP_DIR`.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from gansweep.analysis import layout
 from gansweep.jobs.tracking.ledger import Ledger
 from gansweep.jobs.tracking.view import view
 
-RETRY_S = 60.0
+RETRY_S, RETRY_MAX_S = 60.0, 900.0
 
 
 def trackers_of(spec, root, meta) -> list:
@@ -40,6 +42,7 @@ class _State:
         self.ledger = Ledger(root, tracker.name, tracker.identity)
         self.opened = False
         self.failed_at: float | None = None  # when it last failed (None: it answers)
+        self.wait_s = RETRY_S  # how long it is left alone after a failure
         self.said = False  # its failure was said (once per driver run)
 
 
@@ -54,7 +57,7 @@ class Sync:
         """Log what the trackers lack of run `key`."""
         v = None
         for s in self.states:
-            if s.failed_at is not None and time.time() - s.failed_at < RETRY_S:
+            if s.failed_at is not None and time.time() - s.failed_at < s.wait_s:
                 self._pending(s, key)
                 continue
             try:
@@ -71,8 +74,10 @@ class Sync:
                     s.ledger.runs[key] = new
                     s.ledger.pending.discard(key)
                     s.ledger.save()
-                s.failed_at = None
+                s.failed_at, s.wait_s = None, RETRY_S
             except Exception as exc:  # noqa: BLE001 - any failure of a tracker: said, not fatal
+                if s.failed_at is not None:
+                    s.wait_s = min(2 * s.wait_s, RETRY_MAX_S)
                 s.failed_at = time.time()
                 self._pending(s, key)
                 if not s.said:
