@@ -93,8 +93,8 @@ def _wandb(value: Any) -> dict:
     if not isinstance(project, str) or not project or not re.fullmatch(r"[^/\\#?%:]+", project):
         raise ConfigError(f"{where}.project: write the W&B project's name (no / \\ # ? % :); "
                           f"{fix}")
-    mode = value.get("mode", "online")
-    if mode not in WANDB_MODES:
+    mode = value.get("mode")  # absent: W&B's own choice (WANDB_MODE, else online)
+    if mode is not None and mode not in WANDB_MODES:
         raise ConfigError(f"{where}.mode: {mode!r} is not valid; use online or offline "
                           "(offline writes runs under WANDB_DIR for `wandb sync` later)")
     entity = value.get("entity")
@@ -102,7 +102,9 @@ def _wandb(value: Any) -> dict:
                                or not entity):
         raise ConfigError(f"{where}.entity: write the W&B user or team name, or leave it out")
     _installed("wandb")
-    out = {"project": project, "mode": mode}
+    out = {"project": project}
+    if mode:
+        out["mode"] = mode
     if entity:
         out["entity"] = entity
     return out

@@ -32,7 +32,8 @@ class WandbTracker:
     name = "wandb"
 
     def __init__(self, cfg: dict, sweep: dict):
-        self.project, self.mode, self.entity = cfg["project"], cfg["mode"], cfg.get("entity")
+        self.project, self.entity = cfg["project"], cfg.get("entity")
+        self.mode = cfg.get("mode")  # None: W&B decides (WANDB_MODE, else online)
         self.sweep = sweep
         self.runs: dict[str, object] = {}  # key -> open wandb Run
         self.tmp: tempfile.TemporaryDirectory | None = None
