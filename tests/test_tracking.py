@@ -202,10 +202,13 @@ def wandb_runs(wandb_dir) -> dict[str, dict]:
 
 
 def test_tracker_down_then_gansweep_track_and_wandb_offline_resume(tmp_path, mlflow_server):  # noqa: F811
-    """MLflow points at a closed port, W&B is offline: the sweep completes (exit 0) saying the
-    failure in one line; a resume adds a run and logs nothing to W&B twice; pointed at a real
-    server, `gansweep track` logs every run, and a second track logs nothing."""
+    """MLflow points at a closed port, W&B is offline. The sweep, stopped with Ctrl-C (SIGINT)
+    while W&B has a run's first reports and resumed, completes (exit 0) saying MLflow's failure
+    in one line per driver run; W&B holds each step once over the offline-run directories of
+    the same run id. Pointed at a real server, `gansweep track` logs every run to MLflow, and
+    a second track logs nothing."""
     from gansweep.jobs.tracking.wandb_tracker import run_id
+    from tests.faults import running
 
     closed = f"http://127.0.0.1:{free_port()}"
     experiment = f"down-{tmp_path.name}"
@@ -213,18 +216,34 @@ def test_tracker_down_then_gansweep_track_and_wandb_offline_resume(tmp_path, mlf
     wandb_dir.mkdir()
     env = {"WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir), "WANDB_SILENT": "true"}
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(
-        tmp_path, trials=2, early_stop={"collapse": False},
+        tmp_path, trials=2, steps=STEPS, report_every=EVERY, score_every=80,
+        early_stop={"collapse": False},
         tracking={"mlflow": {"uri": closed, "experiment": experiment},
                   "wandb": {"project": "gansweep-test", "mode": "offline"}}))
     sweep = tmp_path / "tiny"
-    first = run_cli("submit", str(spec), env=env)
-    said = warnings(first.stdout + first.stderr)
+
+    def wandb_has_a_running_run():
+        for path in sweep.glob("tracking/wandb-*.json"):
+            ledger = json.loads(path.read_text())
+            if any(e.get("step", -1) >= EVERY and not e.get("finished")
+                   for e in ledger["runs"].values()):
+                return True
+        return False
+
+    driver = Driver("submit", str(spec), log=tmp_path / "submit.log", env=env)
+    wait_for(wandb_has_a_running_run, "a W&B run logged while it trains", driver=driver,
+             poll=0.2)
+    driver.kill(signal.SIGINT)
+    assert driver.proc.returncode == 130, driver.output()[-3000:]
+    interrupted = set(running(sweep))
+    said = warnings(driver.output())
     assert len(said) == 1, said
     assert "mlflow" in said[0] and "gansweep track" in said[0]
-    again = run_cli("resume", str(sweep), "--trials", "3", env=env)
-    assert len(warnings(again.stdout + again.stderr)) == 1
+    resumed = Driver("resume", str(sweep), log=tmp_path / "resume.log", env=env)
+    assert resumed.wait() == 0, resumed.output()[-3000:]
+    assert len(warnings(resumed.output())) == 1
     final = results(sweep)
-    assert len(final) == 3
+    assert len(final) == 2
 
     # W&B: one run per key, grouped by the sweep, each step once over all offline directories
     meta = json.loads((sweep / "sweep.json").read_text())
@@ -233,23 +252,26 @@ def test_tracker_down_then_gansweep_track_and_wandb_offline_resume(tmp_path, mlf
     sweep_id = hashlib.sha1(meta["study_name"].encode()).hexdigest()[:16]
     runs = wandb_runs(wandb_dir)
     assert set(runs) == {run_id(sweep_id, k) for k in final}
+    steps = list(range(EVERY, STEPS + 1, EVERY))
     for key in final:
         run = runs[run_id(sweep_id, key)]
-        assert run["steps"] == [20, 40], (key, run["steps"])
-        assert run["dirs"] == 1  # an ended run is not opened again by the resume
+        assert run["steps"] == steps, (key, run["steps"])
+        # a run the interruption cut is continued under the same id, in a directory of its own
+        assert run["dirs"] == (2 if key in interrupted else 1), (key, interrupted)
         assert run["group"] == "tiny"
         record = store_config(sweep, key)
         assert {k: run["config"][k] for k in record["config"]} == record["config"]
         assert run["config"]["seed"] == record["seed"]
         assert run["summary"]["stop_reason"] == "completed"
-        assert run["figures"] == [40]
+        assert run["figures"] == [80, STEPS]
+    assert interrupted, "the interruption came after every run had ended"
 
     # MLflow is back (the spec now names a server that answers): track logs every run once
     frozen = sweep / "spec.yaml"
     frozen.write_text(frozen.read_text().replace(closed, mlflow_server.uri))
     wandb_files = sorted(glob.glob(f"{wandb_dir}/wandb/offline-run-*"))
     tracked = run_cli("track", str(sweep), env=env)
-    assert "3 run(s) updated, 0 pending" in tracked.stdout
+    assert "2 run(s) updated, 0 pending" in tracked.stdout
     import gansweep
 
     lines: list[str] = []
@@ -262,7 +284,7 @@ def test_tracker_down_then_gansweep_track_and_wandb_offline_resume(tmp_path, mlf
     assert len(parents) == 1 and set(children) == set(final)
     for runs_ in children.values():
         assert len(runs_) == 1
-        assert history_steps(mlflow_server, runs_[0].info.run_id) == [20, 40]
+        assert history_steps(mlflow_server, runs_[0].info.run_id) == steps
         assert runs_[0].data.tags["gansweep.stop_reason"] == "completed"
 
 
