@@ -2,7 +2,8 @@
 wait for it (it was down).
 
 For MLflow the tracker itself is the truth (each run's tags say how far it was logged) and the
-ledger only spares asking it again about runs whose end it already has. W&B cannot be asked
+ledger only spares asking it again about runs whose end it already has (so it is written when
+a run's end is logged, not at every report). W&B cannot be asked
 in offline mode, so for it the ledger is the truth. Written with the sweep directory's one
 durable write: a kill leaves the previous ledger or the new one, never a torn one.
 """

@@ -106,9 +106,11 @@ class MlflowTracker:
         self.children[v.key] = run
         return run
 
-    def sync(self, v: RunView, entry: dict, store: TrialStore) -> dict:
+    def sync(self, v: RunView, entry: dict, store: TrialStore) -> tuple[dict, bool]:
+        """Log what the run's MLflow child lacks. Returns the ledger's entry (only whether
+        its end was logged: MLflow's tags hold the rest) and whether anything was sent."""
         if v.record is None and not v.rows and v.result is None:
-            return entry  # nothing written yet (a trial that failed before its first write)
+            return entry, False  # nothing written yet (a trial that failed before its first write)
         try:
             return self._sync(v, store)
         except BaseException:
@@ -117,14 +119,16 @@ class MlflowTracker:
             self.doubt.add(v.key)
             raise
 
-    def _sync(self, v: RunView, store: TrialStore) -> dict:
+    def _sync(self, v: RunView, store: TrialStore) -> tuple[dict, bool]:
         from mlflow.entities import Metric, Param, RunTag
 
         run = self._child(v)
         rid, tags = run.run_id, run.tags  # tags: updated as each write succeeds
         now = _ms()
+        sent = [False]
 
         def batch(metrics=(), params=(), new_tags=None):
+            sent[0] = True
             self.client.log_batch(rid, metrics=list(metrics), params=list(params),
                                   tags=[RunTag(k, str(x)) for k, x in (new_tags or {}).items()])
             tags.update(new_tags or {})
@@ -150,7 +154,7 @@ class MlflowTracker:
             batch(chunk, new_tags={f"{T}logged_step": logged})
         elif logged > int(tags.get(f"{T}logged_step", -1)):  # rows with no number in them
             batch(new_tags={f"{T}logged_step": logged})
-        self._figures(rid, v, store)
+        sent[0] |= self._figures(rid, v, store)
         r = v.result
         if r is not None and tags.get(f"{T}finished") != str(r.finished):
             final = [Metric(f"final/{k}", x, now, r.stop_step) for k, x in v.final().items()]
@@ -158,18 +162,19 @@ class MlflowTracker:
                 f"{T}stop_reason": r.stop_reason, f"{T}stop_step": r.stop_step,
                 f"{T}objective": r.objective, f"{T}finished": r.finished})
             self.client.set_terminated(rid, "FAILED" if r.stop_reason == FAILED else "FINISHED")
-        return {"step": logged, "finished": r.finished if r is not None else None}
+        return ({"finished": r.finished} if r is not None else {}), sent[0]
 
-    def _figures(self, rid: str, v: RunView, store: TrialStore) -> None:
+    def _figures(self, rid: str, v: RunView, store: TrialStore) -> bool:
+        """Upload the figures the run lacks; whether there were any."""
         if not v.figures:
-            return
+            return False
         have = self.uploaded.get(v.key)
         if have is None:  # asked once per run and driver; then kept here
             have = {Path(a.path).name for a in self.client.list_artifacts(rid, "figures")}
             self.uploaded[v.key] = have
         todo = [(s, n) for s, n in v.figures if Path(n).name not in have]
         if not todo:
-            return
+            return False
         with tempfile.TemporaryDirectory() as tmp:
             for _, name in todo:
                 data = store.read(v.key, name)
@@ -179,6 +184,7 @@ class MlflowTracker:
                 path.write_bytes(data)
                 self.client.log_artifact(rid, str(path), "figures")
                 have.add(path.name)
+        return True
 
     def close(self) -> None:
         """The sweep's parent run ends with each driver run (the next one sets it RUNNING)."""

@@ -67,10 +67,9 @@ class Sync:
                     s.tracker.open()
                     s.opened = True
                 entry = s.ledger.entry(key)
-                new = s.tracker.sync(v, entry, self.store)
-                if new != entry or key in s.ledger.pending:
-                    if new != entry:
-                        self.updated[s.tracker.name] += 1
+                new, logged = s.tracker.sync(v, entry, self.store)
+                self.updated[s.tracker.name] += logged
+                if new != entry or key in s.ledger.pending:  # written only when it changed
                     s.ledger.runs[key] = new
                     s.ledger.pending.discard(key)
                     s.ledger.save()

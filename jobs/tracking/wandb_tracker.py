@@ -68,7 +68,9 @@ class WandbTracker:
             self.runs[v.key] = run
         return run
 
-    def sync(self, v: RunView, entry: dict, store: TrialStore) -> dict:
+    def sync(self, v: RunView, entry: dict, store: TrialStore) -> tuple[dict, bool]:
+        """Hand W&B what the ledger's entry says it lacks. Returns the new entry and whether
+        anything was logged."""
         import wandb
 
         logged = int(entry.get("step", -1))
@@ -79,7 +81,7 @@ class WandbTracker:
         ends = r is not None and entry.get("finished") != r.finished
         retrained = v.retrained and entry.get("retrained") != v.retrained
         if not (rows or new_figures or ends or retrained):
-            return entry
+            return entry, False
         run = self._run(v)
         by_step = {s: n for s, n in new_figures}
         for row in rows:
@@ -106,7 +108,7 @@ class WandbTracker:
             run.finish(exit_code=1 if r.stop_reason == "failed" else 0)
             del self.runs[v.key]
             entry["finished"] = r.finished
-        return entry
+        return entry, True
 
     def _image(self, store: TrialStore, key: str, name: str) -> str | None:
         """The figure as a file W&B copies when it is logged (kept until close)."""
