@@ -21,8 +21,12 @@ layout: `jobs` writes through it, `analysis` reads through it.
         revived.json       a collapsed run trained on to its end (`early_stop.collapse.revive`):
                            where it paused; its paused result.json is kept beside, renamed
         NAME.damaged-TIME  a record found torn or unreadable, set aside (never read again)
+        figures/step-N.png what the run's output looked like at a full score (only when the
+                           spec has `tracking:`; the driver logs it to the trackers)
     SWEEP_DIR/damaged/     one note per record set aside: which run, why, what happens to it
     SWEEP_DIR/driver.lock  the driver that holds the sweep (analysis/lock.py)
+    SWEEP_DIR/tracking/    per tracker, what was logged to it and what is pending
+                           (jobs/tracking/ledger.py)
     SWEEP_DIR-rerun/       `gansweep rerun`: a sweep of its own beside the original
 
 KEY is a hash of (trainer, dataset, configuration, seed, steps): Ray Tune re-creates trials
@@ -81,6 +85,8 @@ CONFIG, STATE, METRICS, RESULT, LEASE, REVIVED = (
 # (ended after the last write, or under a killed driver) is read from its own files. Ten
 # thousand runs are one read, not thirty thousand (or thirty thousand requests to a bucket).
 SUMMARY = "summary.json"
+TRACKING = "tracking"  # SWEEP_DIR/tracking/: what each experiment tracker was sent
+FIGURES = "figures"  # SWEEP_DIR/trials/KEY/figures/: a figure per full score (tracking only)
 DAMAGED = "damaged"  # SWEEP_DIR/damaged/: one note per record found torn and set aside
 DAMAGED_FILES = "damaged_files"  # a trial's report: its files set aside as damaged
 RERUN_SUFFIX = "-rerun"
@@ -94,6 +100,17 @@ FLAGS = (COLLAPSED, DIVERGED)  # boolean columns of a report row
 def output_file(kind: str) -> str:
     """The file a finished run leaves, for a trainer's OUTPUT kind ("samples", "weights")."""
     return f"{kind}.npy"
+
+
+def figure_file(step: int) -> str:
+    """A run's figure at `step`, under its store entry (zero-padded: names sort by step)."""
+    return f"{FIGURES}/step-{step:08d}.png"
+
+
+def figure_step(name: str) -> int | None:
+    """The step of a figure file's name (None: not one of ours)."""
+    m = re.fullmatch(r"step-(\d+)\.png", name.rsplit("/", 1)[-1])
+    return int(m.group(1)) if m else None
 
 
 OUTPUT_FILES = tuple(output_file(k) for k in ("samples", "weights"))
@@ -462,6 +479,12 @@ class TrialStore:
         sel = pafs.FileSelector(self.root, recursive=False)
         return sorted(i.base_name for i in self.fs.get_file_info(sel)
                       if i.type == pafs.FileType.Directory)
+
+    def figures(self, key: str) -> list[tuple[int, str]]:
+        """(step, name under the entry) of the run's figures, in step order."""
+        sel = pafs.FileSelector(self.path(key, FIGURES), allow_not_found=True)
+        found = ((figure_step(i.base_name), i.base_name) for i in self.fs.get_file_info(sel))
+        return sorted((step, f"{FIGURES}/{name}") for step, name in found if step is not None)
 
     def exists(self, key: str, name: str) -> bool:
         return self.fs.get_file_info(self.path(key, name)).type == pafs.FileType.File

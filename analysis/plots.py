@@ -183,6 +183,18 @@ def samples(title: str, panels: list[dict], real: np.ndarray | None, kind: str,
     return _save(fig, path)
 
 
+def run_figure(title: str, output_kind: str, output: np.ndarray, data, path: Path) -> Path:
+    """One run's output as the report draws it: a map (OUTPUT "weights") over its data, or
+    samples (a mosaic of images, a scatter or histogram over the held-out data). `data` is
+    the trainer's Dataset (its kind, shape and held-out split)."""
+    if output_kind == "weights":
+        panels = [{"weights": output, "label": f"{output.shape[0]}x{output.shape[1]} map"}]
+        return som_maps(title, panels, data.held_out, data.kind, data.shape, path)
+    real = None if data.kind == "image" else data.held_out
+    return samples(title, [{"samples": output, "label": "generated"}], real,
+                   "image" if data.kind == "image" else "vector", path)
+
+
 def u_matrix(weights: np.ndarray) -> np.ndarray:
     """Mean Euclidean distance from each unit to its (up to 8) grid neighbours."""
     w = np.asarray(weights, dtype=np.float64)

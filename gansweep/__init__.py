@@ -19,7 +19,7 @@ except PackageNotFoundError:  # run from a source tree that was never installed
 # Loaded on first use: `import gansweep` (which every command does) must not import torch.
 _EXPORTS = {
     "submit": "gansweep.api", "resume": "gansweep.api", "load": "gansweep.api",
-    "train": "gansweep.api", "SweepResult": "gansweep.api",
+    "train": "gansweep.api", "track": "gansweep.api", "SweepResult": "gansweep.api",
     "Trainer": "gansweep.trainers.base", "TwoPlayer": "gansweep.trainers.base",
     "HParam": "gansweep.trainers.hparams", "Dataset": "gansweep.trainers.data",
     "ConfigError": "gansweep.trainers.errors",

@@ -150,6 +150,14 @@ def resume(path: str | Path, address: str | None = None, trials: int | None = No
                            log=log))
 
 
+def track(path: str | Path, log=print) -> dict[str, int]:
+    """Log every run of a sweep to the trackers its spec names (`gansweep track`), logging
+    nothing twice. Returns the runs still pending per tracker (0: all logged)."""
+    from gansweep.jobs.tracking import track as run
+
+    return run(path, log=log)
+
+
 def load(path: str | Path) -> SweepResult:
     """Read a sweep directory, finished, running or interrupted (`gansweep status`)."""
     return SweepResult(path)

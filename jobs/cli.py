@@ -118,6 +118,14 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_track(args: argparse.Namespace) -> int:
+    check_sweep_arg(args.sweep_dir)
+    from gansweep.jobs.tracking import track
+
+    pending = track(args.sweep_dir)
+    return 1 if any(pending.values()) else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gansweep.jobs.demo import run_demo
 
@@ -201,6 +209,11 @@ def parser() -> argparse.ArgumentParser:
     rr.add_argument("--resume", action="store_true", help="continue an interrupted rerun")
     rr.add_argument("--address", default=None, help=address_help)
     rr.set_defaults(func=cmd_rerun)
+
+    tk = sub.add_parser("track", help="log every run of a sweep to the trackers its spec names "
+                        "(after a tracker was down); logs nothing twice")
+    tk.add_argument("sweep_dir")
+    tk.set_defaults(func=cmd_track)
 
     d = sub.add_parser("demo", help="run the demo sweeps on a local Ray and write the report")
     d.add_argument("--out", default="demo-output")

@@ -152,6 +152,9 @@ def _run(spec, target: Path, meta: SweepMeta, configs: list[dict], seeds: list[i
     log(f"[gansweep] rerun {target.name}: {len(configs)} configurations x seeds "
         f"{', '.join(map(str, seeds))} = {total} trials of {spec.trainer} on {spec.dataset}")
     ctl = control(spec, target, run_id)
+    from gansweep.jobs import tracking
+
+    track = tracking.for_sweep(spec, target, meta, log)  # the sweep's trackers, if any
     tuner = tune.Tuner(
         tune_trainable(ctl, spec.resources),
         param_space=param_space(configs, seeds),
@@ -162,6 +165,10 @@ def _run(spec, target: Path, meta: SweepMeta, configs: list[dict], seeds: list[i
             failure_config=tune.FailureConfig(max_failures=spec.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             callbacks=[Progress(spec.metric, spec.mode, log=log), RecordOutcomes(ctl),
-                       Summarize(target, ctl), RunClock(target, meta)],
+                       Summarize(target, ctl), RunClock(target, meta),
+                       *track.callbacks(ctl)],
             verbose=0))
-    tuner.fit()
+    try:
+        tuner.fit()
+    finally:
+        track.finish()

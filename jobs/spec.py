@@ -74,10 +74,12 @@ KEYS = {
     "warm_start": "earlier sweeps of this trainer to start from: SWEEP_DIR, a list, or "
                   "{sweeps: [...], top: 5}: their top configurations run first and their "
                   "finished trials (same metric) are the sampler's history",
+    "tracking": "experiment trackers every run is logged to: {mlflow: URI} and/or "
+                "{wandb: {project: P, mode: offline}} (docs/tracking.md)",
 }
 # Keys a sweep made before they existed lacks: at these values they change nothing, so they
 # stay out of the fingerprint and such a sweep still resumes.
-NEUTRAL = {"features": None, "warm_start": None}
+NEUTRAL = {"features": None, "warm_start": None, "tracking": None}
 REQUIRED = ("name", "trainer", "dataset", "steps")
 # Every seed a sweep derives ends in numpy, whose RandomState (Optuna's samplers) takes
 # 0 .. 2**32 - 1: its races use seed .. seed + seeds.count - 1, a rerun the seeds after those,
@@ -118,10 +120,11 @@ class SweepSpec:
     # The second objective of a two-objective sweep (`metric: [fid, gpu_seconds]`: `metric`
     # is the first); None for one objective. The spec file writes both as `metric`.
     metric_2: str | None = None
+    tracking: dict | None = None  # {mlflow: {uri, experiment}, wandb: {...}} (jobs/tracking)
 
     def __post_init__(self):
         for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
-                     "seeds", "warm_start"):
+                     "seeds", "warm_start", "tracking"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
 
     @property
@@ -157,7 +160,8 @@ class SweepSpec:
         configuration, the only judgement before `seeds` existed, hashes as it did then."""
         keep = {k: v for k, v in self.to_dict().items()
                 if k not in ("trials", "max_concurrent", "storage", "resources", "max_failures",
-                             "budget", "sampler", "study", "py_modules", "warm_start")
+                             "budget", "sampler", "study", "py_modules", "warm_start",
+                             "tracking")
                 and not (k in NEUTRAL and v == NEUTRAL[k])}
         if keep["seeds"]["count"] == 1:
             del keep["seeds"]
@@ -282,7 +286,15 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
         study=study.parse(raw.get("study"), storage),
         features=features, py_modules=py_modules,
         warm_start=warm_start.parse(raw.get("warm_start")),
+        tracking=_tracking(raw.get("tracking"), raw["name"]),
     )
+
+
+def _tracking(value: Any, name: Any) -> dict | None:
+    # What to check lives with the trackers (jobs/tracking/config.py); only the parse is here.
+    from gansweep.jobs.tracking.config import parse
+
+    return parse(value, default_experiment=str(name))
 
 
 def _trainer(name: Any):

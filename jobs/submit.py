@@ -31,7 +31,7 @@ def control(spec: SweepSpec, root: Path, run_id: str) -> TrialControl:
         collapse=collapse_rule(spec.early_stop, spec.trainer, spec.steps),
         penalize=spec.early_stop.get("penalty", True), features=spec.features,
         metric_2=spec.metric_2, mode_2=spec.modes[1] if spec.metric_2 else None,
-        gpus=float(spec.resources["gpu"]))
+        gpus=float(spec.resources["gpu"]), figures=bool(spec.tracking))
 
 
 def check_data(spec: SweepSpec):
@@ -339,6 +339,10 @@ class _Part:
         self.per_experiment = per_experiment
         self.ctl = control(spec, root, run_id)
         self.limits = meta.budget_in_force(spec.budget)
+        from gansweep.jobs import tracking
+
+        # runs a tracker missed before (it was down, or is new in spec.yaml) are logged now
+        self.tracking = tracking.for_sweep(spec, root, meta, log)
 
     def search(self, k: int):
         """The k-th experiment's searcher, restored; and how many runs resume."""
@@ -389,7 +393,8 @@ class _Part:
             checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
             callbacks=[Progress(spec.metric, spec.mode, log=self.log),
                        RecordOutcomes(ctl, search.budget), Summarize(self.root, ctl),
-                       RunClock(self.root, self.meta), tensorboard_logger()],
+                       RunClock(self.root, self.meta), tensorboard_logger(),
+                       *self.tracking.callbacks(ctl)],
             verbose=0)
         tune_config = tune.TuneConfig(
             search_alg=search, scheduler=scheduler, num_samples=-1,
@@ -405,4 +410,5 @@ class _Part:
                                   f"  gansweep resume {self.root}")
         finally:
             stop.restore()
+            self.tracking.finish()  # what a tracker still lacks, and its open runs closed
         return grid

@@ -57,6 +57,7 @@ class TrialControl:
     metric_2: str | None = None  # a two-objective sweep's second objective, and its direction
     mode_2: str | None = None
     gpus: float = 0.0  # the GPUs one trial holds (resources.gpu): gpu_seconds
+    figures: bool = False  # a figure at each full score, for the trackers (jobs/tracking)
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -223,6 +224,8 @@ def trainable(config: dict, control: TrialControl) -> None:
 
     def on_report(row: dict) -> bool:
         row["collapsed"] = detector.update(row)
+        if control.figures and _figure_due(control, trainer.step, row):
+            _figure(store, key, trainer)  # before the row: a driver that sees it finds it
         store.write_torch(key, layout.STATE, {"trainer": trainer.state_dict(),
                                               "history": history,
                                               "detector": detector.state_dict()})
@@ -243,6 +246,35 @@ def trainable(config: dict, control: TrialControl) -> None:
         return
     train_loop(trainer, control.steps, control.report_every, control.score_every, history,
                on_report, required=control.metrics, evaluator=evaluator, gpus=control.gpus)
+
+
+def _figure_due(control: TrialControl, step: int, row: dict) -> bool:
+    """At each full score (every score_every steps, and the run's last report) that left a
+    model worth drawing."""
+    if row.get("diverged"):
+        return False
+    last = step >= control.steps or layout.stop_reason(row) is not None
+    return last or bool(control.score_every and step % control.score_every == 0)
+
+
+def _figure(store: TrialStore, key: str, trainer) -> None:
+    """The run's output drawn now (samples or its map, analysis/plots.py), into its store
+    entry; the driver logs it to the trackers. A figure is not worth a trial: a failure to
+    draw is said and training goes on."""
+    from pathlib import Path
+
+    from gansweep.analysis import plots
+    from gansweep.analysis.metrics import default_n
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = plots.run_figure(f"run {key}, step {trainer.step}", trainer.OUTPUT,
+                                    trainer.output(default_n(trainer.data)), trainer.data,
+                                    Path(tmp) / "figure.png")
+            store.write(key, layout.figure_file(trainer.step), path.read_bytes())
+    except Exception as exc:  # noqa: BLE001 - matplotlib and the store raise many kinds
+        print(f"[gansweep] run {key}: no figure at step {trainer.step} ({exc})",
+              file=sys.stderr)
 
 
 def _load_state(store: TrialStore, key: str) -> dict | None:

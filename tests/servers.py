@@ -6,6 +6,8 @@
 - An S3-compatible server (moto's ThreadedMotoServer) on 127.0.0.1, reached over HTTP by
   pyarrow's real S3 filesystem and by Ray Tune's storage, with credentials and endpoint in the
   AWS_* environment as a user would give them.
+- An MLflow tracking server (`mlflow server`, SQLite store, served artifacts) on 127.0.0.1, one
+  per test module that asks for it (`mlflow_server`; tests/test_tracking.py).
 
 Without PostgreSQL installed the tests that need it skip, saying why; GANSWEEP_REQUIRE_SERVERS=1
 (set by .ci/run) turns that into a failure so CI cannot pass by skipping them.
@@ -154,3 +156,62 @@ def s3():
     finally:
         patch.undo()
         server.stop()
+
+
+@dataclass
+class Mlflow:
+    uri: str
+    base: Path
+
+
+def start_mlflow(base: Path, port: int, timeout: float = 180.0) -> subprocess.Popen:
+    """`mlflow server` on 127.0.0.1:port with a SQLite store and served artifacts under
+    `base`, in its own process group; returns once it answers /health."""
+    import sys
+    import time
+    import urllib.request
+
+    log = open(base / "mlflow-server.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{base / 'mlflow.db'}", "--serve-artifacts",
+         "--artifacts-destination", str(base / "artifacts"), "--workers", "1"],
+        cwd=base, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"mlflow server exited:\n{(base / 'mlflow-server.log').read_text()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    stop_process_group(proc)
+    raise RuntimeError(f"mlflow server did not answer within {timeout:.0f} s")
+
+
+def stop_process_group(proc: subprocess.Popen) -> None:
+    import signal
+
+    # SIGKILL: a test server's data dies with the test, and its graceful shutdown waits for
+    # idle keep-alive connections (seconds)
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server (the `mlflow` extra) for one test module."""
+    pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
+    base = tmp_path_factory.mktemp("mlflow")
+    port = free_port()
+    proc = start_mlflow(base, port)
+    try:
+        yield Mlflow(uri=f"http://127.0.0.1:{port}", base=base)
+    finally:
+        stop_process_group(proc)
