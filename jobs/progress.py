@@ -95,7 +95,10 @@ class RunClock(Callback):
             return False
         node = str(info.pop("node_id", None) or info.get("host"))
         run = self.meta.runs[-1]
-        if (run.nodes or {}).get(node) == info:
+        known = (run.nodes or {}).get(node) or {}
+        # Trials on one node see different devices (a GPU each, or none): their union
+        info["devices"] = sorted({*known.get("devices", []), *info.get("devices", [])})
+        if known == info:
             return False
         self.meta.runs[-1] = dataclasses.replace(run, nodes={**(run.nodes or {}), node: info})
         return True

@@ -56,11 +56,15 @@ def node_info() -> dict:
     info = {"host": socket.gethostname(), "gansweep": _version("gansweep"),
             "python": platform.python_version(), "torch": torch.__version__,
             "cuda": torch.version.cuda}
-    if torch.cuda.is_available():
-        info["devices"] = sorted({torch.cuda.get_device_name(i)
-                                  for i in range(torch.cuda.device_count())})
-    else:
-        info["devices"] = [_cpu_model()]
+    devices: list[str] = []
+    try:  # a record of what ran must never fail the run it describes
+        if torch.cuda.is_available():
+            devices = sorted({torch.cuda.get_device_name(i)
+                              for i in range(torch.cuda.device_count())})
+    except Exception as exc:  # noqa: BLE001 - a CUDA that says it is there and is not
+        devices = [f"cuda: no name ({type(exc).__name__})"]
+    # The GPUs this process may see (Ray sets CUDA_VISIBLE_DEVICES per trial); none: the CPU
+    info["devices"] = devices or [_cpu_model()]
     return {k: v for k, v in info.items() if v is not None}
 
 
