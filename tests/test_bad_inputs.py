@@ -117,6 +117,8 @@ CASES = [
          files={"broken.yaml": b"name: [unclosed\n"}),
     Case("bad-address", ["submit", "{w}/spec.yaml", "--address", "head:port"], "address",
          spec={}),
+    case("warm-start-not-a-sweep", submit("warm_start", warm_start="{w}/cwd")),
+    case("warm-start-bad-shape", submit("warm_start", warm_start={"sweeps": [], "top": 2})),
     # `submit --set`: validated like the file
     Case("set-unknown-key", ["submit", "{w}/spec.yaml", "--set", "colour=red"],
          "--set colour", spec={}),
@@ -217,7 +219,7 @@ def _run(c: Case, base: Path, namespace: list[str] | None) -> Outcome:
         (w / rel).write_bytes(data)
     if c.spec is not None:
         raw = {**BASE, "storage": str(w / "storage"), **c.spec}
-        raw = {k: v.format(w=w) if isinstance(v, str) and k == "storage" else v
+        raw = {k: v.format(w=w) if isinstance(v, str) and k in ("storage", "warm_start") else v
                for k, v in raw.items()}
         (w / "spec.yaml").write_text(yaml.safe_dump(raw))
     (w / "storage").mkdir()

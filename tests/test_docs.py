@@ -454,9 +454,12 @@ def _sweep(work, cli_env):
     """The tiny sweep, started in the background by the first test that runs commands: the
     cheap runs go on while Ray starts."""
     spec = work / "tiny.yaml"
-    spec.write_text(yaml.safe_dump(tiny_spec(work / "sweeps", name="tiny", trials=2)))
+    spec.write_text(yaml.safe_dump(tiny_spec(work / "sweeps", name="tiny-file", trials=4)))
     log = open(work / "submit.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "gansweep", "submit", str(spec)], cwd=ROOT,
+    # `submit --set` (docs/spec.md) makes it the sweep the commands expect: named tiny, two
+    # configurations (a third is what the documented resume adds)
+    proc = subprocess.Popen([sys.executable, "-m", "gansweep", "submit", str(spec), "--set",
+                             "name=tiny", "--set", "trials=2"], cwd=ROOT,
                             env={**os.environ, "OMP_NUM_THREADS": "1", **cli_env},
                             stdout=log, stderr=subprocess.STDOUT)
     yield proc, work / "sweeps" / "tiny", work / "submit.log"
@@ -471,6 +474,7 @@ def tiny_sweep(_sweep):
     proc, root, log = _sweep
     rc = proc.wait(timeout=300)
     assert rc == 0, f"the tiny sweep failed ({rc}):\n{log.read_text()}"
+    assert yaml.safe_load((root / "spec.yaml").read_text())["trials"] == 2  # frozen with --set
     return root
 
 

@@ -173,17 +173,3 @@ def test_sets_override_the_file_as_dotted_yaml_values(tmp_path):
         load_spec(path, sets=["steps=-1"])
     with pytest.raises(ConfigError, match="--set trainer.lr: trainer is 'gan', not a mapping"):
         load_spec(path, sets=["trainer.lr=1"])
-
-
-def test_submit_with_sets_records_them_in_the_frozen_spec(tmp_path):
-    """Through the command a user types: the sweep runs under the overrides, and its frozen
-    spec (what `resume` reads) holds them."""
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(spec_with(storage=str(tmp_path / "sw"), seeds=1,
-                                             fixed={"width": 8, "batch_size": 16})))
-    proc = run_cli("submit", str(path), "--set", "trials=1", "--set", "name=t-set",
-                   "--set", "steps=10", "--set", "report_every=5")
-    frozen = yaml.safe_load((tmp_path / "sw" / "t-set" / "spec.yaml").read_text())
-    assert (frozen["trials"], frozen["steps"], frozen["report_every"]) == (1, 10, 5), proc.stdout
-    (entry,) = (tmp_path / "sw" / "t-set" / "trials").iterdir()
-    assert '"step": 10' in (entry / "result.json").read_text()

@@ -195,6 +195,35 @@ def test_features_the_driver_cannot_use_are_refused_before_anything_starts(tmp_p
     assert not (tmp_path / "store").exists()
 
 
+def test_a_warm_started_sweep_runs_the_top_configurations_first_and_learns_from_history(
+        ray_local, tmp_path):
+    from gansweep.jobs import warm_start
+    from gansweep.jobs.warm_start import WARM_ATTR
+
+    earlier = submit(parse_spec(tiny_spec(tmp_path, name="earlier", trials=4)),
+                     log=lambda *_: None)
+    top2 = [c["config"] for c in collect(earlier)["ranking"][:2]]
+    assert all(c["rank"] for c in collect(earlier)["ranking"][:2])
+    lines: list[str] = []
+    spec = parse_spec(tiny_spec(tmp_path, name="later", trials=2, seed=7,
+                                warm_start={"sweeps": [str(earlier)], "top": 2}))
+    later = submit(spec, log=lines.append)
+    s = collect(later)
+    assert s["configurations"] == 2  # the history is not one of this sweep's configurations
+    assert sorted(json.dumps(c["config"], sort_keys=True) for c in s["ranking"]) == \
+        sorted(json.dumps(c, sort_keys=True) for c in top2)
+    meta = json.loads((later / "sweep.json").read_text())
+    study = optuna.load_study(study_name=meta["study_name"],
+                              storage=f"sqlite:///{later / 'optuna.db'}")
+    history = [t for t in study.trials if WARM_ATTR in t.user_attrs]
+    assert len(history) == 4 and all(t.user_attrs[WARM_ATTR] == str(earlier) for t in history)
+    assert any(f"warm start from {earlier}: 2 of its top configurations queued first, 4 "
+               "finished trials given to the sampler as history" in ln for ln in lines), lines
+    # applied once: a driver that starts again (a resume) neither queues nor gives them again
+    warm_start.apply(study, spec.warm_start, spec.to_dict()["metric"], lines.append)
+    assert len(study.trials) == 2 + 4
+
+
 def _write(path, raw):
     import yaml
 
