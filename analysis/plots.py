@@ -438,13 +438,21 @@ def _int(v: Any) -> str:
 
 
 def pareto_front(title: str, metrics: tuple[str, str], points: np.ndarray, front: np.ndarray,
-                 path: Path) -> Path:
+                 path: Path, fewer: np.ndarray | None = None) -> Path:
     """Two objectives: every ranked configuration as a point, the Pareto front (`front`: a
-    boolean per point) highlighted and connected in the order of its first objective."""
+    boolean per point) highlighted and connected in the order of its first objective.
+    `fewer` marks configurations judged on fewer seeds than the sweep's count, drawn hollow:
+    they rank after those judged on every seed, so one can look better and not be on the
+    front (racing did not promote it to more seeds)."""
     fig, ax = plt.subplots(figsize=(5.6, 4.2))
     pts = np.asarray(points, dtype=float).reshape(-1, 2)
     on = np.asarray(front, dtype=bool)
-    ax.scatter(pts[~on, 0], pts[~on, 1], s=18, color="0.6", label="other configurations")
+    few = np.zeros(len(pts), bool) if fewer is None else np.asarray(fewer, dtype=bool) & ~on
+    rest = ~on & ~few
+    ax.scatter(pts[rest, 0], pts[rest, 1], s=18, color="0.6", label="other configurations")
+    if few.any():
+        ax.scatter(pts[few, 0], pts[few, 1], s=22, facecolors="none", edgecolors="0.5",
+                   label="judged on fewer seeds (ranked after)")
     line = pts[on][np.argsort(pts[on, 0], kind="stable")]
     ax.plot(line[:, 0], line[:, 1], "-o", color=TOP_COLORS[0], ms=6, lw=1.6,
             label="Pareto front")

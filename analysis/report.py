@@ -463,7 +463,8 @@ def _pareto_section(page: Page, ctx: _Context) -> None:
         on = (r["front"] == 0).to_numpy()
         pts = np.column_stack([r["value"].astype(float), r["value_2"].astype(float)])
         path = plots.pareto_front(f"{s.name}: {s.metric} against {s.metric_2}",
-                                  (s.metric, s.metric_2), pts, on, ctx.png(f"pareto_{s.name}"))
+                                  (s.metric, s.metric_2), pts, on, ctx.png(f"pareto_{s.name}"),
+                                  fewer=~r["judged_on_all_seeds"].to_numpy(bool))
         page.image(path, f"{s.name}: Pareto front of {s.metric} and {s.metric_2}")
         knee = s.pick("knee")
         front = r[r["front"] == 0].copy()

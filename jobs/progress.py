@@ -143,12 +143,9 @@ class Summarize(Callback):
         self.last = time.monotonic()
 
     def _ended(self, trial) -> None:
-        key = (trial.last_result or {}).get("key")
+        key = self.control.key_of(trial)
         if key is None:
-            try:
-                key = self.control.key(trial.config or {})
-            except Exception:  # noqa: BLE001 - a config that cannot resolve has no entry
-                return
+            return
         self.pending.add(key)
         if time.monotonic() - self.last > self.every_s:
             self.flush()

@@ -81,6 +81,17 @@ class TrialControl:
         return trial_key(self.trainer, self.dataset, self.resolved(config),
                          self.seed_of(config), self.steps)
 
+    def key_of(self, trial) -> str | None:
+        """The trial store key of a Tune trial: its last report's, else its configuration's;
+        None for a configuration that cannot resolve (it has no entry)."""
+        key = (trial.last_result or {}).get("key")
+        if key is None:
+            try:
+                key = self.key(trial.config or {})
+            except Exception:  # noqa: BLE001 - whatever a bad configuration raises
+                return None
+        return key
+
     def config_key(self, config: dict, resolved: bool = False) -> str:
         """The configuration's key whatever the seed (`resolved`: `config` is complete)."""
         full = config if resolved else self.resolved(config)

@@ -23,13 +23,9 @@ class Track(Callback):
         result = trial.last_result or {}
         if result.get("reused"):
             return  # a stored result handed back: nothing new in the store
-        key = result.get("key")
-        if key is None:
-            try:
-                key = self.control.key(trial.config or {})
-            except Exception:  # noqa: BLE001 - a config that cannot resolve has no entry
-                return
-        self.sync.key(key)
+        key = self.control.key_of(trial)
+        if key is not None:
+            self.sync.key(key)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._ended(trial)  # ASHA's stop is recorded by RecordOutcomes, listed before this
