@@ -82,13 +82,13 @@ def kill_at_stages(spec, sweep, stages, tmp_path, after_kill=None) -> tuple[dict
 
 
 def test_sigkill_at_several_points_of_a_race_under_a_budget_then_resume(tmp_path):
-    """Seeds and a step budget: killed as the first run starts, while a run has two
-    checkpoints, while a configuration's second seed trains, and once more runs ended; each
-    time resumed. Every (configuration, seed) runs once to its end, none repeated, histories
-    whole, running ones continued from their checkpoints, the budget spent exactly (no step
-    counted twice), the races kept: seeds run in order, and the study holds one COMPLETE
-    trial per configuration, none RUNNING. (One sweep for every kill point: each driver
-    start costs an interpreter, torch and a Ray.)"""
+    """Seeds and a step budget: killed as the first run starts, while a configuration's second
+    seed trains (mid-run: it has checkpoints), and once more runs ended; each time resumed.
+    Every (configuration, seed) runs once to its end, none repeated, histories whole, running
+    ones continued from their checkpoints, the budget spent exactly (no step counted twice),
+    the races kept: seeds run in order, and the study holds one COMPLETE trial per
+    configuration, none RUNNING. (One sweep for every kill point: each driver start costs an
+    interpreter, torch and a Ray.)"""
     import optuna
 
     sweep = tmp_path / "tiny"
@@ -103,7 +103,7 @@ def test_sigkill_at_several_points_of_a_race_under_a_budget_then_resume(tmp_path
     def interrupted_race_still_ranks(i):
         """A configuration whose second seed the kill interrupted ranks by the seed it
         ended, and status returns the best of those (not a configuration that lost)."""
-        if i != 2:
+        if i != 1:
             return
         s = collect(sweep)
         racing = [c for c in s["ranking"] if c["state"] == "unfinished" and c["seeds"] == 1]
@@ -117,9 +117,6 @@ def test_sigkill_at_several_points_of_a_race_under_a_budget_then_resume(tmp_path
     finished_before, resumed_at = kill_at_stages(
         spec, sweep, [("early: first run started",
                        lambda: list(sweep.glob("trials/*/config.json"))),
-                      ("mid-run: a run has two checkpoints",
-                       lambda: any(len(v) >= 2 and k not in results(sweep)
-                                   for k, v in store_steps(sweep).items())),
                       ("a second seed training", second_seed_started),
                       ("more runs ended", lambda: len(results(sweep)) >= 5)], tmp_path,
         after_kill=interrupted_race_still_ranks)

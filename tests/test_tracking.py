@@ -20,7 +20,7 @@ from tests.servers import free_port, mlflow_server  # noqa: F401 - module fixtur
 
 pytest.importorskip("mlflow", reason="the mlflow extra is not installed")
 
-STEPS, EVERY = 160, 20
+STEPS, EVERY, SCORE = 120, 20, 60
 
 
 def client(server):
@@ -72,7 +72,7 @@ def test_mlflow_sigkill_and_resume_logs_each_run_once(tmp_path, mlflow_server): 
     sweep = tmp_path / "tiny"
     experiment = f"kill-{tmp_path.name}"
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(
-        tmp_path, trials=2, steps=STEPS, report_every=EVERY, score_every=80,
+        tmp_path, trials=2, steps=STEPS, report_every=EVERY, score_every=SCORE,
         early_stop={"collapse": False},
         tracking={"mlflow": {"uri": mlflow_server.uri, "experiment": experiment}}))
     driver = Driver("submit", str(spec), log=tmp_path / "submit.log")
@@ -216,7 +216,7 @@ def test_tracker_down_then_gansweep_track_and_wandb_offline_resume(tmp_path, mlf
     wandb_dir.mkdir()
     env = {"WANDB_MODE": "offline", "WANDB_DIR": str(wandb_dir), "WANDB_SILENT": "true"}
     spec = write_spec(tmp_path / "spec.yaml", tiny_spec(
-        tmp_path, trials=2, steps=STEPS, report_every=EVERY, score_every=80,
+        tmp_path, trials=2, steps=STEPS, report_every=EVERY, score_every=SCORE,
         early_stop={"collapse": False},
         tracking={"mlflow": {"uri": closed, "experiment": experiment},
                   "wandb": {"project": "gansweep-test", "mode": "offline"}}))
@@ -263,7 +263,7 @@ def test_tracker_down_then_gansweep_track_and_wandb_offline_resume(tmp_path, mlf
         assert {k: run["config"][k] for k in record["config"]} == record["config"]
         assert run["config"]["seed"] == record["seed"]
         assert run["summary"]["stop_reason"] == "completed"
-        assert run["figures"] == [80, STEPS]
+        assert run["figures"] == [SCORE, STEPS]
     assert interrupted, "the interruption came after every run had ended"
 
     # MLflow is back (the spec now names a server that answers): track logs every run once
