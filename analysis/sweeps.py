@@ -36,7 +36,7 @@ from gansweep.analysis.layout import (
 )
 from gansweep.analysis.records import ONE_SEED, RunRecord, RunResult, number, seeds_of
 from gansweep.analysis.summary import read_digest, read_summary
-from gansweep.analysis.vocabulary import DIRECTIONS, LOSSES, kind_of_metric
+from gansweep.analysis.vocabulary import DIRECTIONS, LOSSES, Objectives, kind_of_metric
 from gansweep.trainers.data import dataset_name
 from gansweep.trainers.errors import ConfigError
 
@@ -45,7 +45,7 @@ BASE_COLUMNS = ("rank", "key", "config_key", "seed", "steps_planned", "state", "
 
 
 @dataclass
-class Sweep:
+class Sweep(Objectives):
     root: Path | UriPath  # a path, or a URI for a sweep in a bucket
     name: str
     trainer: str
@@ -68,18 +68,6 @@ class Sweep:
     driver_runs: list = field(default_factory=list)  # sweep.json's DriverRun records
     metric_2: str | None = None  # a two-objective sweep's second objective
     features: Any = None  # the spec's `features`: what fid and the k-NN scores measure in
-
-    @property
-    def mode(self) -> str:
-        return DIRECTIONS[self.metric]
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return (self.metric,) if self.metric_2 is None else (self.metric, self.metric_2)
-
-    @property
-    def modes(self) -> tuple[str, ...]:
-        return tuple(DIRECTIONS[m] for m in self.metrics)
 
     @property
     def pareto(self) -> bool:

@@ -54,3 +54,25 @@ def kind_of_metric(metric: str | list | tuple) -> str:
 def default_metric(kind: str, dataset_name: str) -> str:
     on_mixture, otherwise = DEFAULT_METRIC[kind]
     return on_mixture if dataset_name in MIXTURES else otherwise
+
+
+class Objectives:
+    """What a sweep optimises, for a class with `metric` and `metric_2` (None: one
+    objective): the spec (jobs/spec.py) and a sweep as read back (analysis/sweeps.py)."""
+
+    metric: str
+    metric_2: str | None
+
+    @property
+    def mode(self) -> str:
+        """The (first) objective's direction."""
+        return DIRECTIONS[self.metric]
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The objectives: one, or two for a Pareto front."""
+        return (self.metric,) if self.metric_2 is None else (self.metric, self.metric_2)
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(DIRECTIONS[m] for m in self.metrics)

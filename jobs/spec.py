@@ -23,6 +23,7 @@ from gansweep.analysis.vocabulary import (
     MAP_METRICS,
     MIXTURE_METRICS,
     MIXTURES,
+    Objectives,
     default_metric,
     metrics_for,
 )
@@ -92,7 +93,7 @@ NAME_BYTES = 200  # filesystems take 255 per name; leave room for `-rerun` and t
 
 
 @dataclass(frozen=True)
-class SweepSpec:
+class SweepSpec(Objectives):
     name: str
     trainer: str
     dataset: Any
@@ -126,20 +127,6 @@ class SweepSpec:
         for name in ("dataset", "space", "fixed", "early_stop", "resources", "budget",
                      "seeds", "warm_start", "tracking"):
             object.__setattr__(self, name, freeze(getattr(self, name)))
-
-    @property
-    def mode(self) -> str:
-        """The (first) objective's direction."""
-        return DIRECTIONS[self.metric]
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        """The objectives: one, or two for a Pareto front."""
-        return (self.metric,) if self.metric_2 is None else (self.metric, self.metric_2)
-
-    @property
-    def modes(self) -> tuple[str, ...]:
-        return tuple(DIRECTIONS[m] for m in self.metrics)
 
     @property
     def sweep_dir(self) -> str:
