@@ -305,7 +305,9 @@ def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Pa
         prepare_evaluator(data, root, log)
     init_ray(address, log, spec.py_modules)
     log(f"[gansweep] sweep {spec.name}: {search.summary()} of {spec.trainer} on "
-        f"{spec.dataset}, objective {spec.metric} ({spec.mode}); directory {root}")
+        f"{spec.dataset}, objective "
+        + " and ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.modes))
+        + f"; directory {root}")
     grids, k = [], 0
     while True:
         experiment = name if k == 0 else f"{name}-{k + 1}"
