@@ -10,6 +10,10 @@ the coverage of real held-out digits against real training digits at the same n.
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py --dataset ring8
     (ring8, grid25, digits-dcgan, digits-wgan-gp; one at a time)
 
+A lever or a shorter search: `--hours 0.25`, `--set seeds.reserve=true`, `--warm-start DIR`
+(an earlier sweep kept with `--keep DIR`), `--seed N` (the search's seed), each result named
+with `--as NAME` in `--out FILE`.
+
 Writes benchmarks/results/quality.json (merged per search), including each returned
 configuration with every hyperparameter as `gansweep train --set` takes it.
 """
@@ -88,8 +92,21 @@ def spec_for(name: str, storage: str, seed: int = 0, hours: float | None = None)
             "metric": s["metric"], "steps": s["steps"], "report_every": s["report_every"],
             "seed": seed, "space": s["space"], "fixed": s["fixed"],
             "budget": {"hours": hours or s["hours"]},
-            "seeds": s.get("seeds", {"count": 3, "top": 3}), "max_concurrent": 2,
+            "seeds": dict(s.get("seeds", {"count": 3, "top": 3})), "max_concurrent": 2,
             "storage": storage}
+
+
+def levers(spec) -> dict:
+    """What shaped the search besides its space: recorded with every result."""
+    fixed = dict(spec.fixed)
+    return {"seed_racing": dict(spec.seeds), "ema": fixed.get("ema", 0.0),
+            "standing_statistics": bool(fixed.get("ema")) and spec.trainer in
+            ("dcgan", "wgan", "wgan-gp"),
+            "lr_half_life": fixed.get("lr_half_life", "searched" if "lr_half_life" in
+                                      spec.space else None),
+            "early_stop": {k: v for k, v in dict(spec.early_stop).items() if v},
+            "warm_start": None if spec.warm_start is None else dict(spec.warm_start),
+            "finish_leaders": bool(spec.budget.get("finish_leaders"))}
 
 
 def cli(*args: str, timeout: float = 7200) -> subprocess.CompletedProcess:
@@ -159,13 +176,15 @@ def judge(name: str, runs: list[dict]) -> dict:
     return out
 
 
-def run(name: str, work: Path, seed: int = 0, hours: float | None = None) -> dict:
-    from gansweep.jobs.spec import parse_spec
+def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
+        sets: list[str] | None = None) -> dict:
+    """`sets`: spec overrides a lever adds, as `gansweep submit --set` takes them."""
+    from gansweep.jobs.spec import apply_sets, parse_spec
     from gansweep.jobs.status import collect
     from gansweep.jobs.submit import submit
     from gansweep.jobs.train_cmd import returned_configuration
 
-    spec = parse_spec(spec_for(name, str(work), seed, hours))
+    spec = parse_spec(apply_sets(spec_for(name, str(work), seed, hours), sets or []))
     t0 = time.perf_counter()
     root = submit(spec, log=print)
     search_s = time.perf_counter() - t0
@@ -178,6 +197,8 @@ def run(name: str, work: Path, seed: int = 0, hours: float | None = None) -> dic
            "steps": spec.steps, "metric": spec.metric, "space": SEARCHES[name]["space"],
            "fixed": SEARCHES[name]["fixed"], "seeds_rule": dict(spec.seeds),
            "search_wall_s": round(search_s, 1), "hours_budget": spec.budget["hours"],
+           "search_seed": seed, "levers": levers(spec), "steps_spent": s["steps_spent"],
+           "sweep_dir": str(root),
            "configurations": s["configurations"], "runs": s["runs"],
            "counts": s["counts"], "returned": {
                "key": s["best"]["key"], "sweep_value": s["best"]["metric"],
@@ -199,16 +220,30 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the search's seed")
     p.add_argument("--hours", type=float, default=None, help="override the search's budget")
     p.add_argument("--out", default=str(RESULTS / "quality.json"))
+    p.add_argument("--as", dest="entry", default=None,
+                   help="the result's name in --out (default: the dataset)")
+    p.add_argument("--keep", default=None,
+                   help="a folder to keep the sweep in (a later --warm-start source)")
+    p.add_argument("--warm-start", default=None, help="an earlier sweep directory")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a spec override, as `gansweep submit --set` takes it (a lever)")
     args = p.parse_args()
     import ray
 
+    sets = list(args.set)
+    if args.warm_start:
+        sets.append(f"warm_start={Path(args.warm_start).resolve()}")
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    with tempfile.TemporaryDirectory(prefix="quality-") as work:
-        res = run(args.dataset, Path(work), args.seed, args.hours)
+    if args.keep:
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        res = run(args.dataset, Path(args.keep).resolve(), args.seed, args.hours, sets)
+    else:
+        with tempfile.TemporaryDirectory(prefix="quality-") as work:
+            res = run(args.dataset, Path(work), args.seed, args.hours, sets)
     res["load_average"] = os.getloadavg()
     path = Path(args.out)
     merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged[args.dataset] = res
+    merged[args.entry or args.dataset] = res
     path.write_text(json.dumps(merged, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k != "fresh_runs"}, indent=1))
 

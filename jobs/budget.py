@@ -6,9 +6,17 @@ unspent steps back: a running run holds its remaining planned steps, and when it
 really trained (from the step it started at to its last report) is spent. The hour budget is
 wall-clock over driver runs; when it runs out, running trials are stopped and keep their
 checkpoints (BudgetStopper), and a resume with a larger budget continues them.
+
+`finish_leaders` (budget-aware racing): a new configuration starts only if its first run and
+every leading configuration's remaining seeds (jobs/racing.py `leader_chains`) still fit, so a
+budget ends with its leaders judged on every seed rather than with new first seeds cut short.
+In steps that is exact; in hours it is estimated from how fast this driver's runs trained
+(median steps per second of a run, over as many runs as have run at once), and a leader's
+seeds run one after another, so its chain takes at least their sum.
 """
 from __future__ import annotations
 
+import statistics
 import time
 
 from ray.tune.stopper import Stopper
@@ -19,8 +27,10 @@ class Budget:
     kill counts each trained step once) plus this driver's running runs."""
 
     def __init__(self, steps: int | None, hours: float | None, spent_steps: int,
-                 spent_s: float):
-        self.steps, self.hours = steps, hours
+                 spent_s: float, finish_leaders: bool = False):
+        self.steps, self.hours, self.finish_leaders = steps, hours, finish_leaders
+        self.run_speeds: list[float] = []  # steps per second of each run that ended here
+        self.slots = 1  # the most runs seen running at once
         self.spent_steps, self.prior_s = spent_steps, spent_s
         self.started = time.time()
         # Tune trial id -> the steps a running run may train in all (counted as spent, at
@@ -54,6 +64,30 @@ class Budget:
             end = max(end, step)
         self.spent_steps += end - start
         return end
+
+    def observe_run(self, steps: int, seconds: float, running: int) -> None:
+        """A run trained `steps` in `seconds` (placement to end) beside `running` others."""
+        if steps > 0 and seconds > 0:
+            self.run_speeds.append(steps / seconds)
+        self.slots = max(self.slots, running)
+
+    def room_for_new(self, steps: int, chains: list[list[int]]) -> bool:
+        """`finish_leaders`: whether a new configuration's first run of `steps` fits beside
+        the leaders' remaining runs (`chains`: per leader, the steps of each run still to
+        start) and what the running runs have left."""
+        if not self.finish_leaders or not chains:
+            return True
+        reserved = sum(map(sum, chains))
+        if self.steps is not None and (self.spent_steps + sum(self.committed.values())
+                                       + reserved + steps > self.steps):
+            return False
+        if self.hours is None or not self.run_speeds:
+            return True
+        running = sum(left - (self.trained[t][1] - self.trained[t][0])
+                      for t, left in self.committed.items() if t in self.trained)
+        speed = statistics.median(self.run_speeds)
+        need = max(max(map(sum, chains)), (running + reserved + steps) / self.slots) / speed
+        return need <= 3600.0 * self.hours - self.elapsed_s()
 
     def elapsed_s(self) -> float:
         return self.prior_s + time.time() - self.started

@@ -64,11 +64,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def parse_budget(items: list[str]) -> dict:
-    """`--budget steps=400000 --budget hours=2` (or `steps=400000,hours=2`) as a budget."""
+    """`--budget steps=400000 --budget hours=2` (or `steps=400000,hours=2`) as a budget;
+    `finish_leaders=true` switches budget-aware racing on for what is left."""
     out: dict = {}
     for item in (p for i in items for p in i.split(",") if p.strip()):
         key, sep, text = item.partition("=")
         key = key.strip()
+        if key == "finish_leaders" and text.strip().lower() in ("true", "false"):
+            out[key] = text.strip().lower() == "true"
+            continue
         try:
             if not sep or key not in ("steps", "hours"):
                 raise ValueError
@@ -80,8 +84,8 @@ def parse_budget(items: list[str]) -> dict:
                 raise ValueError
         except ValueError:
             raise ConfigError(f"--budget {item!r}: write steps=N (training steps over all "
-                              "runs, in total) or hours=H (wall-clock, in total), e.g. "
-                              "--budget steps=400000") from None
+                              "runs, in total), hours=H (wall-clock, in total) or "
+                              "finish_leaders=true|false, e.g. --budget steps=400000") from None
         out[key] = value
     return out
 
@@ -175,7 +179,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("sweep_dir")
     r.add_argument("--trials", type=int, default=None,
                    help="raise the number of configurations to N")
-    r.add_argument("--budget", action="append", default=[], metavar="steps=N|hours=H",
+    r.add_argument("--budget", action="append", default=[],
+                   metavar="steps=N|hours=H|finish_leaders=true",
                    help="raise the budget to this total (repeatable)")
     r.add_argument("--study", default=None, metavar="URL",
                    help="the study's database, when it moved: postgresql://USER@HOST:PORT/DB, "

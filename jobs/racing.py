@@ -307,6 +307,29 @@ class Racing:
         race = min(waiting, key=order)
         return race, min(race.queued)
 
+    def leader_chains(self) -> list[list[int]]:
+        """Per configuration leading its peers and racing on (promoted, or would be at its
+        next decision; not one still on its first seed), the steps of each of its runs still
+        to start: what `budget.finish_leaders` keeps room for."""
+        out, leaders = [], {}
+        for race in self.races.values():
+            j = race.done()
+            if race.told or j == 0 or j >= self.count or race.abnormal():
+                continue
+            if not (race.queued or race.running):
+                if self.modes:
+                    if j not in leaders:
+                        leaders[j] = self.leaders(j)
+                    if race.cid not in leaders[j]:
+                        continue
+                elif j in self.best and self.rank_key(race, j) > self.best[j][-1]:
+                    continue
+            chain = [self.remaining(race, i) for i in range(self.count)
+                     if i not in race.reasons and i not in race.running]
+            if chain:
+                out.append(chain)
+        return out
+
     # ---- revival ---------------------------------------------------------------------------
     def pause(self, race: Race, j: int, step: int) -> None:
         """A collapsed run becomes revivable, unless it collapsed at its last report: then

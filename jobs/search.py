@@ -70,7 +70,7 @@ class SweepSearch(Searcher):
         run = self.racing.next_queued()
         if run is None and self._can_grow() and self.budget.fits(self.control.steps):
             run = self._new_configuration()  # asked only once it can start at once
-        revival = run is None and not self._can_grow()
+        revival = run is None and not self._can_grow() and not self._reserving()
         if revival:
             run = self.racing.next_revival(self.budget.fits)
         if run is None or not self.budget.fits(self.racing.remaining(*run)):
@@ -83,6 +83,7 @@ class SweepSearch(Searcher):
         self.runs[trial_id] = (race.cid, j)
         self.placed[trial_id] = time.time()
         self.placed_here += 1
+        self.budget.slots = max(self.budget.slots, len(self.runs))
         self.budget.place(trial_id, start, self.control.steps)
         if revival:
             self.revivals.add(trial_id)
@@ -105,7 +106,10 @@ class SweepSearch(Searcher):
         fresh = bool(result) and not result.get("reused")  # the last report comes only here
         if placed is not None and fresh:
             self.feedback.observe(run_s=time.time() - placed)
+        start = self.budget.trained.get(trial_id, (0, 0))[0]
         end = self.budget.release(trial_id, int(result.get("step", 0) or 0) if fresh else None)
+        if placed is not None and fresh and end is not None:
+            self.budget.observe_run(end - start, time.time() - placed, len(self.runs) + 1)
         if run is None:
             return
         race, j = self.racing.races[run[0]], run[1]
@@ -144,7 +148,13 @@ class SweepSearch(Searcher):
         """A new configuration may still be asked for."""
         return (not self.finished
                 and (self.trials is None or len(self.racing.races) < self.trials)
-                and not self.budget.exhausted(self.control.steps))
+                and not self.budget.exhausted(self.control.steps)
+                and not self._reserving())
+
+    def _reserving(self) -> bool:
+        """`budget.finish_leaders`: what is left is kept for the leaders' remaining seeds."""
+        return (self.budget.finish_leaders and not self.budget.room_for_new(
+            self.control.steps, self.racing.leader_chains()))
 
     def _decide(self) -> None:
         for race in self.racing.decide(self._can_grow(), self.budget.exhausted):

@@ -46,7 +46,8 @@ KEYS = {
     "dataset": "a name or {name: digits, image_size: 16}",
     "trials": "configurations Optuna proposes (a cap when a budget is given)",
     "budget": "{steps: N} training steps summed over every run and/or {hours: H} of "
-              "wall-clock",
+              "wall-clock; finish_leaders: true stops new configurations once what is left "
+              "only pays for the leading configurations' remaining seeds",
     "seeds": "{count: 3, top: 3, statistic: mean}: configurations ranking in the top 3 on "
              "the seeds run so far are trained on up to 3 seeds; 1 = one seed each",
     "sampler": "Optuna's sampler: " + " | ".join(SAMPLERS),
@@ -347,9 +348,14 @@ def _py_modules(value: Any) -> tuple:
 def _budget(value: Any) -> dict:
     if value is None:
         return {"steps": None, "hours": None}
-    fix = "write budget: {steps: 400000} (training steps over all runs), {hours: 2.5}, or both"
-    if not isinstance(value, dict) or not value or set(value) - {"steps", "hours"}:
+    fix = ("write budget: {steps: 400000} (training steps over all runs), {hours: 2.5}, or "
+           "both, with finish_leaders: true to keep what is left for the leaders' seeds")
+    if (not isinstance(value, dict) or not set(value) & {"steps", "hours"}
+            or set(value) - {"steps", "hours", "finish_leaders"}):
         raise ConfigError(f"budget: {value!r} is not valid; {fix}")
+    finish = value.get("finish_leaders", False)
+    if not isinstance(finish, bool):
+        raise ConfigError(f"budget.finish_leaders: {finish!r} is not valid; write true or false")
     steps, hours = value.get("steps"), value.get("hours")
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
                               or steps < 1):
@@ -357,7 +363,8 @@ def _budget(value: Any) -> dict:
     if hours is not None and (isinstance(hours, bool) or not isinstance(hours, (int, float))
                               or not 0 < hours < math.inf):
         raise ConfigError(f"budget.hours: {hours!r} is not valid; write a finite number > 0")
-    return {"steps": steps, "hours": None if hours is None else float(hours)}
+    out = {"steps": steps, "hours": None if hours is None else float(hours)}
+    return {**out, "finish_leaders": True} if finish else out
 
 
 def _seeds(value: Any) -> dict:

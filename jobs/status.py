@@ -107,6 +107,9 @@ def format_status(s: dict) -> str:
     if "hours" in b:
         lines.append(f"budget: {b['hours_spent']:.2f} of {b['hours']:g} hours spent, "
                      f"{b['hours_left']:.2f} left")
+    if b.get("finish_leaders"):
+        lines.append("budget: finish_leaders (no new configuration once what is left pays only "
+                     "for the leaders' remaining seeds)")
     if "front" in s:
         lines += _front_lines(s)
     elif s["best"]:

@@ -359,7 +359,8 @@ class _Part:
         # suggestions, which have all run already: each has its own seed.
         runs = len(meta.runs) - (1 if k else 0)
         study = open_study(spec, self.root, meta.study_name, spec.seed + 1000 * runs + k)
-        budget = Budget(self.limits["steps"], self.limits["hours"], 0, meta.spent_seconds())
+        budget = Budget(self.limits["steps"], self.limits["hours"], 0, meta.spent_seconds(),
+                        finish_leaders=bool(self.limits.get("finish_leaders")))
         search = SweepSearch(self.ctl, study, make_space(spec.trainer, spec.space,
                                                          dict(spec.fixed), spec.steps),
                              spec.seeds, meta.trials_in_force(spec.trials), budget, self.log,

@@ -14,3 +14,15 @@ def test_every_search_is_a_valid_spec(name, tmp_path):
     known = set(get_trainer(spec.trainer).HPARAMS)
     assert set(SEARCHES[name]["space"]) | set(SEARCHES[name]["fixed"]) <= known
     assert spec.budget["hours"] <= 0.75 and spec.seeds["count"] == 3
+
+
+def test_a_lever_is_a_spec_override_and_is_recorded(tmp_path):
+    from benchmarks.quality import levers, spec_for
+    from gansweep.jobs.spec import apply_sets, parse_spec
+
+    spec = parse_spec(apply_sets(spec_for("ring8", str(tmp_path), hours=0.1667),
+                                 ["budget.finish_leaders=true", f"warm_start={tmp_path}"]))
+    got = levers(spec)
+    assert got["finish_leaders"] is True and got["warm_start"]["sweeps"] == (str(tmp_path),)
+    assert got["ema"] == 0.999 and got["seed_racing"]["count"] == 3
+    assert spec.budget["hours"] == 0.1667

@@ -91,6 +91,46 @@ def test_a_step_budget_starts_only_runs_that_fit_and_stops_at_what_is_left():
     assert s.suggest("d") == "FINISHED" and s.budget.spent_steps == 250
 
 
+@pytest.mark.parametrize("finish_leaders", [False, True])
+def test_finish_leaders_keeps_the_last_steps_for_the_leaders_seeds(finish_leaders):
+    """450 budget steps, two runs at a time: once A leads after its first seed, a new
+    configuration beside A's second seed would leave no room for A's third. Without the lever
+    it starts and A is judged on two seeds; with it the room is kept and A runs all three."""
+    s = searcher(budget=Budget(450, None, 0, 0.0, finish_leaders=finish_leaders))
+    a, b = s.suggest("a"), s.suggest("b")
+    finish(s, "a", 0.9)
+    finish(s, "b", 0.5)
+    assert s.suggest("c")[SEED] == 1  # A, promoted, on its second seed
+    d = s.suggest("d")
+    if finish_leaders:
+        assert d is None  # 200 spent + 100 running + A's last 100 + a new 100 > 450
+    else:
+        assert d[SEED] == 0 and d["lr_g"] not in (a["lr_g"], b["lr_g"])  # a new configuration
+        finish(s, "d", 0.1)
+    finish(s, "c", 0.8)
+    third = s.suggest("e")
+    if finish_leaders:
+        assert third[SEED] == 2 and third["lr_g"] == a["lr_g"]
+        finish(s, "e", 0.7)
+    else:
+        assert third == "FINISHED"  # 400 spent: A's third seed no longer fits
+    assert s.suggest("f") == "FINISHED"
+    a_runs = sum(1 for r in s.racing.races.values() if r.params["lr_g"] == a["lr_g"]
+                 for _ in r.reasons)
+    assert a_runs == (3 if finish_leaders else 2)
+
+
+def test_finish_leaders_in_hours_reserves_a_leaders_seeds_one_after_another():
+    """At 1 step/s on 2 slots, a leader's two remaining 100-step seeds take 200 s however many
+    slots there are; a new run fits beside them only while more than that is left."""
+    for left, room in ((250, True), (150, False)):
+        b = Budget(None, 1.0, 0, 3600.0 - left, finish_leaders=True)
+        b.observe_run(100, 100.0, running=2)
+        assert b.room_for_new(100, [[100, 100]]) is room
+        assert b.room_for_new(100, []) is True  # no leader yet: nothing to keep
+    assert Budget(None, 1.0, 0, 3590.0).room_for_new(100, [[100]]) is True  # lever off
+
+
 def test_a_new_driver_goes_on_with_the_races_the_trial_store_and_the_study_hold(tmp_path):
     """Driver one asks three configurations and dies: two first seeds ended, the third was
     interrupted at step 50 (its metrics.csv, torn mid-row, says so). Driver two, from the

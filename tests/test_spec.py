@@ -173,3 +173,14 @@ def test_sets_override_the_file_as_dotted_yaml_values(tmp_path):
         load_spec(path, sets=["steps=-1"])
     with pytest.raises(ConfigError, match="--set trainer.lr: trainer is 'gan', not a mapping"):
         load_spec(path, sets=["trainer.lr=1"])
+
+
+def test_finish_leaders_is_a_budget_option_outside_the_fingerprint():
+    on = parse_spec(spec_with(budget={"hours": 1, "finish_leaders": True}))
+    off = parse_spec(spec_with(budget={"hours": 1}))
+    assert on.budget["finish_leaders"] is True and "finish_leaders" not in off.budget
+    assert on.fingerprint() == off.fingerprint()  # a resume may switch it
+    with pytest.raises(ConfigError, match="budget.finish_leaders: 3 is not valid; write true"):
+        parse_spec(spec_with(budget={"hours": 1, "finish_leaders": 3}))
+    with pytest.raises(ConfigError, match="budget: .* is not valid"):
+        parse_spec(spec_with(budget={"finish_leaders": True}))  # a lever with nothing to keep
