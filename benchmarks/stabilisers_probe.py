@@ -27,6 +27,8 @@ What produced benchmarks/results/stabilisers_probe.json, in this order (developm
     $P --dataset grid25 --steps 30000 --settings ema+batch256 ema
     $P --dataset ring8 --seeds 10 11 12 13 14 --settings ema+depth3
     $P --dataset grid25 --seeds 10 11 12 13 14 --steps 30000 --settings ema+batch256
+    # issue 31, sharper output for ring8's HQ ceiling (docs/benchmarks/quality.md)
+    $P --dataset ring8 --settings r8 r8+halflife5k r8+halflife2500 r8+ema0.9999
 """
 from __future__ import annotations
 
@@ -53,6 +55,9 @@ N = 2500  # the published tables' sample count
 JITTER_REPORTS = 5
 TARGETS = {"ring8": (7.9, 0.96), "grid25": (24.8, 0.94)}
 
+RING8_RETURNED = {"batch_size": 128, "beta1": 0.0, "depth": 3, "ema": 0.999,
+                  "lr_d": 0.0007773797423269309, "lr_g": 0.0014255918857178935, "width": 128}
+
 # Changes to the MLP GAN's defaults (width 128, depth 2, batch 64, code 2, Adam 1e-3 / 1e-3,
 # betas (0.5, 0.999), nonsaturating loss, no stabiliser).
 SETTINGS: dict[str, dict] = {
@@ -74,6 +79,12 @@ SETTINGS: dict[str, dict] = {
     "ema+depth3": {"ema": 0.999, "depth": 3},
     "ema+width256": {"ema": 0.999, "width": 256},
     "ema+batch256": {"ema": 0.999, "batch_size": 256},
+    # Issue 31's HQ ceiling: what the 30-minute ring8 search returned (quality.json), then
+    # one change meant to sharpen its output late in the run.
+    "r8": RING8_RETURNED,
+    "r8+halflife5k": {**RING8_RETURNED, "lr_half_life": 5000.0},
+    "r8+halflife2500": {**RING8_RETURNED, "lr_half_life": 2500.0},
+    "r8+ema0.9999": {**RING8_RETURNED, "ema": 0.9999},
 }
 
 

@@ -110,10 +110,14 @@ def test_a_step_budget_is_spent_exactly_and_extended_on_resume(ray_local, tmp_pa
     before = results(root)
     resume(root, **QUIET)
     assert results(root) == before  # nothing left: nothing ran
-    proc = run_cli("resume", str(root), "--budget", "steps=280")
+    # (budget-aware racing switched on for what is left: one seed each, so no leader has
+    # seeds to keep room for, and the same two runs fit)
+    proc = run_cli("resume", str(root), "--budget", "steps=280,finish_leaders=true")
     assert proc.returncode == 0
     s = collect(root)
     assert s["runs"] == 7 and s["steps_spent"] == 280 and s["budget"]["steps"] == 280
+    assert s["budget"]["finish_leaders"] is True and "budget: finish_leaders" in \
+        format_status(s)
     assert all(before[k] == r for k, r in results(root).items() if k in before)
 
 
