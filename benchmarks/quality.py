@@ -12,7 +12,7 @@ the coverage of real held-out digits against real training digits at the same n.
 
 A lever or a shorter search: `--hours 0.25`, `--set seeds.reserve=true`, `--warm-start DIR`
 (an earlier sweep kept with `--keep DIR`), `--seed N` (the search's seed), each result named
-with `--as NAME` in `--out FILE`.
+with `--as NAME` in `--out FILE`; `--table --out FILE` prints a results file as the docs show it.
 
 Writes benchmarks/results/quality.json (merged per search), including each returned
 configuration with every hyperparameter as `gansweep train --set` takes it.
@@ -42,6 +42,12 @@ PUBLISHED = {  # PacGAN (Lin et al. 2018), 2D-ring and 2D-grid tables: means ove
     "grid25": [("PacGAN3", 24.6, 94.2), ("PacGAN4", 24.8, 93.6)],
 }
 TARGETS = {"ring8": (7.9, 0.96), "grid25": (24.8, 0.94)}
+# Issue 31's rows: per search, (the longest search it allows in minutes, its quality bar).
+ISSUE_31 = {"ring8": [(10, {"modes": 8.0, "hq": 0.96}),
+                      (30, {"modes": 8.0, "hq": 0.983, "reverse_kl": 0.01})],
+            "grid25": [(15, {"modes": 25.0, "hq": 0.96}), (45, {"modes": 25.0, "hq": 0.98})],
+            "digits-dcgan": [(30, {"coverage_of_real": 0.9, "every_class": 0.07})],
+            "digits-wgan-gp": [(30, {"coverage_of_real": 0.9, "every_class": 0.07})]}
 IMAGE = {"name": "digits", "image_size": 16}
 # Chosen from benchmarks/stabilisers_probe.py on development seeds 0-2 (README, "Stabilisers
 # on the mixtures"): an average of G's weights (ema 0.999) steadies the last snapshot that a
@@ -176,6 +182,26 @@ def judge(name: str, runs: list[dict]) -> dict:
     return out
 
 
+def issue_row(name: str, out: dict) -> dict | None:
+    """The issue-31 row a search answers (the shortest whose time it fits, by its budget)
+    and whether the returned configuration met it, time included."""
+    minutes = out["hours_budget"] * 60
+    rows = [(m, bar) for m, bar in ISSUE_31.get(name, []) if minutes <= m + 0.01]
+    if not rows:
+        return None
+    limit, bar = rows[0]
+    if "modes" in bar:
+        quality = (out["modes_mean"] >= bar["modes"] and out["hq_mean"] >= bar["hq"]
+                   and out["reverse_kl_mean"] <= bar.get("reverse_kl", float("inf")))
+    else:
+        hists = [[r.get(f"class_hist_{i}", 0.0) for i in range(10)] for r in out["fresh_runs"]]
+        quality = (out["coverage_mean"] >= bar["coverage_of_real"] * out["real_vs_real_coverage"]
+                   and all(min(h) >= bar["every_class"] for h in hists))
+    in_time = out["search_wall_s"] <= 60 * limit
+    return {"minutes": limit, **bar, "quality_met": bool(quality), "in_time": bool(in_time),
+            "met": bool(quality and in_time)}
+
+
 def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
         sets: list[str] | None = None) -> dict:
     """`sets`: spec overrides a lever adds, as `gansweep submit --set` takes them."""
@@ -208,15 +234,41 @@ def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
            "fresh_runs": runs, **judge(name, runs)}
     if name.startswith("digits"):
         out["real_vs_real_coverage"] = real_coverage(spec.dataset)
+    out["issue_31"] = issue_row(name, out)
     if name in PUBLISHED:
         out["published"] = [{"row": r, "modes": m, "hq_percent": h} for r, m, h in
                             PUBLISHED[name]]
     return out
 
 
+def table(path: Path) -> str:
+    """The results in `path` as the docs' markdown table, one row per search."""
+    lines = ["| search | levers | search wall | steps | configs / runs | returned on seeds | "
+             "fresh seeds | modes | high quality | reverse KL | coverage | issue 31 row | quality "
+             "met | in time |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in json.loads(path.read_text()).items():
+        lv = r.get("levers") or {}
+        on = [k for k in ("finish_leaders",) if lv.get(k)]
+        if lv.get("warm_start"):
+            on.append("warm_start")
+        row = issue_row(r["search"], r)  # today's rule, also for results written before it
+        bar = "-" if row is None else f"≤ {row['minutes']} min"
+        quality = [f"{r['modes_mean']:.1f}", f"{100 * r['hq_mean']:.1f} % ± "
+                   f"{100 * r['hq_std']:.1f}", f"{r['reverse_kl_mean']:.4f}", "-"] \
+            if "modes_mean" in r else ["-", "-", "-", f"{r['coverage_mean']:.3f}"]
+        lines.append(" | ".join([
+            f"| {name}", ", ".join(on) or "-", f"{r['search_wall_s'] / 60:.1f} min",
+            f"{r.get('steps_spent', 0) / 1000:.0f} k", f"{r['configurations']} / {r['runs']}",
+            ",".join(map(str, r["returned"]["sweep_seeds"])),
+            f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}", *quality, bar,
+            *(["-", "-"] if row is None else ["yes" if row["quality_met"] else "no",
+                                              "yes" if row["in_time"] else "no"])]) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", choices=list(SEARCHES), required=True)
+    p.add_argument("--dataset", choices=list(SEARCHES))
     p.add_argument("--seed", type=int, default=0, help="the search's seed")
     p.add_argument("--hours", type=float, default=None, help="override the search's budget")
     p.add_argument("--out", default=str(RESULTS / "quality.json"))
@@ -227,7 +279,13 @@ def main() -> None:
     p.add_argument("--warm-start", default=None, help="an earlier sweep directory")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a spec override, as `gansweep submit --set` takes it (a lever)")
+    p.add_argument("--table", action="store_true", help="print --out as a table and exit")
     args = p.parse_args()
+    if args.table:
+        print(table(Path(args.out)))
+        return
+    if args.dataset is None:
+        p.error("--dataset is required")
     import ray
 
     sets = list(args.set)
