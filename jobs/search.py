@@ -52,6 +52,7 @@ class SweepSearch(Searcher):
         self.placed: dict[str, float] = {}  # Tune trial id -> when it was placed
         self.revivals: set[str] = set()  # Tune trial ids that revive a run
         self.finished = False
+        self.reserve_said, self.log = False, log  # the finish_leaders line: once per driver run
         self.revived_keys: list[str] = []  # trial store entries a revival rewrote (restore)
         # Trials placed in this Ray Tune experiment; at `per_experiment` it ends (once its
         # running trials have) and the driver continues in a fresh one (jobs/submit.py).
@@ -153,8 +154,17 @@ class SweepSearch(Searcher):
 
     def _reserving(self) -> bool:
         """`budget.finish_leaders`: what is left is kept for the leaders' remaining seeds."""
-        return (self.budget.finish_leaders and not self.budget.room_for_new(
-            self.control.steps, self.racing.leader_chains()))
+        if not self.budget.finish_leaders:
+            return False
+        chains = self.racing.leader_chains()
+        if self.budget.room_for_new(self.control.steps, chains):
+            return False
+        if not self.reserve_said:
+            self.reserve_said = True
+            self.log(f"[gansweep] budget: no new configuration from here (finish_leaders); "
+                     f"what is left is kept for {len(chains)} leading configuration(s)' "
+                     f"{sum(map(len, chains))} remaining run(s)")
+        return True
 
     def _decide(self) -> None:
         for race in self.racing.decide(self._can_grow(), self.budget.exhausted):
