@@ -10,9 +10,11 @@ checkpoints (BudgetStopper), and a resume with a larger budget continues them.
 `finish_leaders` (budget-aware racing): a new configuration starts only if its first run and
 every leading configuration's remaining seeds (jobs/racing.py `leader_chains`) still fit, so a
 budget ends with its leaders judged on every seed rather than with new first seeds cut short.
-In steps that is exact; in hours it is estimated from how fast this driver's runs trained
-(median steps per second of a run, over as many runs as have run at once), and a leader's
-seeds run one after another, so its chain takes at least their sum.
+In steps that is exact; in hours it is estimated from how fast this driver's runs trained,
+each leader's seeds at the speed of its own runs (configurations differ several-fold: a first
+grid25 search with one median speed for all kept room too late), a new run at the median, over
+as many runs as have run at once; a leader's seeds run one after another, so its chain takes
+at least their sum.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ class Budget:
                  spent_s: float, finish_leaders: bool = False):
         self.steps, self.hours, self.finish_leaders = steps, hours, finish_leaders
         self.run_speeds: list[float] = []  # steps per second of each run that ended here
+        self.speed_of: dict[str, float] = {}  # ... the latest of each configuration's
         self.slots = 1  # the most runs seen running at once
         self.spent_steps, self.prior_s = spent_steps, spent_s
         self.started = time.time()
@@ -65,28 +68,30 @@ class Budget:
         self.spent_steps += end - start
         return end
 
-    def observe_run(self, steps: int, seconds: float, running: int) -> None:
-        """A run trained `steps` in `seconds` (placement to end) beside `running` others."""
+    def observe_run(self, steps: int, seconds: float, running: int, cid: str = "") -> None:
+        """A run of configuration `cid` trained `steps` in `seconds` (placement to end)
+        beside `running` others."""
         if steps > 0 and seconds > 0:
             self.run_speeds.append(steps / seconds)
+            self.speed_of[cid] = steps / seconds
         self.slots = max(self.slots, running)
 
-    def room_for_new(self, steps: int, chains: list[list[int]]) -> bool:
+    def room_for_new(self, steps: int, chains: dict[str, list[int]]) -> bool:
         """`finish_leaders`: whether a new configuration's first run of `steps` fits beside
-        the leaders' remaining runs (`chains`: per leader, the steps of each run still to
-        start) and what the running runs have left."""
+        the leaders' remaining runs (`chains`: per leading configuration, the steps of each of
+        its runs still to start) and what the running runs have left."""
         if not self.finish_leaders or not chains:
             return True
-        reserved = sum(map(sum, chains))
         if self.steps is not None and (self.spent_steps + sum(self.committed.values())
-                                       + reserved + steps > self.steps):
+                                       + sum(map(sum, chains.values())) + steps > self.steps):
             return False
         if self.hours is None or not self.run_speeds:
             return True
+        median = statistics.median(self.run_speeds)
         running = sum(left - (self.trained[t][1] - self.trained[t][0])
-                      for t, left in self.committed.items() if t in self.trained)
-        speed = statistics.median(self.run_speeds)
-        need = max(max(map(sum, chains)), (running + reserved + steps) / self.slots) / speed
+                      for t, left in self.committed.items() if t in self.trained) / median
+        chain_s = [sum(c) / self.speed_of.get(cid, median) for cid, c in chains.items()]
+        need = max(max(chain_s), (running + sum(chain_s) + steps / median) / self.slots)
         return need <= 3600.0 * self.hours - self.elapsed_s()
 
     def elapsed_s(self) -> float:

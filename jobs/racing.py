@@ -307,11 +307,11 @@ class Racing:
         race = min(waiting, key=order)
         return race, min(race.queued)
 
-    def leader_chains(self) -> list[list[int]]:
+    def leader_chains(self) -> dict[str, list[int]]:
         """Per configuration leading its peers and racing on (promoted, or would be at its
         next decision; not one still on its first seed), the steps of each of its runs still
         to start: what `budget.finish_leaders` keeps room for."""
-        out, leaders = [], {}
+        out, leaders = {}, {}
         for race in self.races.values():
             j = race.done()
             if race.told or j == 0 or j >= self.count or race.abnormal():
@@ -327,7 +327,7 @@ class Racing:
             chain = [self.remaining(race, i) for i in range(self.count)
                      if i not in race.reasons and i not in race.running]
             if chain:
-                out.append(chain)
+                out[race.cid] = chain
         return out
 
     # ---- revival ---------------------------------------------------------------------------

@@ -110,7 +110,8 @@ class SweepSearch(Searcher):
         start = self.budget.trained.get(trial_id, (0, 0))[0]
         end = self.budget.release(trial_id, int(result.get("step", 0) or 0) if fresh else None)
         if placed is not None and fresh and end is not None:
-            self.budget.observe_run(end - start, time.time() - placed, len(self.runs) + 1)
+            self.budget.observe_run(end - start, time.time() - placed, len(self.runs) + 1,
+                                    run[0] if run else "")
         if run is None:
             return
         race, j = self.racing.races[run[0]], run[1]
@@ -163,7 +164,7 @@ class SweepSearch(Searcher):
             self.reserve_said = True
             self.log(f"[gansweep] budget: no new configuration from here (finish_leaders); "
                      f"what is left is kept for {len(chains)} leading configuration(s)' "
-                     f"{sum(map(len, chains))} remaining run(s)")
+                     f"{sum(map(len, chains.values()))} remaining run(s)")
         return True
 
     def _decide(self) -> None:

@@ -122,13 +122,19 @@ def test_finish_leaders_keeps_the_last_steps_for_the_leaders_seeds(finish_leader
 
 def test_finish_leaders_in_hours_reserves_a_leaders_seeds_one_after_another():
     """At 1 step/s on 2 slots, a leader's two remaining 100-step seeds take 200 s however many
-    slots there are; a new run fits beside them only while more than that is left."""
+    slots there are; a new run fits beside them only while more than that is left. A leader
+    whose own runs were twice as slow needs twice that."""
     for left, room in ((250, True), (150, False)):
         b = Budget(None, 1.0, 0, 3600.0 - left, finish_leaders=True)
-        b.observe_run(100, 100.0, running=2)
-        assert b.room_for_new(100, [[100, 100]]) is room
-        assert b.room_for_new(100, []) is True  # no leader yet: nothing to keep
-    assert Budget(None, 1.0, 0, 3590.0).room_for_new(100, [[100]]) is True  # lever off
+        b.observe_run(100, 100.0, running=2, cid="a")
+        assert b.room_for_new(100, {"a": [100, 100]}) is room
+        assert b.room_for_new(100, {}) is True  # no leader yet: nothing to keep
+    b = Budget(None, 1.0, 0, 3600.0 - 300, finish_leaders=True)
+    for cid, seconds in (("fast", 50.0), ("fast", 100.0), ("slow", 200.0)):
+        b.observe_run(100, seconds, running=2, cid=cid)
+    assert b.room_for_new(100, {"fast": [100, 100]}) is True  # 200 s at its 1 step/s
+    assert b.room_for_new(100, {"slow": [100, 100]}) is False  # 400 s at its 0.5
+    assert Budget(None, 1.0, 0, 3590.0).room_for_new(100, {"a": [100]}) is True  # lever off
 
 
 def test_a_new_driver_goes_on_with_the_races_the_trial_store_and_the_study_hold(tmp_path):
