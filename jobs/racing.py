@@ -249,14 +249,17 @@ class Racing:
                 self.undecided.add(race.cid)
 
     # ---- decisions ---------------------------------------------------------------------------
-    def decide(self, can_grow: bool, exhausted: Callable[[int], bool]) -> list[Race]:
+    def decide(self, can_grow: bool, exhausted: Callable[[int], bool],
+               reserving: bool = False) -> list[Race]:
         """Promote, or end the race of, every configuration waiting on a decision. `can_grow`:
         new configurations may still come; `exhausted(steps)`: a run of that many steps can
-        never start. Returns the races that ended."""
+        never start; `reserving`: the budget is kept for the leaders (`finish_leaders`), so
+        first seeds still running are not waited for (a slot would stand idle). Returns the
+        races that ended."""
         smallest = min([self.remaining(self.races[c], j) for c in self.waiting
                         for j in self.races[c].queued] + [self.steps])
         out_of_budget = exhausted(smallest)
-        first_seeds_coming = can_grow or bool(self.first_in_flight)
+        first_seeds_coming = can_grow or (bool(self.first_in_flight) and not reserving)
         leaders: dict[int, set[str]] = {}  # two objectives: per seed prefix, this decision's
         over = []
         for cid in sorted(self.undecided):

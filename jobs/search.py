@@ -168,7 +168,8 @@ class SweepSearch(Searcher):
         return True
 
     def _decide(self) -> None:
-        for race in self.racing.decide(self._can_grow(), self.budget.exhausted):
+        for race in self.racing.decide(self._can_grow(), self.budget.exhausted,
+                                       reserving=self._reserving()):
             self.feedback.tell(race)
 
     def _new_configuration(self) -> tuple[Race, int] | None:

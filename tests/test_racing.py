@@ -51,6 +51,18 @@ def test_first_seeds_wait_for_twice_top_peers_while_more_are_coming():
     assert r.waiting == {"a", "b"}
 
 
+def test_leaders_kept_room_for_do_not_wait_on_first_seeds_in_flight():
+    """`finish_leaders` holds the rest of the budget for the leaders: waiting on a first seed
+    still running would leave a slot idle, so they are promoted by what has ended."""
+    r = racing(count=2, top=2)
+    run(r, "a", 0, 0.1)
+    run(r, "b", 0, 0.2)
+    r.add("c", {})
+    r.start(r.races["c"], 0)
+    assert r.decide(can_grow=False, exhausted=never, reserving=True) == []
+    assert r.waiting == {"a", "b"} and r.next_queued()[0].cid == "b"
+
+
 def test_a_stopped_run_ends_its_race_and_never_counts_among_the_peers():
     r = racing(count=2, top=1)
     run(r, "a", 0, 0.99, reason="collapsed")  # the highest value, but stopped
