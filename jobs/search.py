@@ -162,9 +162,9 @@ class SweepSearch(Searcher):
             return False
         if not self.reserve_said:
             self.reserve_said = True
-            self.log(f"[gansweep] budget: no new configuration from here (finish_leaders); "
-                     f"what is left is kept for {len(chains)} leading configuration(s)' "
-                     f"{sum(map(len, chains.values()))} remaining run(s)")
+            self.log(f"[gansweep] budget: no new configuration while what is left is kept "
+                     f"for {len(chains)} leading configuration(s)' "
+                     f"{sum(map(len, chains.values()))} remaining run(s) (finish_leaders)")
         return True
 
     def _decide(self) -> None:
