@@ -11,18 +11,6 @@ import torch
 
 from tests.servers import postgres, s3  # noqa: F401 - session fixtures: one server each
 
-# The files that take longest (seconds their tests took, `make test`'s --durations), run
-# first: `--dist loadfile` hands files to the two workers in collection order, and a big
-# file drawn last leaves one worker idle while the other finishes it.
-LONGEST_FIRST = ("test_faults.py", "test_seeds_and_budget.py", "test_tracking.py",
-                 "test_byo.py", "test_storage.py", "test_cluster.py", "test_docs.py",
-                 "test_bad_inputs.py", "test_readers.py", "test_driver_lock.py")
-
-
-def pytest_collection_modifyitems(config, items):
-    order = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: order.get(item.path.name, len(order)))  # stable: files stay whole
-
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 
