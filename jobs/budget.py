@@ -50,15 +50,18 @@ class Budget:
         """A run starts at step `start` of its planned `steps`: the rest is held for it."""
         self.committed[trial_id] = steps - start
         self.trained[trial_id] = (start, start)
+        self.slots = max(self.slots, len(self.committed))
 
     def reported(self, trial_id: str, step: int) -> None:
         if trial_id in self.trained:
             start, _ = self.trained[trial_id]
             self.trained[trial_id] = (start, max(step, start))
 
-    def release(self, trial_id: str, step: int | None = None) -> int | None:
+    def release(self, trial_id: str, step: int | None = None, ran_s: float | None = None,
+                cid: str = "") -> int | None:
         """A run ended or was stopped, its last report at `step` if known: what it trained is
-        spent and the rest given back. Returns the step it reached (None: not placed here)."""
+        spent and the rest given back; `ran_s`, its seconds from placement to end, times its
+        configuration `cid`. Returns the step it reached (None: not placed here)."""
         self.committed.pop(trial_id, None)
         if trial_id not in self.trained:
             return None
@@ -66,15 +69,15 @@ class Budget:
         if step is not None:
             end = max(end, step)
         self.spent_steps += end - start
+        if ran_s is not None:
+            self.observe_run(end - start, ran_s, cid)
         return end
 
-    def observe_run(self, steps: int, seconds: float, running: int, cid: str = "") -> None:
-        """A run of configuration `cid` trained `steps` in `seconds` (placement to end)
-        beside `running` others."""
+    def observe_run(self, steps: int, seconds: float, cid: str = "") -> None:
+        """A run of configuration `cid` trained `steps` in `seconds`."""
         if steps > 0 and seconds > 0:
             self.run_speeds.append(steps / seconds)
             self.speed_of[cid] = steps / seconds
-        self.slots = max(self.slots, running)
 
     def room_for_new(self, steps: int, chains: dict[str, list[int]]) -> bool:
         """`finish_leaders`: whether a new configuration's first run of `steps` fits beside

@@ -67,11 +67,11 @@ class SweepSearch(Searcher):
                 return None  # the experiment ends once its running trials have
             self.rolled_over = True
             return Searcher.FINISHED
-        self._decide()
+        reserving = self._decide()
         run = self.racing.next_queued()
-        if run is None and self._can_grow() and self.budget.fits(self.control.steps):
+        if run is None and self._can_grow(reserving) and self.budget.fits(self.control.steps):
             run = self._new_configuration()  # asked only once it can start at once
-        revival = run is None and not self._can_grow() and not self._reserving()
+        revival = run is None and not reserving and not self._can_grow(reserving)
         if revival:
             run = self.racing.next_revival(self.budget.fits)
         if run is None or not self.budget.fits(self.racing.remaining(*run)):
@@ -84,7 +84,6 @@ class SweepSearch(Searcher):
         self.runs[trial_id] = (race.cid, j)
         self.placed[trial_id] = time.time()
         self.placed_here += 1
-        self.budget.slots = max(self.budget.slots, len(self.runs))
         self.budget.place(trial_id, start, self.control.steps)
         if revival:
             self.revivals.add(trial_id)
@@ -105,13 +104,11 @@ class SweepSearch(Searcher):
         self.revivals.discard(trial_id)
         placed = self.placed.pop(trial_id, None)
         fresh = bool(result) and not result.get("reused")  # the last report comes only here
-        if placed is not None and fresh:
-            self.feedback.observe(run_s=time.time() - placed)
-        start = self.budget.trained.get(trial_id, (0, 0))[0]
-        end = self.budget.release(trial_id, int(result.get("step", 0) or 0) if fresh else None)
-        if placed is not None and fresh and end is not None:
-            self.budget.observe_run(end - start, time.time() - placed, len(self.runs) + 1,
-                                    run[0] if run else "")
+        ran_s = time.time() - placed if placed is not None and fresh else None
+        if ran_s is not None:
+            self.feedback.observe(run_s=ran_s)
+        end = self.budget.release(trial_id, int(result.get("step", 0) or 0) if fresh else None,
+                                  ran_s, run[0] if run else "")
         if run is None:
             return
         race, j = self.racing.races[run[0]], run[1]
@@ -146,12 +143,12 @@ class SweepSearch(Searcher):
             text += f", {r.revived} collapsed run(s) revived"
         return text
 
-    def _can_grow(self) -> bool:
-        """A new configuration may still be asked for."""
+    def _can_grow(self, reserving: bool | None = None) -> bool:
+        """A new configuration may still be asked for (`reserving`: `_reserving()`, if known)."""
         return (not self.finished
                 and (self.trials is None or len(self.racing.races) < self.trials)
                 and not self.budget.exhausted(self.control.steps)
-                and not self._reserving())
+                and not (self._reserving() if reserving is None else reserving))
 
     def _reserving(self) -> bool:
         """`budget.finish_leaders`: what is left is kept for the leaders' remaining seeds."""
@@ -167,10 +164,13 @@ class SweepSearch(Searcher):
                      f"{sum(map(len, chains.values()))} remaining run(s) (finish_leaders)")
         return True
 
-    def _decide(self) -> None:
-        for race in self.racing.decide(self._can_grow(), self.budget.exhausted,
-                                       reserving=self._reserving()):
+    def _decide(self) -> bool:
+        """Settle every race waiting on a decision; returns `_reserving()`, as it was."""
+        reserving = self._reserving()
+        for race in self.racing.decide(self._can_grow(reserving), self.budget.exhausted,
+                                       reserving=reserving):
             self.feedback.tell(race)
+        return reserving
 
     def _new_configuration(self) -> tuple[Race, int] | None:
         asked = self.feedback.ask(self.racing.races)

@@ -126,12 +126,17 @@ def test_finish_leaders_in_hours_reserves_a_leaders_seeds_one_after_another():
     whose own runs were twice as slow needs twice that."""
     for left, room in ((250, True), (150, False)):
         b = Budget(None, 1.0, 0, 3600.0 - left, finish_leaders=True)
-        b.observe_run(100, 100.0, running=2, cid="a")
+        b.slots = 2  # as two runs placed at once leave it
+        b.observe_run(100, 100.0, cid="a")
         assert b.room_for_new(100, {"a": [100, 100]}) is room
         assert b.room_for_new(100, {}) is True  # no leader yet: nothing to keep
     b = Budget(None, 1.0, 0, 3600.0 - 300, finish_leaders=True)
-    for cid, seconds in (("fast", 50.0), ("fast", 100.0), ("slow", 200.0)):
-        b.observe_run(100, seconds, running=2, cid=cid)
+    for n, (cid, seconds) in enumerate((("fast", 50.0), ("fast", 100.0), ("slow", 200.0))):
+        b.place(f"t{n}", 0, 100)
+        b.place(f"u{n}", 0, 100)  # beside another: 2 slots
+        b.release(f"u{n}", 0)
+        b.reported(f"t{n}", 100)
+        b.release(f"t{n}", 100, ran_s=seconds, cid=cid)
     assert b.room_for_new(100, {"fast": [100, 100]}) is True  # 200 s at its 1 step/s
     assert b.room_for_new(100, {"slow": [100, 100]}) is False  # 400 s at its 0.5
     assert Budget(None, 1.0, 0, 3590.0).room_for_new(100, {"a": [100]}) is True  # lever off
