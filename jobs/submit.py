@@ -304,10 +304,9 @@ def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Pa
     if not spec.features:  # the group's own features replace the built-in evaluator
         prepare_evaluator(data, root, log)
     init_ray(address, log, spec.py_modules)
-    log(f"[gansweep] sweep {spec.name}: {search.summary()} of {spec.trainer} on "
-        f"{spec.dataset}, objective "
+    log(f"[gansweep] sweep {spec.name}: {spec.trainer} on {spec.dataset}, objective "
         + " and ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.modes))
-        + f"; directory {root}")
+        + f"; so far {search.summary()}; directory {root}")
     grids, k = [], 0
     while True:
         experiment = name if k == 0 else f"{name}-{k + 1}"
