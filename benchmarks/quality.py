@@ -131,11 +131,12 @@ def last_row(run: Path) -> dict:
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", "True", "False")}
 
 
-def fresh_seed_runs(root: Path, work: Path, seeds: list[int]) -> list[dict]:
-    """The returned configuration trained on each fresh seed, two at a time (the cores)."""
+def fresh_seed_runs(work: Path, seeds: list[int], source: list[str]) -> list[dict]:
+    """What `gansweep train` is given in `source` (`--from SWEEP_DIR`, or a trainer and its
+    settings) trained on each fresh seed, two at a time (the cores)."""
     def one(seed: int) -> dict:
         out = work / f"fresh-{seed}"
-        cli("train", "--from", str(root), "--seed", str(seed), "--out", str(out))
+        cli("train", *source, "--seed", str(seed), "--out", str(out))
         row = last_row(out)
         return {"seed": seed, **{k: row[k] for k in row if k in KEEP or k.startswith(
             "class_hist_")}}
@@ -218,7 +219,7 @@ def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
     got = returned_configuration(root)
     fresh = list(range(got["seed"], got["seed"] + FRESH_SEEDS))
     t1 = time.perf_counter()
-    runs = fresh_seed_runs(root, work, fresh)
+    runs = fresh_seed_runs(work, fresh, ["--from", str(root)])
     out = {"search": name, "trainer": spec.trainer, "dataset": spec.dataset,
            "steps": spec.steps, "metric": spec.metric, "space": SEARCHES[name]["space"],
            "fixed": SEARCHES[name]["fixed"], "seeds_rule": dict(spec.seeds),
@@ -241,21 +242,48 @@ def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
     return out
 
 
+def given(name: str, work: Path, sets: list[str], steps: int | None,
+          seeds: list[int]) -> dict:
+    """No search: a configuration given as `gansweep train --set`s (one a search returned
+    earlier, or it with a lever such as more steps) trained on `seeds` with the search's
+    trainer, data and report cadence."""
+    s = SEARCHES[name]
+    data = s["dataset"] if isinstance(s["dataset"], str) else s["dataset"]["name"]
+    steps = steps or s["steps"]
+    source = [s["trainer"], "--dataset", data, *(a for kv in sets for a in ("--set", kv)),
+              "--steps", str(steps), "--report-every", str(min(steps, s["report_every"]))]
+    t1 = time.perf_counter()
+    runs = fresh_seed_runs(work, seeds, source)
+    out = {"search": name, "given": True, "trainer": s["trainer"], "dataset": s["dataset"],
+           "steps": steps, "metric": s["metric"], "returned": {"set": sorted(sets)},
+           "fresh_seeds": seeds, "fresh_wall_s": round(time.perf_counter() - t1, 1),
+           "fresh_runs": runs, **judge(name, runs)}
+    if name.startswith("digits"):
+        out["real_vs_real_coverage"] = real_coverage(s["dataset"])
+    return out
+
+
 def table(path: Path) -> str:
     """The results in `path` as the docs' markdown table, one row per search."""
     lines = ["| search | levers | search wall | steps | configs / runs | returned on seeds | "
              "fresh seeds | modes | high quality | reverse KL | coverage | issue 31 row | quality "
              "met | in time |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in json.loads(path.read_text()).items():
+        quality = [f"{r['modes_mean']:.1f}", f"{100 * r['hq_mean']:.1f} % ± "
+                   f"{100 * r['hq_std']:.1f}", f"{r['reverse_kl_mean']:.4f}", "-"] \
+            if "modes_mean" in r else ["-", "-", "-", f"{r['coverage_mean']:.3f}"]
+        if r.get("given"):  # no search: a configuration trained as given
+            lines.append(" | ".join([
+                f"| {name}", f"given, {r['steps']:,} steps a run", "-", "-", "-",
+                "-", f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}", *quality, "-", "-",
+                "-"]) + " |")
+            continue
         lv = r.get("levers") or {}
         on = [k for k in ("finish_leaders",) if lv.get(k)]
         if lv.get("warm_start"):
             on.append("warm_start")
         row = issue_row(r["search"], r)  # today's rule, also for results written before it
         bar = "-" if row is None else f"≤ {row['minutes']} min"
-        quality = [f"{r['modes_mean']:.1f}", f"{100 * r['hq_mean']:.1f} % ± "
-                   f"{100 * r['hq_std']:.1f}", f"{r['reverse_kl_mean']:.4f}", "-"] \
-            if "modes_mean" in r else ["-", "-", "-", f"{r['coverage_mean']:.3f}"]
         lines.append(" | ".join([
             f"| {name}", ", ".join(on) or "-", f"{r['search_wall_s'] / 60:.1f} min",
             f"{r.get('steps_spent', 0) / 1000:.0f} k", f"{r['configurations']} / {r['runs']}",
@@ -279,6 +307,12 @@ def main() -> None:
     p.add_argument("--warm-start", default=None, help="an earlier sweep directory")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a spec override, as `gansweep submit --set` takes it (a lever)")
+    p.add_argument("--given", action="append", default=[], metavar="KEY=VALUE",
+                   help="no search: train this configuration (as `gansweep train --set` takes "
+                        "it) on --fresh seeds")
+    p.add_argument("--steps", type=int, default=None, help="with --given: steps a run")
+    p.add_argument("--fresh", type=int, nargs="+", default=None,
+                   help="with --given: the seeds (ones no search or choice used)")
     p.add_argument("--table", action="store_true", help="print --out as a table and exit")
     args = p.parse_args()
     if args.table:
@@ -286,6 +320,13 @@ def main() -> None:
         return
     if args.dataset is None:
         p.error("--dataset is required")
+    if args.given and not (args.fresh and args.entry):
+        p.error("--given needs --fresh SEED... and --as NAME")
+    if args.given:
+        with tempfile.TemporaryDirectory(prefix="quality-") as work:
+            res = given(args.dataset, Path(work), args.given, args.steps, args.fresh)
+        save(Path(args.out), args.entry, res)
+        return
     import ray
 
     sets = list(args.set)
@@ -298,10 +339,14 @@ def main() -> None:
     else:
         with tempfile.TemporaryDirectory(prefix="quality-") as work:
             res = run(args.dataset, Path(work), args.seed, args.hours, sets)
+    save(Path(args.out), args.entry or args.dataset, res)
+
+
+def save(path: Path, entry: str, res: dict) -> None:
+    """`res` as `entry` of the results file at `path` (others kept)."""
     res["load_average"] = os.getloadavg()
-    path = Path(args.out)
     merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged[args.entry or args.dataset] = res
+    merged[entry] = res
     path.write_text(json.dumps(merged, indent=1))
     print(json.dumps({k: v for k, v in res.items() if k != "fresh_runs"}, indent=1))
 

@@ -1,6 +1,8 @@
 """benchmarks/quality.py's searches are specs `gansweep submit` accepts, as written."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -26,3 +28,17 @@ def test_a_lever_is_a_spec_override_and_is_recorded(tmp_path):
     assert got["finish_leaders"] is True and got["warm_start"]["sweeps"] == (str(tmp_path),)
     assert got["ema"] == 0.999 and got["seed_racing"]["count"] == 3
     assert spec.budget["hours"] == 0.1667
+
+
+def test_a_given_configuration_is_trained_on_its_seeds_and_tabled(tmp_path):
+    """--given: no search; `gansweep train` with those settings on each seed, judged and
+    tabled like a search's fresh seeds."""
+    from benchmarks.quality import given, save, table
+
+    res = given("ring8", tmp_path, ["width=16", "depth=2", "batch_size=64"], 40, [11, 12])
+    assert [r["seed"] for r in res["fresh_runs"]] == [11, 12]
+    assert all(r["step"] == 40 for r in res["fresh_runs"]) and 0 <= res["hq_mean"] <= 1
+    ran = json.loads((tmp_path / "fresh-12" / "config.json").read_text())["config"]
+    assert (ran["width"], ran["depth"], ran["batch_size"]) == (16, 2, 64)
+    save(tmp_path / "r.json", "probe", res)
+    assert "| probe | given, 40 steps a run | - |" in table(tmp_path / "r.json")
