@@ -67,7 +67,8 @@ class SweepSearch(Searcher):
                 return None  # the experiment ends once its running trials have
             self.rolled_over = True
             return Searcher.FINISHED
-        reserving = self._decide()
+        self._decide()
+        reserving = self._reserving()  # after the decisions: a promotion can make a leader
         run = self.racing.next_queued()
         if run is None and self._can_grow(reserving) and self.budget.fits(self.control.steps):
             run = self._new_configuration()  # asked only once it can start at once
@@ -164,13 +165,11 @@ class SweepSearch(Searcher):
                      f"{sum(map(len, chains.values()))} remaining run(s) (finish_leaders)")
         return True
 
-    def _decide(self) -> bool:
-        """Settle every race waiting on a decision; returns `_reserving()`, as it was."""
+    def _decide(self) -> None:
         reserving = self._reserving()
         for race in self.racing.decide(self._can_grow(reserving), self.budget.exhausted,
                                        reserving=reserving):
             self.feedback.tell(race)
-        return reserving
 
     def _new_configuration(self) -> tuple[Race, int] | None:
         asked = self.feedback.ask(self.racing.races)
