@@ -126,7 +126,7 @@ TINY = Sizes(image_size=8, width=8, batch_size=16, steps=6, warmup=2, chunk=3, r
              sweep_cpu=0.5,
              # a rehearsal's arms are mostly Ray and driver start-up, which a busy 2-core CI
              # machine stretches past 40 s each (the 90 s phase cap cut one arm there)
-             caps={"gan": 70.0, "share": 45.0, "som": 30.0, "checkpoint": 20.0, "sweep": 200.0})
+             caps={**Sizes().caps, "sweep": 200.0})
 PHASES = ("gan", "share", "som", "checkpoint", "sweep")
 
 
