@@ -138,8 +138,9 @@ def fresh_seed_runs(work: Path, seeds: list[int], source: list[str]) -> list[dic
         out = work / f"fresh-{seed}"
         cli("train", *source, "--seed", str(seed), "--out", str(out))
         row = last_row(out)
+        ran = json.loads((out / "config.json").read_text())["config"]
         return {"seed": seed, **{k: row[k] for k in row if k in KEEP or k.startswith(
-            "class_hist_")}}
+            "class_hist_")}, "config": ran}
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, seeds))
@@ -186,21 +187,30 @@ def judge(name: str, runs: list[dict]) -> dict:
 def issue_row(name: str, out: dict) -> dict | None:
     """The issue-31 row a search answers (the shortest whose time it fits, by its budget)
     and whether the returned configuration met it, time included."""
-    minutes = out["hours_budget"] * 60
-    rows = [(m, bar) for m, bar in ISSUE_31.get(name, []) if minutes <= m + 0.01]
-    if not rows:
-        return None
-    limit, bar = rows[0]
-    if "modes" in bar:
-        quality = (out["modes_mean"] >= bar["modes"] and out["hq_mean"] >= bar["hq"]
-                   and out["reverse_kl_mean"] <= bar.get("reverse_kl", float("inf")))
-    else:
-        hists = [[r.get(f"class_hist_{i}", 0.0) for i in range(10)] for r in out["fresh_runs"]]
-        quality = (out["coverage_mean"] >= bar["coverage_of_real"] * out["real_vs_real_coverage"]
-                   and all(min(h) >= bar["every_class"] for h in hists))
-    in_time = out["search_wall_s"] <= 60 * limit
-    return {"minutes": limit, **bar, "quality_met": bool(quality), "in_time": bool(in_time),
-            "met": bool(quality and in_time)}
+    rows = issue_rows(name, out, out["hours_budget"], out["search_wall_s"])
+    return rows[0] if rows else None
+
+
+def issue_rows(name: str, out: dict, hours: float, wall_s: float) -> list[dict]:
+    """Every issue-31 row a search of `hours` budget fits, each judged on `out`'s fresh seeds
+    and `wall_s` of search: a search's answer trained longer can answer a longer row too."""
+    judged = []
+    for limit, bar in ISSUE_31.get(name, []):
+        if hours * 60 > limit + 0.01:
+            continue
+        if "modes" in bar:
+            quality = (out["modes_mean"] >= bar["modes"] and out["hq_mean"] >= bar["hq"]
+                       and out["reverse_kl_mean"] <= bar.get("reverse_kl", float("inf")))
+        else:
+            hists = [[r.get(f"class_hist_{i}", 0.0) for i in range(10)]
+                     for r in out["fresh_runs"]]
+            quality = (out["coverage_mean"] >= bar["coverage_of_real"] *
+                       out["real_vs_real_coverage"] and all(min(h) >= bar["every_class"]
+                                                            for h in hists))
+        in_time = wall_s <= 60 * limit
+        judged.append({"minutes": limit, **bar, "quality_met": bool(quality),
+                       "in_time": bool(in_time), "met": bool(quality and in_time)})
+    return judged
 
 
 def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
@@ -243,24 +253,57 @@ def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
 
 
 def given(name: str, work: Path, sets: list[str], steps: int | None,
-          seeds: list[int]) -> dict:
+          seeds: list[int], source: dict | None = None) -> dict:
     """No search: a configuration given as `gansweep train --set`s (one a search returned
     earlier, or it with a lever such as more steps) trained on `seeds` with the search's
-    trainer, data and report cadence."""
+    trainer, data and report cadence. `source`: the search it came from (`returned_by`),
+    whose wall time judges it against the issue's rows."""
     s = SEARCHES[name]
     data = s["dataset"] if isinstance(s["dataset"], str) else s["dataset"]["name"]
     steps = steps or s["steps"]
-    source = [s["trainer"], "--dataset", data, *(a for kv in sets for a in ("--set", kv)),
-              "--steps", str(steps), "--report-every", str(min(steps, s["report_every"]))]
+    source_args = [s["trainer"], "--dataset", data,
+                   *(a for kv in sets for a in ("--set", kv)),
+                   "--steps", str(steps), "--report-every", str(min(steps, s["report_every"]))]
     t1 = time.perf_counter()
-    runs = fresh_seed_runs(work, seeds, source)
+    runs = fresh_seed_runs(work, seeds, source_args)
     out = {"search": name, "given": True, "trainer": s["trainer"], "dataset": s["dataset"],
            "steps": steps, "metric": s["metric"], "returned": {"set": sorted(sets)},
            "fresh_seeds": seeds, "fresh_wall_s": round(time.perf_counter() - t1, 1),
            "fresh_runs": runs, **judge(name, runs)}
     if name.startswith("digits"):
         out["real_vs_real_coverage"] = real_coverage(s["dataset"])
+    if source is not None:
+        out["from"] = source
+        out["issue_31"] = issue_rows(name, out, source["hours_budget"],
+                                     source["search_wall_s"])
     return out
+
+
+def returned_by(ref: str, default: Path) -> tuple[dict, list[str]]:
+    """`ENTRY` of the results file `default`, or `FILE:ENTRY`: the search it records and the
+    configuration it returned, as `gansweep train --set`s."""
+    path, _, entry = ref.rpartition(":")
+    path = Path(path) if path else default
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    if entry not in results or results[entry].get("given"):
+        searches = ", ".join(k for k, v in results.items() if not v.get("given")) or "none"
+        raise LookupError(f"--given-from: {path} has no search named {entry!r} "
+                         f"(its searches: {searches})")
+    r = results[entry]
+    try:
+        where = str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        where = str(path)
+    return ({"file": where, "entry": entry, "search": r["search"], "steps": r["steps"],
+             "search_wall_s": r["search_wall_s"], "hours_budget": r["hours_budget"],
+             "sweep_seeds": r["returned"]["sweep_seeds"]}, list(r["returned"]["set"]))
+
+
+def overridden(sets: list[str], more: list[str]) -> list[str]:
+    """`sets` with each KEY=VALUE of `more` in place of the same key's."""
+    merged = dict(kv.split("=", 1) for kv in sets)
+    merged.update(kv.split("=", 1) for kv in more)
+    return [f"{k}={v}" for k, v in merged.items()]
 
 
 def table(path: Path) -> str:
@@ -273,10 +316,15 @@ def table(path: Path) -> str:
                    f"{100 * r['hq_std']:.1f}", f"{r['reverse_kl_mean']:.4f}", "-"] \
             if "modes_mean" in r else ["-", "-", "-", f"{r['coverage_mean']:.3f}"]
         if r.get("given"):  # no search: a configuration trained as given
+            src, rows = r.get("from"), r.get("issue_31") or []
             lines.append(" | ".join([
-                f"| {name}", f"given, {r['steps']:,} steps a run", "-", "-", "-",
-                "-", f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}", *quality, "-", "-",
-                "-"]) + " |")
+                f"| {name}", f"given, {r['steps']:,} steps a run" +
+                (f", as {src['entry']} returned" if src else ""),
+                f"{src['search_wall_s'] / 60:.1f} min ({src['entry']})" if src else "-",
+                "-", "-", "-", f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}", *quality,
+                "; ".join(f"≤ {j['minutes']} min" for j in rows) or "-",
+                "; ".join("yes" if j["quality_met"] else "no" for j in rows) or "-",
+                "; ".join("yes" if j["in_time"] else "no" for j in rows) or "-"]) + " |")
             continue
         lv = r.get("levers") or {}
         on = [k for k in ("finish_leaders",) if lv.get(k)]
@@ -310,6 +358,10 @@ def main() -> None:
     p.add_argument("--given", action="append", default=[], metavar="KEY=VALUE",
                    help="no search: train this configuration (as `gansweep train --set` takes "
                         "it) on --fresh seeds")
+    p.add_argument("--given-from", default=None, metavar="[FILE:]ENTRY",
+                   help="no search: train the configuration that search returned (an entry of "
+                        "--out, or of FILE), with any --given in place of its settings; judged "
+                        "by that search's wall time")
     p.add_argument("--steps", type=int, default=None, help="with --given: steps a run")
     p.add_argument("--fresh", type=int, nargs="+", default=None,
                    help="with --given: the seeds (ones no search or choice used)")
@@ -320,11 +372,21 @@ def main() -> None:
         return
     if args.dataset is None:
         p.error("--dataset is required")
-    if args.given and not (args.fresh and args.entry):
-        p.error("--given needs --fresh SEED... and --as NAME")
-    if args.given:
+    source, sets = None, list(args.given)
+    if args.given_from:
+        try:
+            source, returned = returned_by(args.given_from, Path(args.out))
+        except LookupError as e:
+            p.error(str(e))
+        if source["search"] != args.dataset:
+            p.error(f"--given-from {args.given_from} is a {source['search']} search, "
+                    f"not --dataset {args.dataset}")
+        sets = overridden(returned, args.given)
+    if sets and not (args.fresh and args.entry):
+        p.error("--given and --given-from need --fresh SEED... and --as NAME")
+    if sets:
         with tempfile.TemporaryDirectory(prefix="quality-") as work:
-            res = given(args.dataset, Path(work), args.given, args.steps, args.fresh)
+            res = given(args.dataset, Path(work), sets, args.steps, args.fresh, source)
         save(Path(args.out), args.entry, res)
         return
     import ray

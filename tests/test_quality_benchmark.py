@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -31,14 +32,52 @@ def test_a_lever_is_a_spec_override_and_is_recorded(tmp_path):
 
 
 def test_a_given_configuration_is_trained_on_its_seeds_and_tabled(tmp_path):
-    """--given: no search; `gansweep train` with those settings on each seed, judged and
-    tabled like a search's fresh seeds."""
-    from benchmarks.quality import given, save, table
+    """--given-from: no search; the configuration a recorded search returned, with --given in
+    place of its settings, trained through `gansweep train` on each seed, then judged against
+    every issue row that search's time fits and tabled like a search's fresh seeds."""
+    import subprocess
+    import sys
 
-    res = given("ring8", tmp_path, ["width=16", "depth=2", "batch_size=64"], 40, [11, 12])
+    from benchmarks.quality import ROOT, table
+
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"r8-short": {
+        "search": "ring8", "steps": 15000, "search_wall_s": 590.0, "hours_budget": 0.163,
+        "configurations": 8, "runs": 15, "fresh_seeds": [6, 7], "modes_mean": 8.0,
+        "hq_mean": 0.97, "hq_std": 0.01, "reverse_kl_mean": 0.002,
+        "returned": {"sweep_seeds": [3, 4, 5],
+                     "set": ["width=16", "depth=3", "batch_size=64", "lr_half_life=None"]}}}))
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--out", str(results),
+         "--given-from", "r8-short", "--given", "depth=2", "--steps", "40",
+         "--fresh", "11", "12", "--as", "probe"], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads(results.read_text())["probe"]
     assert [r["seed"] for r in res["fresh_runs"]] == [11, 12]
     assert all(r["step"] == 40 for r in res["fresh_runs"]) and 0 <= res["hq_mean"] <= 1
-    ran = json.loads((tmp_path / "fresh-12" / "config.json").read_text())["config"]
-    assert (ran["width"], ran["depth"], ran["batch_size"]) == (16, 2, 64)
-    save(tmp_path / "r.json", "probe", res)
-    assert "| probe | given, 40 steps a run | - |" in table(tmp_path / "r.json")
+    assert res["from"]["entry"] == "r8-short"
+    ran = [(r["config"]["width"], r["config"]["depth"], r["config"]["batch_size"],
+            r["config"]["lr_half_life"]) for r in res["fresh_runs"]]
+    assert ran == [(16, 2, 64, None)] * 2  # the search's settings, --given in place of one
+    assert [(j["minutes"], j["in_time"], j["quality_met"]) for j in res["issue_31"]] == \
+        [(10, True, False), (30, True, False)]  # 40 steps cannot reach 96 %
+    row = next(line for line in table(results).splitlines() if line.startswith("| probe"))
+    assert row.startswith("| probe | given, 40 steps a run, as r8-short returned | 9.8 min")
+    assert row.endswith("| ≤ 10 min; ≤ 30 min | no; no | yes; yes |")
+
+
+def test_given_from_a_search_the_file_lacks_names_the_ones_it_has(tmp_path):
+    import subprocess
+    import sys
+
+    from benchmarks.quality import ROOT
+
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"g25": {"search": "grid25"}}))
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--out", str(results),
+         "--given-from", "r8", "--fresh", "11", "--as", "x"], cwd=ROOT, capture_output=True,
+        text=True)
+    assert proc.returncode == 2 and "has no search named 'r8' (its searches: g25)" in proc.stderr
+    assert "Traceback" not in proc.stderr
