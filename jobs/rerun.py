@@ -24,6 +24,7 @@ from gansweep.jobs.provenance import driver_versions
 from gansweep.jobs.ray_address import check_reachable
 from gansweep.jobs.resources import check_gpus
 from gansweep.jobs.trial import RERUN_INDEX, SEED
+from gansweep.trainers.data import dataset_label
 from gansweep.trainers.errors import ConfigError
 
 
@@ -150,7 +151,8 @@ def _run(spec, target: Path, meta: SweepMeta, configs: list[dict], seeds: list[i
     init_ray(address, log, spec.py_modules)
     total = len(configs) * len(seeds)
     log(f"[gansweep] rerun {target.name}: {len(configs)} configurations x seeds "
-        f"{', '.join(map(str, seeds))} = {total} trials of {spec.trainer} on {spec.dataset}")
+        f"{', '.join(map(str, seeds))} = {total} trials of {spec.trainer} on "
+        f"{dataset_label(spec.dataset)}")
     ctl = control(spec, target, run_id)
     from gansweep.jobs import tracking
 

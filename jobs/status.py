@@ -14,6 +14,7 @@ from gansweep.analysis import features, layout, ranking
 from gansweep.analysis.layout import ENDED, UNFINISHED
 from gansweep.analysis.sweeps import damage_line, finite, load_sweep
 from gansweep.jobs import sweep_dir as sd
+from gansweep.trainers.data import dataset_label
 
 
 def collect(root: str | Path) -> dict:
@@ -93,7 +94,7 @@ def format_status(s: dict) -> str:
     objective = (f"objective {s['metric']} ({s['mode']})" if "front" not in s else
                  "objectives " + " and ".join(f"{m} ({d})" for m, d in zip(s["metrics"],
                                                                            s["modes"])))
-    lines = [f"sweep {s['sweep']}: {s['trainer']} on {s['dataset']}, {objective}  "
+    lines = [f"sweep {s['sweep']}: {s['trainer']} on {dataset_label(s['dataset'])}, {objective}  "
              f"[{s['dir']}]",
              f"configurations: {s['configurations']}{planned}, judged on up to "
              f"{seeds['count']} seed(s) by the {seeds['statistic']}; runs: {s['runs']} — "

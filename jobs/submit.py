@@ -17,6 +17,7 @@ from gansweep.jobs.resources import check_gpus
 from gansweep.jobs.spec import SweepSpec
 from gansweep.jobs.stopping import collapse_rule
 from gansweep.jobs.trial import TrialControl
+from gansweep.trainers.data import dataset_label
 from gansweep.trainers.errors import ConfigError, Interrupted
 
 
@@ -304,7 +305,7 @@ def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Pa
     if not spec.features:  # the group's own features replace the built-in evaluator
         prepare_evaluator(data, root, log)
     init_ray(address, log, spec.py_modules)
-    log(f"[gansweep] sweep {spec.name}: {spec.trainer} on {spec.dataset}, objective "
+    log(f"[gansweep] sweep {spec.name}: {spec.trainer} on {dataset_label(spec.dataset)}, objective "
         + " and ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.modes))
         + f"; so far {search.summary()}; directory {root}")
     grids, k = [], 0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from gansweep.trainers.data import images, load_dataset, mixtures
+from gansweep.trainers.data import dataset_label, images, load_dataset, mixtures
 from gansweep.trainers.errors import ConfigError
 
 torch.set_num_threads(1)
@@ -67,6 +67,14 @@ def component_stats(data) -> tuple[np.ndarray, np.ndarray]:
     means = np.stack([x[c == k].mean(0) for k in range(len(data.modes))])
     stds = np.stack([x[c == k].std(0) for k in range(len(data.modes))])
     return means, stds
+
+
+def test_a_dataset_spec_reads_as_a_name_and_its_options():
+    """What the driver's start line, `status` and `rerun` print: not a dict's repr."""
+    assert dataset_label("ring8") == "ring8"
+    assert dataset_label({"name": "digits", "image_size": 16, "subset": 500}) == \
+        "digits (image_size 16, subset 500)"
+    assert dataset_label({"name": "/data/x.npy"}) == "/data/x.npy"
 
 
 def test_ring8():

@@ -97,6 +97,14 @@ def dataset_name(spec: Any, short: bool = False) -> str:
     return Path(name).name if short and "/" in name else name
 
 
+def dataset_label(spec: Any) -> str:
+    """A dataset spec as a line to a user reads it: `digits (image_size 16)`, not a dict."""
+    if not isinstance(spec, dict):
+        return dataset_name(spec)
+    options = ", ".join(f"{k} {v}" for k, v in spec.items() if k != "name")
+    return dataset_name(spec) + (f" ({options})" if options else "")
+
+
 def load_dataset(spec: str | dict, image_size: int | None = None) -> Dataset:
     """Load a dataset by name, path, or `{name: ..., image_size: ..., subset: ...}`.
 
