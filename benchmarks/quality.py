@@ -13,6 +13,9 @@ the coverage of real held-out digits against real training digits at the same n.
 A lever or a shorter search: `--hours 0.25`, `--set seeds.reserve=true`, `--warm-start DIR`
 (an earlier sweep kept with `--keep DIR`), `--seed N` (the search's seed), each result named
 with `--as NAME` in `--out FILE`; `--table --out FILE` prints a results file as the docs show it.
+No search: `--given-from [FILE:]ENTRY --steps N --fresh SEEDS --as NAME` trains what a recorded
+search returned (a lever such as longer runs), judged by that search's wall time;
+`--given KEY=VALUE` sets a configuration by hand or changes one setting of it.
 
 Writes benchmarks/results/quality.json (merged per search), including each returned
 configuration with every hyperparameter as `gansweep train --set` takes it.
@@ -217,19 +220,39 @@ def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
         sets: list[str] | None = None) -> dict:
     """`sets`: spec overrides a lever adds, as `gansweep submit --set` takes them."""
     from gansweep.jobs.spec import apply_sets, parse_spec
-    from gansweep.jobs.status import collect
     from gansweep.jobs.submit import submit
-    from gansweep.jobs.train_cmd import returned_configuration
 
     spec = parse_spec(apply_sets(spec_for(name, str(work), seed, hours), sets or []))
     t0 = time.perf_counter()
     root = submit(spec, log=print)
-    search_s = time.perf_counter() - t0
+    return scored(name, spec, root, time.perf_counter() - t0, work)
+
+
+def kept(name: str, sweep_dir: Path) -> dict:
+    """A kept sweep whose fresh seeds were never trained (the benchmark stopped after the
+    search): scored now, its search time read from its driver runs' record."""
+    from gansweep.jobs.sweep_dir import open_existing
+
+    spec, meta = open_existing(sweep_dir)
+    if spec.name != f"quality-{name}":
+        raise LookupError(f"--score-kept {sweep_dir} is the sweep {spec.name!r}, not "
+                          f"quality-{name}")
+    out = scored(name, spec, sweep_dir.resolve(), meta.spent_seconds(), sweep_dir.parent)
+    out["search_wall_from"] = "the sweep's driver runs (sweep.json), started to last seen"
+    return out
+
+
+def scored(name: str, spec, root: Path, search_s: float, work: Path) -> dict:
+    """The search's record and what it returned, trained on fresh seeds in `work`."""
+    from gansweep.jobs.status import collect
+    from gansweep.jobs.train_cmd import returned_configuration
+
     s = collect(root)
     got = returned_configuration(root)
     fresh = list(range(got["seed"], got["seed"] + FRESH_SEEDS))
     t1 = time.perf_counter()
     runs = fresh_seed_runs(work, fresh, ["--from", str(root)])
+    seed = spec.seed
     out = {"search": name, "trainer": spec.trainer, "dataset": spec.dataset,
            "steps": spec.steps, "metric": spec.metric, "space": SEARCHES[name]["space"],
            "fixed": SEARCHES[name]["fixed"], "seeds_rule": dict(spec.seeds),
@@ -353,6 +376,9 @@ def main() -> None:
     p.add_argument("--keep", default=None,
                    help="a folder to keep the sweep in (a later --warm-start source)")
     p.add_argument("--warm-start", default=None, help="an earlier sweep directory")
+    p.add_argument("--score-kept", default=None, metavar="SWEEP_DIR",
+                   help="no new search: train what a kept search (--keep) returned on fresh "
+                        "seeds, for one whose fresh seeds never ran")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a spec override, as `gansweep submit --set` takes it (a lever)")
     p.add_argument("--given", action="append", default=[], metavar="KEY=VALUE",
@@ -388,6 +414,15 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="quality-") as work:
             res = given(args.dataset, Path(work), sets, args.steps, args.fresh, source)
         save(Path(args.out), args.entry, res)
+        return
+    if args.score_kept:
+        from gansweep.trainers.errors import ConfigError
+
+        try:
+            res = kept(args.dataset, Path(args.score_kept))
+        except (LookupError, ConfigError) as e:
+            p.error(str(e))
+        save(Path(args.out), args.entry or args.dataset, res)
         return
     import ray
 

@@ -81,3 +81,21 @@ def test_given_from_a_search_the_file_lacks_names_the_ones_it_has(tmp_path):
         text=True)
     assert proc.returncode == 2 and "has no search named 'r8' (its searches: g25)" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_score_kept_refuses_a_folder_that_is_not_that_search(tmp_path):
+    """--score-kept trains what a kept search returned; anything else is refused up front."""
+    import subprocess
+    import sys
+
+    from benchmarks.quality import ROOT
+
+    def score(folder):
+        return subprocess.run(
+            [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--score-kept",
+             str(folder), "--out", str(tmp_path / "r.json")], cwd=ROOT, capture_output=True,
+            text=True)
+
+    proc = score(tmp_path)
+    assert proc.returncode == 2 and "is not a gansweep sweep directory" in proc.stderr
+    assert not (tmp_path / "r.json").exists() and "Traceback" not in proc.stderr
