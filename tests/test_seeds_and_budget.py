@@ -99,8 +99,12 @@ def _run_keys(root, config_row) -> list[str]:
 def test_train_from_a_sweep_trains_its_returned_configuration_on_a_fresh_seed(raced, tmp_path):
     spec, root = raced
     out = tmp_path / "again"
-    proc = run_cli("train", "--from", str(root), "--steps", "20", "--out", str(out))
+    # --steps past the sweep's 20: the longer-runs lever (docs/benchmarks/quality.md)
+    proc = run_cli("train", "--from", str(root), "--steps", "30", "--out", str(out))
     record = json.loads((out / "config.json").read_text())
+    steps = [int(line.split(",")[0]) for line in
+             (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert steps[-1] == 30 and spec.steps == 20
     best = collect(root)["best"]
     assert record["config"] == best["config"] and record["trainer"] == "gan"
     assert record["seed"] == 3 and record["dataset"] == "gauss1d"  # the sweep used 0, 1, 2
