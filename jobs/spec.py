@@ -206,6 +206,34 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     missing = [k for k in REQUIRED if k not in raw]
     if missing:
         raise ConfigError(f"{source}: missing key {', '.join(missing)} ({KEYS[missing[0]]})")
+    # What needs no trainer first: a refusal of these never imports torch or Ray Tune
+    name = _name(raw["name"])
+    steps = _int(raw, "steps", 1)
+    report_every = _int(raw, "report_every", 1, default=max(1, steps // 10))
+    score_every = _int(raw, "score_every", 1)
+    if score_every is not None and score_every % report_every:
+        raise ConfigError(f"score_every: {score_every} is not a multiple of report_every "
+                          f"({report_every}); scores are taken at reports")
+    budget = _budget(raw.get("budget"))
+    _one_run_fits(budget, steps)
+    seeds = _seeds(raw.get("seeds", SEEDS_DEFAULT))
+    if raw.get("trials") is None and budget == {"steps": None, "hours": None}:
+        raise ConfigError(f"{source}: give trials (how many configurations) or budget "
+                          "({steps: N} or {hours: H}), or both")
+    trials = _int(raw, "trials", 1) if raw.get("trials") is not None else None
+    seed = _seed(raw, seeds["count"])
+    sampler = raw.get("sampler", "tpe")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"sampler: {sampler!r} is not valid; use one of {', '.join(SAMPLERS)}")
+    resources = _resources(raw.get("resources", {"cpu": 1, "gpu": 0}))
+    storage = _storage(raw.get("storage", "sweeps"))
+    from gansweep.jobs import study, warm_start
+
+    study_url = study.parse(raw.get("study"), storage)
+    warm = warm_start.parse(raw.get("warm_start"))
+    max_concurrent = _int(raw, "max_concurrent", 1, default=2)
+    max_failures = _int(raw, "max_failures", 0, default=2)
+
     py_modules = _py_modules(raw.get("py_modules", []))
     plugins.use_modules(py_modules)  # the driver imports what the spec names from them too
     trainer = raw["trainer"]
@@ -226,54 +254,34 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
                               f"{', '.join(sorted(cls.HPARAMS))}")
         fixed[key] = _checked(cls.HPARAMS[key], value, f"fixed.{key}")
     space = validate_space(trainer, raw.get("space") or {}, fixed)
-
-    steps = _int(raw, "steps", 1)
-    report_every = _int(raw, "report_every", 1, default=max(1, steps // 10))
-    score_every = _int(raw, "score_every", 1)
-    if score_every is not None and score_every % report_every:
-        raise ConfigError(f"score_every: {score_every} is not a multiple of report_every "
-                          f"({report_every}); scores are taken at reports")
-    from gansweep.jobs import study, warm_start
-    from gansweep.jobs.stopping import validate_early_stop
-
-    budget = _budget(raw.get("budget"))
-    _one_run_fits(budget, steps)
-    seeds = _seeds(raw.get("seeds", SEEDS_DEFAULT))
-    if raw.get("trials") is None and budget == {"steps": None, "hours": None}:
-        raise ConfigError(f"{source}: give trials (how many configurations) or budget "
-                          "({steps: N} or {hours: H}), or both")
-    sampler = raw.get("sampler", "tpe")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"sampler: {sampler!r} is not valid; use one of {', '.join(SAMPLERS)}")
     if len(metrics) == 2 and sampler not in MULTI_SAMPLERS:
         raise ConfigError(f"sampler: {sampler} optimises one objective, and metric names two; "
                           f"use one of {', '.join(MULTI_SAMPLERS)} (tpe is the default)")
-    resources = _resources(raw.get("resources", {"cpu": 1, "gpu": 0}))
     if "gpu_seconds" in metrics and not resources["gpu"]:
         raise ConfigError("metric: gpu_seconds counts the GPUs a trial holds, and "
                           "resources.gpu is 0; use train_seconds on CPU")
-    storage = _storage(raw.get("storage", "sweeps"))
+    from gansweep.jobs.stopping import validate_early_stop
+
     early_stop = validate_early_stop(raw.get("early_stop"), trainer)
     if (early_stop["collapse"] or {}).get("revive") and budget["steps"] is None:
         raise ConfigError("early_stop.collapse.revive: needs a step budget, since a revived run "
                           "spends the steps left over that no fresh run fits in; add budget: "
                           "{steps: N} or drop revive")
     return SweepSpec(
-        name=_name(raw["name"]), trainer=trainer, dataset=dataset,
-        trials=_int(raw, "trials", 1) if raw.get("trials") is not None else None,
+        name=name, trainer=trainer, dataset=dataset, trials=trials,
         steps=steps, report_every=report_every, budget=budget,
         seeds=seeds, sampler=sampler,
         metric=metrics[0], metric_2=metrics[1] if len(metrics) == 2 else None,
-        seed=_seed(raw, seeds["count"]), space=space, fixed=fixed,
+        seed=seed, space=space, fixed=fixed,
         early_stop=early_stop,
         resources=resources,
-        max_concurrent=_int(raw, "max_concurrent", 1, default=2),
-        max_failures=_int(raw, "max_failures", 0, default=2),
+        max_concurrent=max_concurrent,
+        max_failures=max_failures,
         score_every=score_every,
         storage=storage,
-        study=study.parse(raw.get("study"), storage),
+        study=study_url,
         features=features, py_modules=py_modules,
-        warm_start=warm_start.parse(raw.get("warm_start")),
+        warm_start=warm,
         tracking=_tracking(raw.get("tracking"), raw["name"]),
     )
 
