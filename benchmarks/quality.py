@@ -252,12 +252,11 @@ def scored(name: str, spec, root: Path, search_s: float, work: Path) -> dict:
     fresh = list(range(got["seed"], got["seed"] + FRESH_SEEDS))
     t1 = time.perf_counter()
     runs = fresh_seed_runs(work, fresh, ["--from", str(root)])
-    seed = spec.seed
     out = {"search": name, "trainer": spec.trainer, "dataset": spec.dataset,
            "steps": spec.steps, "metric": spec.metric, "space": SEARCHES[name]["space"],
            "fixed": SEARCHES[name]["fixed"], "seeds_rule": dict(spec.seeds),
            "search_wall_s": round(search_s, 1), "hours_budget": spec.budget["hours"],
-           "search_seed": seed, "levers": levers(spec), "steps_spent": s["steps_spent"],
+           "search_seed": spec.seed, "levers": levers(spec), "steps_spent": s["steps_spent"],
            "sweep_dir": str(root),
            "configurations": s["configurations"], "runs": s["runs"],
            "counts": s["counts"], "returned": {
@@ -311,7 +310,7 @@ def returned_by(ref: str, default: Path) -> tuple[dict, list[str]]:
     if entry not in results or results[entry].get("given"):
         searches = ", ".join(k for k, v in results.items() if not v.get("given")) or "none"
         raise LookupError(f"--given-from: {path} has no search named {entry!r} "
-                         f"(its searches: {searches})")
+                          f"(its searches: {searches})")
     r = results[entry]
     try:
         where = str(path.resolve().relative_to(ROOT))
