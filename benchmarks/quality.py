@@ -387,9 +387,10 @@ def main() -> None:
                    help="no search: train the configuration that search returned (an entry of "
                         "--out, or of FILE), with any --given in place of its settings; judged "
                         "by that search's wall time")
-    p.add_argument("--steps", type=int, default=None, help="with --given: steps a run")
+    p.add_argument("--steps", type=int, default=None,
+                   help="with --given or --given-from: steps a run")
     p.add_argument("--fresh", type=int, nargs="+", default=None,
-                   help="with --given: the seeds (ones no search or choice used)")
+                   help="with --given or --given-from: the seeds (ones no search or choice used)")
     p.add_argument("--table", action="store_true", help="print --out as a table and exit")
     args = p.parse_args()
     if args.table:
