@@ -328,6 +328,20 @@ def overridden(sets: list[str], more: list[str]) -> list[str]:
     return [f"{k}={v}" for k, v in merged.items()]
 
 
+def changed(r: dict, path: Path) -> list[str]:
+    """What a `--given-from` row trained that its search did not return (its `--given`s), read
+    from the search's own record."""
+    src = r.get("from")
+    if not src:
+        return []
+    where = Path(src["file"]) if Path(src["file"]).is_absolute() else ROOT / src["file"]
+    try:
+        _, returned = returned_by(f"{where}:{src['entry']}", path)
+    except LookupError:
+        return []
+    return sorted(set(r["returned"]["set"]) - set(returned))
+
+
 def table(path: Path) -> str:
     """The results in `path` as the docs' markdown table, one row per search."""
     lines = ["| search | levers | search wall | steps | configs / runs | returned on seeds | "
@@ -341,7 +355,8 @@ def table(path: Path) -> str:
             src, rows = r.get("from"), r.get("issue_31") or []
             lines.append(" | ".join([
                 f"| {name}", f"given, {r['steps']:,} steps a run" +
-                (f", as {src['entry']} returned" if src else ""),
+                (f", as {src['entry']} returned" if src else "") +
+                "".join(f", with {kv}" for kv in changed(r, path)),
                 f"{src['search_wall_s'] / 60:.1f} min ({src['entry']})" if src else "-",
                 "-", "-", "-", f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}", *quality,
                 "; ".join(f"≤ {j['minutes']} min" for j in rows) or "-",

@@ -29,6 +29,12 @@ What produced benchmarks/results/stabilisers_probe.json, in this order (developm
     $P --dataset grid25 --seeds 10 11 12 13 14 --steps 30000 --settings ema+batch256
     # issue 31, sharper output for ring8's HQ ceiling (docs/benchmarks/quality.md)
     $P --dataset ring8 --settings r8 r8+halflife5k r8+halflife2500 r8+ema0.9999
+    # issue 31, grid25's long row: two probes at once, one per core (g25+ema0.9999 ran on
+    # seed 0 only: 0.888 at 60000 steps, far below, so seed 1 was stopped), then the table
+    $P --dataset grid25 --seeds 0 1 --steps 90000 --report-every 5000 --settings g25 &
+    $P --dataset grid25 --seeds 0 1 --steps 60000 --report-every 5000 \
+       --settings g25+halflife30k g25+ema0.9999
+    $P --table --at 60000
 """
 from __future__ import annotations
 
@@ -57,6 +63,8 @@ TARGETS = {"ring8": (7.9, 0.96), "grid25": (24.8, 0.94)}
 
 RING8_RETURNED = {"batch_size": 128, "beta1": 0.0, "depth": 3, "ema": 0.999,
                   "lr_d": 0.0007773797423269309, "lr_g": 0.0014255918857178935, "width": 128}
+GRID25_RETURNED = {"batch_size": 256, "beta1": 0.0, "depth": 2, "ema": 0.999,
+                   "lr_d": 0.0005594551101635207, "lr_g": 0.0009291870124937284, "width": 256}
 
 # Changes to the MLP GAN's defaults (width 128, depth 2, batch 64, code 2, Adam 1e-3 / 1e-3,
 # betas (0.5, 0.999), nonsaturating loss, no stabiliser).
@@ -85,6 +93,11 @@ SETTINGS: dict[str, dict] = {
     "r8+halflife5k": {**RING8_RETURNED, "lr_half_life": 5000.0},
     "r8+halflife2500": {**RING8_RETURNED, "lr_half_life": 2500.0},
     "r8+ema0.9999": {**RING8_RETURNED, "ema": 0.9999},
+    # Issue 31's grid25 long row: what the 45-minute search returned (quality.json), trained
+    # longer, with a decaying learning rate, or with a longer average.
+    "g25": GRID25_RETURNED,
+    "g25+halflife30k": {**GRID25_RETURNED, "lr_half_life": 30000.0},
+    "g25+ema0.9999": {**GRID25_RETURNED, "ema": 0.9999},
 }
 
 
@@ -178,12 +191,14 @@ def main() -> None:
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--force", action="store_true")
     ap.add_argument("--table", action="store_true", help="print the summary table and exit")
+    ap.add_argument("--at", nargs="+", type=int, default=[15000],
+                    help="with --table: also show longer runs as they stood at these steps")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     record = json.loads(out.read_text()) if out.is_file() else {"runs": {}, "sessions": []}
     if args.table:
-        print(table(record["runs"]))
+        print(table(record["runs"], tuple(args.at)))
         return
     unknown = [s for s in args.settings if s not in SETTINGS]
     if unknown or not args.dataset:
@@ -196,12 +211,12 @@ def main() -> None:
             if k in record["runs"] and not args.force:
                 continue
             r = run_one(args.dataset, SETTINGS[setting], seed, args.steps, args.report_every)
-            record["runs"][k] = {"dataset": args.dataset, "setting": setting, "seed": seed,
-                                 "steps": args.steps, **r}
+            run = {"dataset": args.dataset, "setting": setting, "seed": seed,
+                   "steps": args.steps, **r}
+            record = merged(out, runs={k: run})
             f = r["final"]
             print(f"{k}: modes {f['modes']:.0f} hq {f['hq']:.3f} jitter {r['jitter']:.3f} "
                   f"best hq {r['best_hq']:.3f} ({r['wall_s']:.0f} s)", flush=True)
-            out.write_text(json.dumps(record, indent=1) + "\n")  # after every run: resumable
         s = summarise([record["runs"][key(args.dataset, setting, seed, args.steps)]
                        for seed in args.seeds])
         print(f"== {args.dataset} {setting}: modes {s['modes'][0]:.2f} ± {s['modes'][1]:.2f}, "
@@ -209,8 +224,22 @@ def main() -> None:
     session.update(loadavg_after=[round(x, 2) for x in os.getloadavg()],
                    machine={"platform": platform.platform(), "cpu_count": os.cpu_count(),
                             "python": platform.python_version(), "torch": torch.__version__})
-    record["sessions"].append(session)
-    out.write_text(json.dumps(record, indent=1) + "\n")
+    merged(out, session=session)
+
+
+def merged(out: Path, runs: dict | None = None, session: dict | None = None) -> dict:
+    """Add `runs` (and a finished `session`) to the record as it is on disk now, under a lock:
+    two probes may run at once (one per core), each writing after every run (resumable)."""
+    import fcntl
+
+    with open(out.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        record = json.loads(out.read_text()) if out.is_file() else {"runs": {}, "sessions": []}
+        record["runs"].update(runs or {})
+        if session is not None:
+            record["sessions"].append(session)
+        out.write_text(json.dumps(record, indent=1) + "\n")
+    return record
 
 
 if __name__ == "__main__":

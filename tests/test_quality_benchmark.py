@@ -63,7 +63,8 @@ def test_a_given_configuration_is_trained_on_its_seeds_and_tabled(tmp_path):
     assert [(j["minutes"], j["in_time"], j["quality_met"]) for j in res["issue_31"]] == \
         [(10, True, False), (30, True, False)]  # 40 steps cannot reach 96 %
     row = next(line for line in table(results).splitlines() if line.startswith("| probe"))
-    assert row.startswith("| probe | given, 40 steps a run, as r8-short returned | 9.8 min")
+    assert row.startswith("| probe | given, 40 steps a run, as r8-short returned, with depth=2 "
+                          "| 9.8 min")
     assert row.endswith("| ≤ 10 min; ≤ 30 min | no; no | yes; yes |")
 
 
