@@ -14,7 +14,9 @@ In steps that is exact; in hours it is estimated from how fast this driver's run
 each leader's seeds at the speed of its own runs (configurations differ several-fold: a first
 grid25 search with one median speed for all kept room too late), a new run at the median, over
 as many runs as have run at once; a leader's seeds run one after another, so its chain takes
-at least their sum.
+at least their sum. Under an hour budget a run is also not started when, at its configuration's
+speed here, it would not end before the hours do: the deadline would stop it unjudged, so in a
+search that is not resumed its compute is spent for nothing (a resume with more hours starts it).
 """
 from __future__ import annotations
 
@@ -93,9 +95,24 @@ class Budget:
         median = statistics.median(self.run_speeds)
         running = sum(left - (self.trained[t][1] - self.trained[t][0])
                       for t, left in self.committed.items() if t in self.trained) / median
-        chain_s = [sum(c) / self.speed_of.get(cid, median) for cid, c in chains.items()]
+        chain_s = [sum(c) / self.speed(cid) for cid, c in chains.items()]
         need = max(max(chain_s), (running + sum(chain_s) + steps / median) / self.slots)
-        return need <= 3600.0 * self.hours - self.elapsed_s()
+        return need <= self.left_s()
+
+    def finishes(self, steps: int, cid: str | None) -> bool:
+        """`finish_leaders` under an hour budget: whether a run of configuration `cid` with
+        `steps` left ends before the hours do, at that configuration's speed (the median of
+        every run's before one of its own has ended)."""
+        if not self.finish_leaders or self.hours is None or not self.run_speeds:
+            return True
+        return steps / self.speed(cid) <= self.left_s()
+
+    def speed(self, cid: str | None) -> float:
+        """Steps per second a run of configuration `cid` (None: a new one) should train."""
+        return self.speed_of.get(cid, statistics.median(self.run_speeds))
+
+    def left_s(self) -> float:
+        return 3600.0 * self.hours - self.elapsed_s()
 
     def elapsed_s(self) -> float:
         return self.prior_s + time.time() - self.started

@@ -52,7 +52,8 @@ class SweepSearch(Searcher):
         self.placed: dict[str, float] = {}  # Tune trial id -> when it was placed
         self.revivals: set[str] = set()  # Tune trial ids that revive a run
         self.finished = False
-        self.reserve_said, self.log = False, log  # the finish_leaders line: once per driver run
+        self.log = log
+        self.reserve_said = self.late_said = False  # the finish_leaders lines: once per driver run
         self.revived_keys: list[str] = []  # trial store entries a revival rewrote (restore)
         # Trials placed in this Ray Tune experiment; at `per_experiment` it ends (once its
         # running trials have) and the driver continues in a fresh one (jobs/submit.py).
@@ -70,12 +71,13 @@ class SweepSearch(Searcher):
         self._decide()
         reserving = self._reserving()  # after the decisions: a promotion can make a leader
         run = self.racing.next_queued()
-        if run is None and self._can_grow(reserving) and self.budget.fits(self.control.steps):
+        if (run is None and self._can_grow(reserving) and self.budget.fits(self.control.steps)
+                and self._in_time(self.control.steps, None)):
             run = self._new_configuration()  # asked only once it can start at once
         revival = run is None and not reserving and not self._can_grow(reserving)
         if revival:
             run = self.racing.next_revival(self.budget.fits)
-        if run is None or not self.budget.fits(self.racing.remaining(*run)):
+        if run is None or not self._may_start(run):
             if not self.runs:  # nothing running: nothing will change
                 self._end()
                 return Searcher.FINISHED
@@ -150,6 +152,23 @@ class SweepSearch(Searcher):
                 and (self.trials is None or len(self.racing.races) < self.trials)
                 and not self.budget.exhausted(self.control.steps)
                 and not (self._reserving() if reserving is None else reserving))
+
+    def _may_start(self, run: tuple[Race, int]) -> bool:
+        """The run's remaining steps fit the budget and the hours (`_in_time`)."""
+        steps = self.racing.remaining(*run)
+        return self.budget.fits(steps) and self._in_time(steps, run[0].cid)
+
+    def _in_time(self, steps: int, cid: str | None) -> bool:
+        """With `finish_leaders` under an hour budget, a run of `steps` (of configuration
+        `cid`; None: a new one) starts only if it would end before the hours do."""
+        if self.budget.finishes(steps, cid):
+            return True
+        if not self.late_said:
+            self.late_said = True
+            self.log(f"[gansweep] budget: a run of {steps} steps would need about "
+                     f"{steps / self.budget.speed(cid):.0f} s and {self.budget.left_s():.0f} s "
+                     "are left: no run starts that the hour budget would cut (finish_leaders)")
+        return False
 
     def _reserving(self) -> bool:
         """`budget.finish_leaders`: what is left is kept for the leaders' remaining seeds."""

@@ -222,7 +222,9 @@ def test_collapse_stops_a_trial_of_every_family(ray_local, tmp_path, trainer):
     assert s["counts"]["collapsed"] == 1
     (row,) = s["trials"]
     assert row["state"] == "collapsed" and row["step"] == stop
-    assert "1 collapsed" in format_status(s)
+    text = format_status(s)  # what `gansweep status` prints
+    assert "1 collapsed" in text
+    assert f"{trainer} on {'digits' if trainer == 'som' else 'digits (image_size 16)'}," in text
     assert_optuna_clean(root, 1)
     assert study(root).trials[0].value == (math.inf if spec.mode == "min" else -math.inf)
 

@@ -142,6 +142,34 @@ def test_finish_leaders_in_hours_reserves_a_leaders_seeds_one_after_another():
     assert Budget(None, 1.0, 0, 3590.0).room_for_new(100, {"a": [100]}) is True  # lever off
 
 
+@pytest.mark.parametrize("left, started", [(250.0, True), (150.0, False)])
+def test_finish_leaders_starts_no_run_the_hour_budget_would_cut(left, started):
+    """Both first runs trained 100 steps in 200 s, so A's second seed needs 200 s. With 250 s
+    left it starts; with 150 s the deadline would stop it unjudged, so nothing starts, the
+    search ends now instead of at the deadline, and the driver says why."""
+    s = searcher(budget=Budget(None, 1.0, 0, 3600.0 - left, finish_leaders=True))
+    said = []
+    s.log = said.append
+    a = s.suggest("a")
+    s.suggest("b")
+    for tid, value in (("a", 0.9), ("b", 0.5)):
+        s.placed[tid] -= 200.0
+        finish(s, tid, value)
+    nxt = s.suggest("c")
+    if started:
+        assert nxt[SEED] == 1 and nxt["lr_g"] == a["lr_g"]
+        assert not any("would need" in line for line in said)
+    else:
+        assert nxt == "FINISHED" and "would need about 200 s and 150 s are left" in said[-1]
+        assert sum(len(r.reasons) for r in s.racing.races.values()) == 2
+    plain = searcher(budget=Budget(None, 1.0, 0, 3600.0 - 150.0))  # lever off: it starts
+    plain.suggest("a"), plain.suggest("b")
+    for tid, value in (("a", 0.9), ("b", 0.5)):
+        plain.placed[tid] -= 200.0
+        finish(plain, tid, value)
+    assert plain.suggest("c")[SEED] == 1
+
+
 def test_a_new_driver_goes_on_with_the_races_the_trial_store_and_the_study_hold(tmp_path):
     """Driver one asks three configurations and dies: two first seeds ended, the third was
     interrupted at step 50 (its metrics.csv, torn mid-row, says so). Driver two, from the
