@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -45,6 +46,9 @@ def test_a_live_driver_refuses_a_second_and_a_killed_one_is_taken_over(tmp_path)
     try:
         wait_for(lambda: list(sweep.glob("trials/*/metrics.csv")), "a first report",
                  driver=first)
+        # Stopped, not ended: on a loaded machine it could otherwise finish the whole sweep
+        # before the second driver (an interpreter, torch) reaches the lock.
+        first.proc.send_signal(signal.SIGSTOP)
         holder = json.loads((sweep / LOCK).read_text())
         assert holder["pid"] == first.proc.pid and holder["host"] == socket.gethostname()
 
