@@ -54,7 +54,6 @@ class Driver:
 
     def clear(self) -> None:
         """Ray's fate-sharing ends the trials with the driver; idle agents may linger."""
-        time.sleep(1)
         subprocess.run(["pkill", "-9", "-f", str(self.tmp)], check=False)
 
     def output(self) -> str:
