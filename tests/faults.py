@@ -54,7 +54,7 @@ class Driver:
 
     def clear(self) -> None:
         """Ray's fate-sharing ends the trials with the driver; idle agents may linger. The
-        second first lets fate-sharing finish: a worker whose command line lacks the temp dir
+        wait of a second lets fate-sharing finish: a worker whose command line lacks the temp dir
         could otherwise still write after the caller's snapshot (a bucket test failed so)."""
         time.sleep(1)
         subprocess.run(["pkill", "-9", "-f", str(self.tmp)], check=False)
