@@ -49,3 +49,29 @@ def test_a_sweep_runs_from_a_directory_with_its_own_jobs_package(tmp_path):
     out = subprocess.run([sys.executable, "-c", "import jobs; print(jobs.OWNER)"], cwd=repo,
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "the lab's own jobs"
+
+
+def test_a_built_wheel_holds_every_module_and_spec(tmp_path):
+    """A cluster node or a lab installs a wheel, not our checkout: every module of every layer
+    (subpackages included) and every shipped spec must be in it under gansweep/."""
+    import pathlib
+    import zipfile
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    tracked = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.split()
+    src = tmp_path / "src"  # a copy: building in the checkout would leave build/ behind
+    for name in tracked:
+        if (root / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            (src / name).write_bytes((root / name).read_bytes())
+    subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps",
+                    "--no-build-isolation", "-q", "-w", str(tmp_path / "dist")],
+                   capture_output=True, text=True, check=True, timeout=300)
+    (wheel,) = (tmp_path / "dist").glob("gansweep-*.whl")
+    held = set(zipfile.ZipFile(wheel).namelist())
+    expected = {f"gansweep/{name}" if name.split("/")[0] != "gansweep" else name
+                for name in tracked
+                if name.split("/")[0] in (*LAYERS, "gansweep")
+                and (name.endswith(".py") or name.startswith("jobs/specs/"))}
+    assert expected - held == set()
