@@ -115,7 +115,8 @@ def levers(spec) -> dict:
                                       spec.space else None),
             "early_stop": {k: v for k, v in dict(spec.early_stop).items() if v},
             "warm_start": None if spec.warm_start is None else dict(spec.warm_start),
-            "finish_leaders": bool(spec.budget.get("finish_leaders"))}
+            "finish_leaders": bool(spec.budget.get("finish_leaders")),
+            "augment": fixed.get("augment", "searched" if "augment" in spec.space else "none")}
 
 
 def cli(*args: str, timeout: float = 7200) -> subprocess.CompletedProcess:
@@ -367,6 +368,8 @@ def table(path: Path) -> str:
         on = [k for k in ("finish_leaders",) if lv.get(k)]
         if lv.get("warm_start"):
             on.append("warm_start")
+        if lv.get("augment", "none") != "none":
+            on.append(f"augment {lv['augment']}")
         row = issue_row(r["search"], r)  # today's rule, also for results written before it
         bar = "-" if row is None else f"≤ {row['minutes']} min"
         lines.append(" | ".join([

@@ -29,6 +29,10 @@ def test_a_lever_is_a_spec_override_and_is_recorded(tmp_path):
     assert got["finish_leaders"] is True and got["warm_start"]["sweeps"] == (str(tmp_path),)
     assert got["ema"] == 0.999 and got["seed_racing"]["count"] == 3
     assert spec.budget["hours"] == 0.1667
+    assert got["augment"] == "none"
+    image = parse_spec(apply_sets(spec_for("digits-dcgan", str(tmp_path)),
+                                  ["fixed.augment=translation,cutout"]))
+    assert levers(image)["augment"] == "translation,cutout"
 
 
 def test_a_given_configuration_is_trained_on_its_seeds_and_tabled(tmp_path):

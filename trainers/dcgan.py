@@ -2,7 +2,8 @@
 
 Follows PyTorch's examples/dcgan step for step: one discriminator update on a real and a fake
 batch, then one generator update through the updated discriminator on the same fake batch.
-The stabilisers (`ema`, `pac`, `lr_half_life`; trainers/stabilisers.py) are off by default.
+The stabilisers (`ema`, `pac`, `lr_half_life`; trainers/stabilisers.py) and `augment`
+(trainers/augment.py) are off by default.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from gansweep.trainers.augment import augment
 from gansweep.trainers.base import TwoPlayer
 from gansweep.trainers.convnets import build_pair, generate, means, uniform_code
 from gansweep.trainers.data import Dataset
@@ -22,7 +24,7 @@ class DCGAN(TwoPlayer):
     name = "dcgan"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "loss",
-                   "image_size", "width", "ema", "pac", "lr_half_life", "amp", width=32)
+                   "image_size", "width", "ema", "pac", "lr_half_life", "augment", "amp", width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
                  seed: int = 0):
@@ -37,6 +39,9 @@ class DCGAN(TwoPlayer):
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
         n, pac, minimax = c["batch_size"], c["pac"], c["loss"] == "minimax"
+
+        def judged(x: torch.Tensor) -> torch.Tensor:  # what D sees of a batch
+            return pack(augment(x, c["augment"], self.gen), pac)
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
         for _ in range(steps):
             self.decay_lrs()
@@ -46,8 +51,8 @@ class DCGAN(TwoPlayer):
             # Discriminator: real -> 1, fake -> 0, in separate batches (separate BN stats).
             with self.autocast():
                 fake = G(z)
-                d_real = D(pack(real, pac)).float()
-                d_fake = D(pack(fake.detach(), pac)).float()
+                d_real = D(judged(real)).float()
+                d_fake = D(judged(fake.detach())).float()
                 loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                           + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
             self.opt_d.zero_grad(set_to_none=True)
@@ -57,7 +62,7 @@ class DCGAN(TwoPlayer):
             # Generator. On logits l = log D/(1-D): minimax log(1 - D) = -softplus(l),
             # non-saturating -log D = softplus(-l); softplus keeps both finite.
             with self.autocast():
-                logit = D(pack(fake, pac)).float()
+                logit = D(judged(fake)).float()
                 loss_g = -F.softplus(logit).mean() if minimax else F.softplus(-logit).mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()

@@ -155,6 +155,12 @@ COMMON: dict[str, HParam] = {
         HParam("lr_half_life", float, None, low=1.0, high=1e9, optional=True, neutral=None,
                help="steps after which both learning rates have halved (exponential in the "
                     "step); none = constant"),
+        HParam("augment", str, "none", neutral="none",
+               choices=("none", "translation", "cutout", "translation,cutout",
+                        "color,translation,cutout"),
+               help="DiffAugment: the same random shift, cutout or colour change on every "
+                    "image D judges, real and generated (trainers/augment.py); against a D "
+                    "that memorises a small training set; none = off"),
         HParam("depth", int, 2, low=1, high=8, neutral=2,
                help="hidden layers of the MLP generator and of the MLP discriminator"),
     ]

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gansweep.trainers.augment import augment
 from gansweep.trainers.base import TwoPlayer
 from gansweep.trainers.convnets import build_pair, generate, means, uniform_code
 from gansweep.trainers.data import Dataset
@@ -23,7 +24,7 @@ class WGAN(TwoPlayer):
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "n_critic",
                    "clip_value", "optimizer", "image_size", "width", "ema", "pac",
-                   "lr_half_life", "amp",
+                   "lr_half_life", "augment", "amp",
                    lr_g=5e-5, lr_d=5e-5, beta1=0.5, beta2=0.9, width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
@@ -43,6 +44,9 @@ class WGAN(TwoPlayer):
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
         n, pac, clip = c["batch_size"], c["pac"], c["clip_value"]
+
+        def judged(x: torch.Tensor) -> torch.Tensor:  # what the critic sees of a batch
+            return pack(augment(x, c["augment"], self.gen), pac)
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
         for _ in range(steps):
             self.decay_lrs()  # per generator step: the critic's n_critic updates share it
@@ -53,7 +57,7 @@ class WGAN(TwoPlayer):
                 with self.autocast():
                     with torch.no_grad():
                         fake = G(z)
-                    loss_d = D(pack(fake, pac)).float().mean() - D(pack(real, pac)).float().mean()
+                    loss_d = D(judged(fake)).float().mean() - D(judged(real)).float().mean()
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 self.opt_d.step()
@@ -65,7 +69,7 @@ class WGAN(TwoPlayer):
             # Generator: minimise -E[D(G(z))].
             z = uniform_code(self.gen, n, c["code_length"], self.device)
             with self.autocast():
-                loss_g = -D(pack(G(z), pac)).float().mean()
+                loss_g = -D(judged(G(z))).float().mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from gansweep.trainers.augment import augment
 from gansweep.trainers.base import TwoPlayer
 from gansweep.trainers.convnets import build_pair, generate, means, uniform_code
 from gansweep.trainers.data import Dataset
@@ -22,7 +23,8 @@ class WGANGP(TwoPlayer):
     name = "wgan-gp"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "n_critic",
-                   "gp_lambda", "image_size", "width", "ema", "pac", "lr_half_life", "amp",
+                   "gp_lambda", "image_size", "width", "ema", "pac", "lr_half_life", "augment",
+                   "amp",
                    lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
@@ -49,16 +51,19 @@ class WGANGP(TwoPlayer):
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
         n, pac = c["batch_size"], c["pac"]
+
+        def judged(x: torch.Tensor) -> torch.Tensor:  # what the critic sees of a batch
+            return pack(augment(x, c["augment"], self.gen), pac)
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": [], "gp": [],
                                                  "wasserstein": []}
         for _ in range(steps):
             self.decay_lrs()  # per generator step: the critic's n_critic updates share it
             for _ in range(c["n_critic"]):
-                real = pack(self.batch(n), pac)
+                real = judged(self.batch(n))
                 z = uniform_code(self.gen, n, c["code_length"], self.device)
                 with self.autocast():
                     with torch.no_grad():
-                        fake = pack(G(z), pac)
+                        fake = judged(G(z))
                     wasserstein = D(real).float().mean() - D(fake).float().mean()
                 gp = self.penalty(real, fake)
                 loss_d = -wasserstein + c["gp_lambda"] * gp
@@ -71,7 +76,7 @@ class WGANGP(TwoPlayer):
 
             z = uniform_code(self.gen, n, c["code_length"], self.device)
             with self.autocast():
-                loss_g = -D(pack(G(z), pac)).float().mean()
+                loss_g = -D(judged(G(z))).float().mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
