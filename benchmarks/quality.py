@@ -137,14 +137,19 @@ def last_row(run: Path) -> dict:
 
 def fresh_seed_runs(work: Path, seeds: list[int], source: list[str]) -> list[dict]:
     """What `gansweep train` is given in `source` (`--from SWEEP_DIR`, or a trainer and its
-    settings) trained on each fresh seed, two at a time (the cores)."""
+    settings) trained on each fresh seed, two at a time (the cores). A run already in `work`
+    (a kept folder) is continued from its checkpoint to the steps asked, `gansweep train
+    --resume` (bit for bit the longer run; it refuses other settings), and says from where."""
     def one(seed: int) -> dict:
         out = work / f"fresh-{seed}"
-        cli("train", *source, "--seed", str(seed), "--out", str(out))
+        kept = (out / "checkpoint" / "state.pt").is_file()
+        start = int(last_row(out)["step"]) if kept and (out / "metrics.csv").is_file() else 0
+        cli("train", *source, "--seed", str(seed), "--out", str(out),
+            *(["--resume"] if kept else []))
         row = last_row(out)
         ran = json.loads((out / "config.json").read_text())["config"]
         return {"seed": seed, **{k: row[k] for k in row if k in KEEP or k.startswith(
-            "class_hist_")}, "config": ran}
+            "class_hist_")}, "config": ran, **({"resumed_from": start} if kept else {})}
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, seeds))
@@ -391,7 +396,9 @@ def main() -> None:
     p.add_argument("--as", dest="entry", default=None,
                    help="the result's name in --out (default: the dataset)")
     p.add_argument("--keep", default=None,
-                   help="a folder to keep the sweep in (a later --warm-start source)")
+                   help="a folder to keep the sweep in (a later --warm-start source); with "
+                        "--given or --given-from, the runs, which a later call with more "
+                        "--steps continues from their checkpoints")
     p.add_argument("--warm-start", default=None, help="an earlier sweep directory")
     p.add_argument("--score-kept", default=None, metavar="SWEEP_DIR",
                    help="no new search: train what a kept search (--keep) returned on fresh "
@@ -428,9 +435,14 @@ def main() -> None:
         sets = overridden(returned, args.given)
     if sets and not (args.fresh and args.entry):
         p.error("--given and --given-from need --fresh SEED... and --as NAME")
-    if sets:
+    if sets and args.keep:  # the runs stay there: a later call continues them to more steps
+        Path(args.keep).mkdir(parents=True, exist_ok=True)
+        res = given(args.dataset, Path(args.keep).resolve(), sets, args.steps, args.fresh,
+                    source)
+    elif sets:
         with tempfile.TemporaryDirectory(prefix="quality-") as work:
             res = given(args.dataset, Path(work), sets, args.steps, args.fresh, source)
+    if sets:
         save(Path(args.out), args.entry, res)
         return
     if args.score_kept:

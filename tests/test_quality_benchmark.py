@@ -72,6 +72,36 @@ def test_a_given_configuration_is_trained_on_its_seeds_and_tabled(tmp_path):
     assert row.endswith("| ≤ 10 min; ≤ 30 min | no; no | yes; yes |")
 
 
+def test_kept_given_runs_are_continued_to_more_steps_as_one_longer_run(tmp_path):
+    """--keep with --given: a later call with more --steps resumes the kept runs, and what it
+    records is what one run of that length records (constant rates: bit for bit)."""
+    import subprocess
+    import sys
+
+    from benchmarks.quality import ROOT
+
+    results = tmp_path / "r.json"
+
+    def given(steps: int, entry: str, *keep: str) -> dict:
+        proc = subprocess.run(
+            [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--out",
+             str(results), "--given", "width=16", "--given", "batch_size=64", "--steps",
+             str(steps), "--fresh", "11", "--as", entry, *keep], cwd=ROOT, capture_output=True,
+            text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return json.loads(results.read_text())[entry]["fresh_runs"][0]
+
+    keep = ("--keep", str(tmp_path / "runs"))
+    first = given(20, "short", *keep)
+    longer = given(40, "longer", *keep)
+    once = given(40, "once")
+    assert "resumed_from" not in first and longer["resumed_from"] == 20
+    assert (tmp_path / "runs" / "fresh-11" / "checkpoint" / "state.pt").is_file()
+    same = ("step", "modes_captured", "hq_fraction", "reverse_kl", "mixture_score", "fid")
+    assert [longer[k] for k in same] == [once[k] for k in same]
+    assert first["fid"] != once["fid"]  # the kept 20 steps were trained on, not rerun
+
+
 def test_given_from_a_search_the_file_lacks_names_the_ones_it_has(tmp_path):
     import subprocess
     import sys
