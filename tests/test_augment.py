@@ -94,3 +94,29 @@ def test_a_bad_policy_is_refused_with_the_ones_there_are(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "augment='flip' is not valid" in err and "translation,cutout" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_the_probe_trains_each_arm_once_and_tables_them(tmp_path):
+    """benchmarks/augment_probe.py: the DCGAN search's answer with each policy, through the
+    real `gansweep train`; a second call reads the finished runs instead of training again."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    args = [sys.executable, "benchmarks/augment_probe.py", "--policies", "none", "translation",
+            "--steps", "10", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "p.json")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    csvs = sorted((tmp_path / "runs").glob("*/metrics.csv"))
+    before = [p.stat().st_mtime_ns for p in csvs]
+    out = subprocess.run(args, cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+                         timeout=300).stdout
+    assert [p.stat().st_mtime_ns for p in csvs] == before and len(csvs) == 2
+    runs = json.loads((tmp_path / "p.json").read_text())["runs"]
+    assert [(r["policy"], r["config"]["augment"], r["reports"][-1]["step"]) for r in runs] == \
+        [("none", "none", 10), ("translation", "translation", 10)]
+    assert all(r["config"]["width"] == 64 for r in runs)  # the search's answer, not defaults
+    assert "| `translation` | 0 |" in out
