@@ -469,9 +469,22 @@ def main() -> None:
     save(Path(args.out), args.entry or args.dataset, res)
 
 
+def machine() -> dict:
+    """Where it ran: conv trainers reproduce bit for bit only on one CPU instruction set
+    (docs/trainers.md), so a result names the one its kernels used."""
+    import platform
+
+    import torch
+
+    return {"cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+            "torch": torch.__version__}
+
+
 def save(path: Path, entry: str, res: dict) -> None:
     """`res` as `entry` of the results file at `path` (others kept)."""
     res["load_average"] = os.getloadavg()
+    res["machine"] = machine()
     merged = json.loads(path.read_text()) if path.is_file() else {}
     merged[entry] = res
     path.write_text(json.dumps(merged, indent=1))

@@ -61,6 +61,7 @@ def test_a_given_configuration_is_trained_on_its_seeds_and_tabled(tmp_path):
     assert [r["seed"] for r in res["fresh_runs"]] == [11, 12]
     assert all(r["step"] == 40 for r in res["fresh_runs"]) and 0 <= res["hq_mean"] <= 1
     assert res["from"]["entry"] == "r8-short"
+    assert res["machine"]["cpu_capability"] and res["machine"]["cpus"]  # kernels it ran on
     ran = [(r["config"]["width"], r["config"]["depth"], r["config"]["batch_size"],
             r["config"]["lr_half_life"]) for r in res["fresh_runs"]]
     assert ran == [(16, 2, 64, None)] * 2  # the search's settings, --given in place of one
