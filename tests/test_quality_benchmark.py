@@ -135,3 +135,37 @@ def test_score_kept_refuses_a_folder_that_is_not_that_search(tmp_path):
     proc = score(tmp_path)
     assert proc.returncode == 2 and "is not a gansweep sweep directory" in proc.stderr
     assert not (tmp_path / "r.json").exists() and "Traceback" not in proc.stderr
+
+
+def test_score_kept_trains_what_the_kept_search_returned_on_fresh_seeds(tmp_path):
+    """--score-kept on a real kept search (a tiny `quality-ring8` sweep made by `gansweep
+    submit`): its answer trained on five seeds the sweep never used, judged by the time its
+    driver runs recorded, and tabled as a search."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from benchmarks.quality import ROOT, table
+    from tests.conftest import run_cli, tiny_spec
+
+    raw = tiny_spec(tmp_path / "sweeps", name="quality-ring8", trials=2,
+                    metric="mixture_score", budget={"hours": 0.05})
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(raw))
+    run_cli("submit", str(tmp_path / "spec.yaml"))
+    sweep = tmp_path / "sweeps" / "quality-ring8"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--score-kept",
+         str(sweep), "--as", "kept", "--out", str(tmp_path / "r.json")], cwd=ROOT,
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    res = json.loads((tmp_path / "r.json").read_text())["kept"]
+    used = {json.loads(p.read_text())["seed"] for p in sweep.glob("trials/*/config.json")}
+    assert len(res["fresh_seeds"]) == 5 and not used & set(res["fresh_seeds"])
+    assert [r["seed"] for r in res["fresh_runs"]] == res["fresh_seeds"]
+    assert all(r["step"] == 40 for r in res["fresh_runs"])
+    returned = dict(kv.split("=", 1) for kv in res["returned"]["set"])
+    assert all(str(r["config"][k]) == v for r in res["fresh_runs"] for k, v in returned.items())
+    assert 0 < res["search_wall_s"] < 600 and res["configurations"] == 2
+    assert res["search_wall_from"].startswith("the sweep's driver runs")
+    assert any(line.startswith("| kept | - |") for line in table(tmp_path / "r.json").split("\n"))
