@@ -135,6 +135,22 @@ def last_row(run: Path) -> dict:
     return {k: float(v) for k, v in rows[-1].items() if v not in ("", "True", "False")}
 
 
+def curve(run: Path) -> dict[str, list]:
+    """The run's score at every report, [step, value] pairs per metric (a run judged by its
+    last report may have peaked before it)."""
+    import csv
+
+    out: dict[str, list] = {}
+    for r in csv.DictReader(open(run / "metrics.csv")):
+        for k in CURVE & set(r):
+            if r[k] not in ("", "True", "False"):
+                out.setdefault(k, []).append([int(float(r["step"])), float(r[k])])
+    return out
+
+
+CURVE = {"coverage", "hq_fraction", "modes_captured", "reverse_kl", "mixture_score"}
+
+
 def fresh_seed_runs(work: Path, seeds: list[int], source: list[str]) -> list[dict]:
     """What `gansweep train` is given in `source` (`--from SWEEP_DIR`, or a trainer and its
     settings) trained on each fresh seed, two at a time (the cores). A run already in `work`
@@ -149,7 +165,8 @@ def fresh_seed_runs(work: Path, seeds: list[int], source: list[str]) -> list[dic
         row = last_row(out)
         ran = json.loads((out / "config.json").read_text())["config"]
         return {"seed": seed, **{k: row[k] for k in row if k in KEEP or k.startswith(
-            "class_hist_")}, "config": ran, **({"resumed_from": start} if kept else {})}
+            "class_hist_")}, "config": ran, "curve": curve(out),
+            **({"resumed_from": start} if kept else {})}
 
     with ThreadPoolExecutor(2) as pool:
         return list(pool.map(one, seeds))

@@ -100,6 +100,9 @@ def test_kept_given_runs_are_continued_to_more_steps_as_one_longer_run(tmp_path)
     assert (tmp_path / "runs" / "fresh-11" / "checkpoint" / "state.pt").is_file()
     same = ("step", "modes_captured", "hq_fraction", "reverse_kl", "mixture_score", "fid")
     assert [longer[k] for k in same] == [once[k] for k in same]
+    # every report is kept: the kept run's at 20 steps too (a 40-step run reports at 40)
+    assert [s for s, _ in longer["curve"]["reverse_kl"]] == [20, 40]
+    assert longer["curve"]["reverse_kl"][-1] == once["curve"]["reverse_kl"][-1]
     assert first["fid"] != once["fid"]  # the kept 20 steps were trained on, not rerun
 
 
