@@ -27,10 +27,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from gansweep.trainers.augment import NEUTRAL, augment
 from gansweep.trainers.data import Dataset
 from gansweep.trainers.errors import ConfigError
 from gansweep.trainers.hparams import HParam, resolve, with_neutral
-from gansweep.trainers.stabilisers import average_copy, fold_in, lr_factor
+from gansweep.trainers.stabilisers import average_copy, fold_in, lr_factor, pack
 
 
 class CudaUnusable(ConfigError):
@@ -179,7 +180,8 @@ class TwoPlayer(Trainer):
 
     The stabilisers (trainers/stabilisers.py) are wired in here: a family calls
     `start_average()` once G exists, `decay_lrs()` at the start of each step and
-    `update_average()` after each generator update, and draws its samples from `sampler`.
+    `update_average()` after each generator update, gives D its inputs through `judged()`,
+    and draws its samples from `sampler`.
     At the neutral values (`ema` 0, no `lr_half_life`) these do nothing and `sampler` is G."""
 
     PARTS = ("G", "D", "opt_g", "opt_d")
@@ -211,6 +213,11 @@ class TwoPlayer(Trainer):
         for opt, key in ((self.opt_g, "lr_g"), (self.opt_d, "lr_d")):
             for group in opt.param_groups:
                 group["lr"] = self.config[key] * f
+
+    def judged(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of a batch of images: each augmented (`augment`, image families only;
+        trainers/augment.py), then packed (`pac`)."""
+        return pack(augment(x, self.config.get("augment", NEUTRAL), self.gen), self.config["pac"])
 
     def update_average(self) -> None:
         """Fold the generator just updated into the average (`ema`); before `step += 1`."""

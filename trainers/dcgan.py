@@ -12,12 +12,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gansweep.trainers.augment import augment
 from gansweep.trainers.base import TwoPlayer
 from gansweep.trainers.convnets import build_pair, generate, means, uniform_code
 from gansweep.trainers.data import Dataset
 from gansweep.trainers.hparams import pick
-from gansweep.trainers.stabilisers import pack
 
 
 class DCGAN(TwoPlayer):
@@ -38,10 +36,7 @@ class DCGAN(TwoPlayer):
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, pac, minimax = c["batch_size"], c["pac"], c["loss"] == "minimax"
-
-        def judged(x: torch.Tensor) -> torch.Tensor:  # what D sees of a batch
-            return pack(augment(x, c["augment"], self.gen), pac)
+        n, minimax = c["batch_size"], c["loss"] == "minimax"
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
         for _ in range(steps):
             self.decay_lrs()
@@ -51,8 +46,8 @@ class DCGAN(TwoPlayer):
             # Discriminator: real -> 1, fake -> 0, in separate batches (separate BN stats).
             with self.autocast():
                 fake = G(z)
-                d_real = D(judged(real)).float()
-                d_fake = D(judged(fake.detach())).float()
+                d_real = D(self.judged(real)).float()
+                d_fake = D(self.judged(fake.detach())).float()
                 loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                           + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
             self.opt_d.zero_grad(set_to_none=True)
@@ -62,7 +57,7 @@ class DCGAN(TwoPlayer):
             # Generator. On logits l = log D/(1-D): minimax log(1 - D) = -softplus(l),
             # non-saturating -log D = softplus(-l); softplus keeps both finite.
             with self.autocast():
-                logit = D(judged(fake)).float()
+                logit = D(self.judged(fake)).float()
                 loss_g = -F.softplus(logit).mean() if minimax else F.softplus(-logit).mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()

@@ -11,12 +11,10 @@ from typing import Any
 
 import torch
 
-from gansweep.trainers.augment import augment
 from gansweep.trainers.base import TwoPlayer
 from gansweep.trainers.convnets import build_pair, generate, means, uniform_code
 from gansweep.trainers.data import Dataset
 from gansweep.trainers.hparams import pick
-from gansweep.trainers.stabilisers import pack
 
 
 class WGAN(TwoPlayer):
@@ -43,10 +41,7 @@ class WGAN(TwoPlayer):
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, pac, clip = c["batch_size"], c["pac"], c["clip_value"]
-
-        def judged(x: torch.Tensor) -> torch.Tensor:  # what the critic sees of a batch
-            return pack(augment(x, c["augment"], self.gen), pac)
+        n, clip = c["batch_size"], c["clip_value"]
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
         for _ in range(steps):
             self.decay_lrs()  # per generator step: the critic's n_critic updates share it
@@ -57,7 +52,8 @@ class WGAN(TwoPlayer):
                 with self.autocast():
                     with torch.no_grad():
                         fake = G(z)
-                    loss_d = D(judged(fake)).float().mean() - D(judged(real)).float().mean()
+                    loss_d = (D(self.judged(fake)).float().mean()
+                              - D(self.judged(real)).float().mean())
                 self.opt_d.zero_grad(set_to_none=True)
                 loss_d.backward()
                 self.opt_d.step()
@@ -69,7 +65,7 @@ class WGAN(TwoPlayer):
             # Generator: minimise -E[D(G(z))].
             z = uniform_code(self.gen, n, c["code_length"], self.device)
             with self.autocast():
-                loss_g = -D(judged(G(z))).float().mean()
+                loss_g = -D(self.judged(G(z))).float().mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()

@@ -11,12 +11,10 @@ from typing import Any
 
 import torch
 
-from gansweep.trainers.augment import augment
 from gansweep.trainers.base import TwoPlayer
 from gansweep.trainers.convnets import build_pair, generate, means, uniform_code
 from gansweep.trainers.data import Dataset
 from gansweep.trainers.hparams import pick
-from gansweep.trainers.stabilisers import pack
 
 
 class WGANGP(TwoPlayer):
@@ -50,20 +48,17 @@ class WGANGP(TwoPlayer):
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, pac = c["batch_size"], c["pac"]
-
-        def judged(x: torch.Tensor) -> torch.Tensor:  # what the critic sees of a batch
-            return pack(augment(x, c["augment"], self.gen), pac)
+        n = c["batch_size"]
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": [], "gp": [],
                                                  "wasserstein": []}
         for _ in range(steps):
             self.decay_lrs()  # per generator step: the critic's n_critic updates share it
             for _ in range(c["n_critic"]):
-                real = judged(self.batch(n))
+                real = self.judged(self.batch(n))
                 z = uniform_code(self.gen, n, c["code_length"], self.device)
                 with self.autocast():
                     with torch.no_grad():
-                        fake = judged(G(z))
+                        fake = self.judged(G(z))
                     wasserstein = D(real).float().mean() - D(fake).float().mean()
                 gp = self.penalty(real, fake)
                 loss_d = -wasserstein + c["gp_lambda"] * gp
@@ -76,7 +71,7 @@ class WGANGP(TwoPlayer):
 
             z = uniform_code(self.gen, n, c["code_length"], self.device)
             with self.autocast():
-                loss_g = -D(judged(G(z))).float().mean()
+                loss_g = -D(self.judged(G(z))).float().mean()
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
