@@ -35,11 +35,13 @@ def returned() -> list[str]:
 def run_arm(runs: Path, policy: str, seed: int, steps: int) -> dict:
     out = runs / f"{policy}-s{seed}"
     sets = [*returned(), f"augment={policy}"]
-    if not _finished(out, steps, sets):
+    if not _finished(out, steps, sets):  # a shorter run there is continued, not restarted
+        kept = (out / "checkpoint" / "state.pt").is_file()
         subprocess.run([sys.executable, "-m", "gansweep", "train", "dcgan", "--dataset", "digits",
                         *(a for kv in sets for a in ("--set", kv)), "--seed", str(seed),
                         "--steps", str(steps), "--report-every", "500", "--score-every", "500",
-                        "--out", str(out)], check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                        "--out", str(out), *(["--resume"] if kept else [])], check=True,
+                       env={**os.environ, "OMP_NUM_THREADS": "1"})
     rows = list(csv.DictReader((out / "metrics.csv").open()))
     config = json.loads((out / "config.json").read_text())["config"]
     return {"policy": policy, "seed": seed, "steps": steps, "config": config,

@@ -453,6 +453,12 @@ def main() -> None:
     if sets and not (args.fresh and args.entry):
         p.error("--given and --given-from need --fresh SEED... and --as NAME")
     if sets and args.keep:  # the runs stay there: a later call continues them to more steps
+        steps = args.steps or SEARCHES[args.dataset]["steps"]
+        ahead = [s for s in args.fresh if (Path(args.keep) / f"fresh-{s}" / "metrics.csv")
+                 .is_file() and last_row(Path(args.keep) / f"fresh-{s}")["step"] > steps]
+        if ahead:  # a run cannot be taken back to fewer steps
+            p.error(f"--keep {args.keep}: the runs of seeds {ahead} are past {steps} steps; "
+                    "give at least their steps or another --keep folder")
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         res = given(args.dataset, Path(args.keep).resolve(), sets, args.steps, args.fresh,
                     source)

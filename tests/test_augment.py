@@ -120,3 +120,7 @@ def test_the_probe_trains_each_arm_once_and_tables_them(tmp_path):
         [("none", "none", 10), ("translation", "translation", 10)]
     assert all(r["config"]["width"] == 64 for r in runs)  # the search's answer, not defaults
     assert "| `translation` | 0 |" in out
+    longer = [a if a != "10" else "20" for a in args]  # a shorter run there is continued
+    subprocess.run(longer, cwd=ROOT, env=env, check=True, capture_output=True, timeout=300)
+    runs = json.loads((tmp_path / "p.json").read_text())["runs"]
+    assert [[r["step"] for r in arm["reports"]] for arm in runs] == [[10, 20], [10, 20]]

@@ -104,6 +104,12 @@ def test_kept_given_runs_are_continued_to_more_steps_as_one_longer_run(tmp_path)
     assert [s for s, _ in longer["curve"]["reverse_kl"]] == [20, 40]
     assert longer["curve"]["reverse_kl"][-1] == once["curve"]["reverse_kl"][-1]
     assert first["fid"] != once["fid"]  # the kept 20 steps were trained on, not rerun
+    back = subprocess.run(  # a kept run is not taken back to fewer steps
+        [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--out", str(results),
+         "--given", "width=16", "--steps", "20", "--fresh", "11", "--as", "back", *keep],
+        cwd=ROOT, capture_output=True, text=True)
+    assert back.returncode == 2 and "past 20 steps" in back.stderr, back.stderr[-2000:]
+    assert "back" not in json.loads(results.read_text())
 
 
 def test_given_from_a_search_the_file_lacks_names_the_ones_it_has(tmp_path):

@@ -1,6 +1,6 @@
 """The stabilisers (`ema`, `pac`, `lr_half_life`, the MLP GAN's `depth`, the image families'
-`augment`): honoured from
-step 0, resumable bit for bit, validated, and invisible at their neutral values."""
+`augment`): honoured from step 0, resumable bit for bit, validated, and invisible at their
+neutral values."""
 from __future__ import annotations
 
 import io
