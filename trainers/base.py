@@ -215,8 +215,8 @@ class TwoPlayer(Trainer):
                 group["lr"] = self.config[key] * f
 
     def judged(self, x: torch.Tensor) -> torch.Tensor:
-        """What D sees of a batch of images: each augmented (`augment`, image families only;
-        trainers/augment.py), then packed (`pac`)."""
+        """What D sees of a batch, in every family: each sample augmented (`augment`, image
+        families only; trainers/augment.py), then packed (`pac`)."""
         return pack(augment(x, self.config.get("augment", NEUTRAL), self.gen), self.config["pac"])
 
     def update_average(self) -> None:

@@ -18,7 +18,6 @@ from torch import nn
 from gansweep.trainers.base import TwoPlayer, mean_losses
 from gansweep.trainers.data import Dataset
 from gansweep.trainers.hparams import pick
-from gansweep.trainers.stabilisers import pack
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -105,7 +104,7 @@ class MLPGAN(TwoPlayer):
         return F.softplus(-fake_logit).mean()  # -log D(G(z)): strong gradient early on
 
     def train(self, steps: int) -> dict[str, float]:
-        n, pac = self.config["batch_size"], self.config["pac"]
+        n = self.config["batch_size"]
         rows: list[torch.Tensor] = []
         for _ in range(steps):
             self.decay_lrs()
@@ -114,15 +113,15 @@ class MLPGAN(TwoPlayer):
             with self.autocast():
                 with torch.no_grad():
                     fake = self.G(z)
-                loss_d = (F.softplus(-self.D(pack(real, pac))).mean()
-                          + F.softplus(self.D(pack(fake, pac))).mean())
+                loss_d = (F.softplus(-self.D(self.judged(real))).mean()
+                          + F.softplus(self.D(self.judged(fake))).mean())
             self.opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             self.opt_d.step()
 
             z = self.code(n, self.gen)
             with self.autocast():
-                loss_g = self.g_loss(self.D(pack(self.G(z), pac)))
+                loss_g = self.g_loss(self.D(self.judged(self.G(z))))
             self.opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             self.opt_g.step()
