@@ -138,7 +138,8 @@ print("RESULT " + json.dumps({
     "repr": repr(loaded), "html": loaded._repr_html_(), "best": loaded.best,
     "configurations": len(loaded.configurations), "runs": len(loaded.runs),
     "columns": list(loaded.configurations.columns), "index": str(index),
-    "trained_steps": int(run["step"].iloc[-1]), "status": loaded.status()["counts"]}))
+    "trained_steps": int(run["step"].iloc[-1]), "status": loaded.status()["counts"],
+    "trackers": [m for m in ("mlflow", "wandb", "comet_ml", "aim") if m in sys.modules]}))
 """
 
 
@@ -161,6 +162,9 @@ def test_plain_directory_sweeps_resumes_and_reports_through_the_python_api(lab, 
     assert "plain" in got["repr"] and "<table" in got["html"]
     assert Path(got["index"]).is_file()
     assert len(_nodes(tmp_path / "sweeps" / "plain")) == 2
+    # a sweep with no tracking imports no tracker (Ray Tune's callback census would import
+    # every one installed, 1-2 s of each driver's start: jobs/submit.py skips it)
+    assert got["trackers"] == [], got["trackers"]
 
 
 BROKEN = '''
