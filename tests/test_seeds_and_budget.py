@@ -271,7 +271,7 @@ def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(ray_l
 
     spec = parse_spec(tiny_spec(
         tmp_path, name="revhours", trials=1, steps=500_000, report_every=200,
-        budget={"steps": 500_000, "hours": 15 / 3600}, fixed={"width": 8, "batch_size": 16},
+        budget={"steps": 500_000, "hours": 8 / 3600}, fixed={"width": 8, "batch_size": 16},
         early_stop={"collapse": {"threshold": 1.0, "patience": 1, "grace_steps": 0,
                                  "revive": True}}))
     root = submit(spec, **QUIET)
@@ -284,7 +284,7 @@ def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(ray_l
         entries = list((root / sd.TRIALS).glob("*/revived.json"))
         return bool(entries) and history(entries[0].parent)[-1] > 200
 
-    assert more_hours(root, 15, cut_mid_revival), "no hour budget ran out mid-revival"
+    assert more_hours(root, 8, cut_mid_revival), "no hour budget ran out mid-revival"
     [entry] = [p for p in (root / sd.TRIALS).iterdir()]
     assert not results(root)
     assert len(list(entry.glob("result.json.paused-*"))) == 1
@@ -293,7 +293,7 @@ def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(ray_l
     assert s["counts"]["unfinished"] == 1 and s["revived"] == 0 and s["steps_spent"] == first[-1]
     trials = study(root).trials
     assert len(trials) == 1 and not any(REVIVED_ATTR in t.user_attrs for t in trials)
-    assert more_hours(root, 10, lambda: history()[-1] > first[-1])
+    assert more_hours(root, 6, lambda: history()[-1] > first[-1])
     second = history()
     assert second[-1] > first[-1] and not results(root)  # not collapsed: detection stayed off
     assert second == list(range(200, second[-1] + 1, 200))  # one history, nothing twice
@@ -326,7 +326,7 @@ def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_p
     keep their checkpoints, are neither outcomes nor Optuna results; a resume with a larger
     budget continues each from its checkpoint (no report trained twice)."""
     spec = parse_spec(tiny_spec(tmp_path, name="hours", trials=2, steps=500_000,
-                                report_every=200, budget={"hours": 15 / 3600},
+                                report_every=200, budget={"hours": 8 / 3600},
                                 fixed={"width": 8, "batch_size": 16},
                                 early_stop={"collapse": False}))
     root = submit(spec, **QUIET)
@@ -334,7 +334,7 @@ def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_p
     def steps() -> dict[str, int]:
         return {t["key"]: t["step"] for t in collect(root)["trials"]}
 
-    assert more_hours(root, 15, lambda: max(steps().values(), default=0) > 0)
+    assert more_hours(root, 8, lambda: max(steps().values(), default=0) > 0)
     s = collect(root)
     assert s["counts"]["unfinished"] == s["runs"] >= 1 and not results(root)
     assert s["budget"]["hours_left"] == 0
@@ -343,7 +343,7 @@ def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_p
     assert {t.state for t in study(root).trials} == {optuna.trial.TrialState.RUNNING}
     text = run_cli("status", str(root)).stdout
     assert "hours spent" in text and f"{s['runs']} running or interrupted" in text
-    assert more_hours(root, 15, lambda: len(steps()) == 2 and steps() != first)
+    assert more_hours(root, 8, lambda: len(steps()) == 2 and steps() != first)
     s = collect(root)
     second = {t["key"]: t["step"] for t in s["trials"]}
     assert s["counts"]["unfinished"] == 2 and not results(root)
