@@ -186,10 +186,15 @@ def test_tpe_keeps_sampling_after_penalised_trials():
 IMAGE = {"dataset": {"name": "digits", "image_size": 16}, "metric": "coverage",
          "fixed": {"width": 8, "batch_size": 32, "code_length": 8}}
 FAMILIES = {
-    # threshold 1.0: coverage is at most ~0.97 even for a perfect generator (k = 5)
-    "dcgan": {**IMAGE, "threshold": 1.0},
-    "wgan": {**IMAGE, "fixed": {**IMAGE["fixed"], "n_critic": 1}, "threshold": 1.0},
-    "wgan-gp": {**IMAGE, "fixed": {**IMAGE["fixed"], "n_critic": 1}, "threshold": 1.0},
+    # threshold 1.0: coverage is at most ~0.97 even for a perfect generator (k = 5). The image
+    # families' sweeps carry `augment` too, fixed or searched, so a sweep hands it through
+    # spec, study and trial to the trainer (its effect: tests/test_augment.py)
+    "dcgan": {**IMAGE, "fixed": {**IMAGE["fixed"], "augment": "translation,cutout"},
+              "threshold": 1.0},
+    "wgan": {**IMAGE, "fixed": {**IMAGE["fixed"], "n_critic": 1}, "threshold": 1.0,
+             "space": {"augment": {"choices": ["translation", "cutout"]}}},
+    "wgan-gp": {**IMAGE, "fixed": {**IMAGE["fixed"], "n_critic": 1,
+                                   "augment": "color,translation,cutout"}, "threshold": 1.0},
     # a real collapse at the default threshold: the online rule at eta 10 overshoots and one
     # unit ends up winning every sample (unit_utilization 1/16); with a wider neighbourhood
     # (sigma0 3) the same map diverges instead, see the divergence tests
@@ -207,11 +212,17 @@ def test_collapse_stops_a_trial_of_every_family(ray_local, tmp_path, trainer):
         collapse["threshold"] = f["threshold"]
     spec = parse_spec({"name": trainer, "trainer": trainer, "dataset": f["dataset"],
                        "trials": 1, "steps": steps, "report_every": every,
-                       "metric": f["metric"], "fixed": f["fixed"],
+                       "metric": f["metric"], "fixed": f["fixed"], "space": f.get("space", {}),
                        "early_stop": {"collapse": collapse}, "max_concurrent": 1,
                        "storage": str(tmp_path)})
     root = submit(spec, **QUIET)
     (key, r), = results(root).items()
+    trained = json.loads((root / "trials" / key / "config.json").read_text())["config"]
+    if "augment" in f["fixed"]:
+        assert trained["augment"] == f["fixed"]["augment"]
+    if "space" in f:
+        assert trained["augment"] in f["space"]["augment"]["choices"]
+        assert study(root).trials[0].params["augment"] == trained["augment"]
     stop = expected_stop(grace, patience, every)
     assert r["stop_reason"] == "collapsed" and r["stop_step"] == stop < steps
     signal_name = "unit_utilization" if trainer == "som" else "mode_diversity"
