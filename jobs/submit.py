@@ -89,8 +89,8 @@ def init_ray(address: str | None, log=print, py_modules: tuple = ()) -> None:
 def _skip_callback_census() -> None:
     """Ray Tune counts the callbacks a run is given for its usage statistics, and to name
     them it imports every integration it knows: mlflow, wandb, comet, aim. Where those are
-    installed that is 1-2 s of every driver's start (measured: 1.8 s of a 20 s tiny sweep),
-    spent importing trackers the sweep may not use. gansweep's callbacks are its own, so the
+    installed that is about 1 s of every driver's start (0.9-1.8 s measured here), spent
+    importing trackers the sweep may not use. gansweep's callbacks are its own, so the
     census would only ever count "CustomCallback": it is skipped. Nothing else in Ray's usage
     statistics changes."""
     try:

@@ -193,8 +193,10 @@ def test_sigkill_mid_revival_then_resume(tmp_path):
         planned = STEPS if key in revived else 30
         assert steps == list(range(EVERY, planned + 1, EVERY)), (key, steps)
     assert mid_revival, "the kill did not land while a revival trained"
-    for key, step in mid_revival.items():  # its detector stayed off (threshold 1.0 would
-        assert revived[key]["resumed_from_step"] >= step  # stop it at once)
+    # each continued from its checkpoint with its detector still off (threshold 1.0 would
+    # stop it at once)
+    for key, step in mid_revival.items():
+        assert revived[key]["resumed_from_step"] >= step
         assert revived[key]["stop_reason"] == "completed"
     counts = collections.Counter(tune_reports(sweep))
     assert not [kv for kv, n in counts.items() if n > 1], counts
