@@ -319,9 +319,21 @@ def given(name: str, work: Path, sets: list[str], steps: int | None,
         out["real_vs_real_coverage"] = real_coverage(s["dataset"])
     if source is not None:
         out["from"] = source
-        out["issue_31"] = issue_rows(name, out, source["hours_budget"],
-                                     source["search_wall_s"])
+        dev = development_seeds(out)
+        if dev:
+            out["development_seeds"] = dev
+        else:
+            out["issue_31"] = issue_rows(name, out, source["hours_budget"],
+                                         source["search_wall_s"])
     return out
+
+
+def development_seeds(r: dict) -> list[int]:
+    """The seeds of a `--given-from` result that its search judged configurations on: a probe
+    chooses on those, and only seeds outside them can say whether the choice holds, so a result
+    with any is not judged against issue 31 (read from the record, so older results too)."""
+    src = r.get("from") or {}
+    return sorted(set(r.get("fresh_seeds", [])) & set(src.get("sweep_seeds", [])))
 
 
 def returned_by(ref: str, default: Path) -> tuple[dict, list[str]]:
@@ -375,16 +387,19 @@ def table(path: Path) -> str:
                    f"{100 * r['hq_std']:.1f}", f"{r['reverse_kl_mean']:.4f}", "-"] \
             if "modes_mean" in r else ["-", "-", "-", f"{r['coverage_mean']:.3f}"]
         if r.get("given"):  # no search: a configuration trained as given
-            src, rows = r.get("from"), r.get("issue_31") or []
+            src, dev = r.get("from"), development_seeds(r)
+            rows = [] if dev else r.get("issue_31") or []
+            unjudged = ["not judged (development seeds)", "-", "-"] if dev else []
             lines.append(" | ".join([
                 f"| {name}", f"given, {r['steps']:,} steps a run" +
                 (f", as {src['entry']} returned" if src else "") +
                 "".join(f", with {kv}" for kv in changed(r, path)),
                 f"{src['search_wall_s'] / 60:.1f} min ({src['entry']})" if src else "-",
-                "-", "-", "-", f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}", *quality,
-                "; ".join(f"≤ {j['minutes']} min" for j in rows) or "-",
-                "; ".join("yes" if j["quality_met"] else "no" for j in rows) or "-",
-                "; ".join("yes" if j["in_time"] else "no" for j in rows) or "-"]) + " |")
+                "-", "-", "-", f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}" +
+                (" (development)" if dev else ""), *quality, *(unjudged or [
+                    "; ".join(f"≤ {j['minutes']} min" for j in rows) or "-",
+                    "; ".join("yes" if j["quality_met"] else "no" for j in rows) or "-",
+                    "; ".join("yes" if j["in_time"] else "no" for j in rows) or "-"])]) + " |")
             continue
         lv = r.get("levers") or {}
         on = [k for k in ("finish_leaders",) if lv.get(k)]
@@ -432,7 +447,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None,
                    help="with --given or --given-from: steps a run")
     p.add_argument("--fresh", type=int, nargs="+", default=None,
-                   help="with --given or --given-from: the seeds (ones no search or choice used)")
+                   help="with --given or --given-from: the seeds (ones no search or choice "
+                        "used; with --given-from, seeds its search judged on are recorded as "
+                        "development seeds and not judged)")
     p.add_argument("--table", action="store_true", help="print --out as a table and exit")
     args = p.parse_args()
     if args.table:

@@ -73,6 +73,33 @@ def test_a_given_configuration_is_trained_on_its_seeds_and_tabled(tmp_path):
     assert row.endswith("| ≤ 10 min; ≤ 30 min | no; no | yes; yes |")
 
 
+def test_a_given_result_on_its_searchs_own_seeds_is_not_judged(tmp_path):
+    """A probe trained on seeds the search judged on is development, not held out: the table
+    says so and judges nothing, also for a result written before the rule (it stored a
+    judgement); one seed outside them is judged as before."""
+    from benchmarks.quality import development_seeds, table
+
+    source = {"file": "r.json", "entry": "s", "search": "digits-wgan-gp", "steps": 2500,
+              "search_wall_s": 1800.0, "hours_budget": 0.5, "sweep_seeds": [0, 1, 2]}
+    judged = [{"minutes": 30, "quality_met": True, "in_time": True}]
+
+    def probe(seeds):
+        return {"search": "digits-wgan-gp", "given": True, "steps": 5000, "coverage_mean": 0.9,
+                "returned": {"set": ["ema=0.0"]}, "fresh_seeds": seeds, "from": source,
+                "issue_31": judged}
+
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"dev": probe([0, 1]), "held": probe([3, 4]),
+                                   "mixed": probe([2, 3])}))
+    rows = {line.split(" | ")[0][2:]: line for line in table(results).splitlines()[2:]}
+    assert rows["dev"].endswith("| 0-1 (development) | - | - | - | 0.900 | "
+                                "not judged (development seeds) | - | - |")
+    assert rows["mixed"].endswith("| 2-3 (development) | - | - | - | 0.900 | "
+                                  "not judged (development seeds) | - | - |")
+    assert rows["held"].endswith("| 3-4 | - | - | - | 0.900 | ≤ 30 min | yes | yes |")
+    assert development_seeds(probe([2, 3])) == [2] and development_seeds(probe([3])) == []
+
+
 def test_kept_given_runs_are_continued_to_more_steps_as_one_longer_run(tmp_path):
     """--keep with --given: a later call with more --steps resumes the kept runs, and what it
     records is what one run of that length records (constant rates: bit for bit)."""
