@@ -1,10 +1,11 @@
 """The stabilisers (`ema`, `pac`, `lr_half_life`, the MLP GAN's `depth`, the image families'
-`augment`): honoured from step 0, resumable bit for bit, validated, and invisible at their
-neutral values."""
+`augment`, DCGAN's `r1_gamma`): honoured from step 0, resumable bit for bit, validated, and
+invisible at their neutral values."""
 from __future__ import annotations
 
 import io
 import json
+import os
 
 import pytest
 import torch
@@ -25,7 +26,8 @@ TINY = {"dcgan": {"image_size": 16, "width": 8, "batch_size": 32},
         "wgan": {"image_size": 16, "width": 8, "batch_size": 32, "n_critic": 2},
         "wgan-gp": {"image_size": 16, "width": 8, "batch_size": 32, "n_critic": 2},
         "gan": {"batch_size": 16}}
-NEW = {"ema": 0.0, "pac": 1, "lr_half_life": None, "depth": 2, "augment": "none"}
+NEW = {"ema": 0.0, "pac": 1, "lr_half_life": None, "depth": 2, "augment": "none",
+       "r1_gamma": 0.0}
 
 
 def make(family: str, seed: int = 0, **changes):
@@ -41,9 +43,9 @@ def test_new_hyperparameters_default_to_their_neutral_value_everywhere():
             if h.neutral is not NO_NEUTRAL:
                 assert h.default == h.neutral, (name, h.name)
     honoured = {name: set(NEW) & set(get_trainer(name).HPARAMS) for name in TRAINERS}
-    conv = set(NEW) - {"depth"}
-    assert honoured == {"gan": set(NEW) - {"augment"}, "dcgan": conv, "wgan": conv,
-                        "wgan-gp": conv, "som": set()}
+    conv = set(NEW) - {"depth", "r1_gamma"}  # the WGANs' critics have their own constraint
+    assert honoured == {"gan": set(NEW) - {"augment", "r1_gamma"}, "dcgan": conv | {"r1_gamma"},
+                        "wgan": conv, "wgan-gp": conv, "som": set()}
 
 
 def test_keyed_leaves_out_exactly_the_neutral_values():
@@ -271,6 +273,34 @@ def test_pac_is_what_the_discriminator_sees(family, pac):
     assert shapes and {s[:2] for s in shapes} == {(n // pac, pac * dim)}, shapes
 
 
+def test_r1_penalty_is_the_mean_squared_gradient_at_each_real_image():
+    from gansweep.trainers.dcgan import r1_penalty
+
+    x = torch.randn(5, 1, 4, 4, generator=torch.Generator().manual_seed(0)).requires_grad_(True)
+    w = torch.randn(16, generator=torch.Generator().manual_seed(1))
+    assert float(r1_penalty(x.flatten(1) @ w, x)) == pytest.approx(float(w.square().sum()))
+    # per image: D(x) = |x|^2 / 2 has gradient x there
+    got = r1_penalty(0.5 * x.flatten(1).square().sum(1), x)
+    assert float(got) == pytest.approx(float(x.detach().flatten(1).square().sum(1).mean()))
+    got.backward()  # differentiable, as D's update needs
+    assert torch.allclose(x.grad, 2 * x.detach() / len(x))
+
+
+def test_r1_gamma_flattens_the_discriminator_at_the_real_images():
+    """From one seed, D trained with a strong penalty has a far smaller gradient at real images
+    than without it; the penalty is reported only when on."""
+    from gansweep.trainers.dcgan import r1_penalty
+
+    def gradient_at_real(trainer) -> float:
+        seen = trainer.judged(trainer.batch(32)).requires_grad_(True)
+        return float(r1_penalty(trainer.D(seen).float(), seen).detach())
+
+    # a fast D, so 30 steps move it far (measured: 0.003 against 0.92)
+    off, on = make("dcgan", seed=2, lr_d=1e-3), make("dcgan", seed=2, lr_d=1e-3, r1_gamma=100.0)
+    assert "r1" not in off.train(30) and "r1" in on.train(30)
+    assert gradient_at_real(on) < 0.05 * gradient_at_real(off)
+
+
 @pytest.mark.parametrize("family", GAN_FAMILIES)
 def test_lr_half_life_sets_both_rates_from_step_0(family):
     h = 3.0
@@ -332,7 +362,8 @@ def test_resume_with_every_stabiliser_on_is_bit_for_bit(tmp_path):
 
 @pytest.mark.parametrize("family", ["dcgan", "wgan", "wgan-gp"])
 def test_conv_resume_with_every_stabiliser_on_is_bit_for_bit(family):
-    on = {**ALL_ON, "augment": "color,translation,cutout"}  # its draws come from the state too
+    on = {**ALL_ON, "augment": "color,translation,cutout",  # its draws come from the state too
+          **({"r1_gamma": 1.0} if family == "dcgan" else {})}
     once = make(family, **on)
     once.train(4)
     half = make(family, **on)
@@ -367,3 +398,20 @@ def test_a_configuration_keeps_its_key_when_hyperparameters_are_added():
     before = hashlib.sha1(blob.encode()).hexdigest()[:16]
     assert trial_key("gan", "ring8", now, 0, 100) == before
     assert trial_key("gan", "ring8", {**now, "ema": 0.99}, 0, 100) != before
+
+
+def test_r1_cost_times_the_digits_dcgan_answer_with_and_without_the_penalty(tmp_path):
+    """benchmarks/r1_cost.py: the search's answer (not the defaults), both arms timed; the
+    double backward costs more CPU than the plain step."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    out = tmp_path / "r1.json"
+    subprocess.run([sys.executable, "benchmarks/r1_cost.py", "--rounds", "1", "--steps", "2",
+                    "--out", str(out)], cwd=ROOT, check=True, capture_output=True, timeout=300,
+                   env={**os.environ, "OMP_NUM_THREADS": "1"})
+    got = json.loads(out.read_text())
+    assert got["config"]["width"] == 64 and got["config"]["batch_size"] == 128
+    assert set(got["arms"]) == {"0.0", "1.0"} and got["cpu_ratio"] > 1.0

@@ -2,8 +2,8 @@
 
 Follows PyTorch's examples/dcgan step for step: one discriminator update on a real and a fake
 batch, then one generator update through the updated discriminator on the same fake batch.
-The stabilisers (`ema`, `pac`, `lr_half_life`; trainers/stabilisers.py) and `augment`
-(trainers/augment.py) are off by default.
+The stabilisers (`ema`, `pac`, `lr_half_life`; trainers/stabilisers.py), `augment`
+(trainers/augment.py) and the R1 penalty on D (`r1_gamma`) are off by default.
 """
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ class DCGAN(TwoPlayer):
     name = "dcgan"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "loss",
-                   "image_size", "width", "ema", "pac", "lr_half_life", "augment", "amp", width=32)
+                   "image_size", "width", "ema", "pac", "lr_half_life", "augment", "r1_gamma",
+                   "amp", width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
                  seed: int = 0):
@@ -36,8 +37,9 @@ class DCGAN(TwoPlayer):
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, minimax = c["batch_size"], c["loss"] == "minimax"
-        losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": []}
+        n, minimax, r1 = c["batch_size"], c["loss"] == "minimax", c.get("r1_gamma", 0.0)
+        losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": [],
+                                                 **({"r1": []} if r1 else {})}
         for _ in range(steps):
             self.decay_lrs()
             real = self.batch(n)
@@ -46,12 +48,20 @@ class DCGAN(TwoPlayer):
             # Discriminator: real -> 1, fake -> 0, in separate batches (separate BN stats).
             with self.autocast():
                 fake = G(z)
-                d_real = D(self.judged(real)).float()
+                seen = self.judged(real)
+                if r1:  # the penalty is on D's gradient at what it judges (augmented, packed)
+                    seen = seen.detach().float().requires_grad_(True)
+                d_real = D(seen).float()
                 d_fake = D(self.judged(fake.detach())).float()
                 loss_d = (F.binary_cross_entropy_with_logits(d_real, torch.ones_like(d_real))
                           + F.binary_cross_entropy_with_logits(d_fake, torch.zeros_like(d_fake)))
             self.opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
+            if r1:
+                penalty = r1_penalty(d_real, seen)
+                (loss_d + 0.5 * r1 * penalty).backward()
+                losses["r1"].append(penalty.detach())
+            else:
+                loss_d.backward()
             self.opt_d.step()
 
             # Generator. On logits l = log D/(1-D): minimax log(1 - D) = -softplus(l),
@@ -72,3 +82,10 @@ class DCGAN(TwoPlayer):
     def sample(self, n: int, seed: int = 0) -> torch.Tensor:
         return generate(self.sampler, n, self.config["code_length"], seed, self.device,
                         self.autocast, standing=self.standing)
+
+
+def r1_penalty(logits: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """E|grad_x D(x)|^2 over the real images `seen` (which require grad) D gave `logits`:
+    the R1 regulariser of Mescheder et al. 2018, differentiable for D's update."""
+    (grad,) = torch.autograd.grad(logits.sum(), seen, create_graph=True)
+    return grad.float().flatten(1).square().sum(1).mean()

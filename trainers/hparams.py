@@ -161,6 +161,11 @@ COMMON: dict[str, HParam] = {
                help="DiffAugment: the same random shift, cutout or colour change on every "
                     "image D judges, real and generated (trainers/augment.py); against a D "
                     "that memorises a small training set; none = off"),
+        HParam("r1_gamma", float, 0.0, low=0.0, high=1000.0, neutral=0.0,
+               help="R1 penalty (Mescheder et al. 2018): r1_gamma / 2 times the squared "
+                    "gradient of D's logit at the real images it judges, added to D's loss; "
+                    "keeps D smooth around a small training set it would otherwise "
+                    "memorise; 0 = off"),
         HParam("depth", int, 2, low=1, high=8, neutral=2,
                help="hidden layers of the MLP generator and of the MLP discriminator"),
     ]
