@@ -187,9 +187,11 @@ IMAGE = {"dataset": {"name": "digits", "image_size": 16}, "metric": "coverage",
          "fixed": {"width": 8, "batch_size": 32, "code_length": 8}}
 FAMILIES = {
     # threshold 1.0: coverage is at most ~0.97 even for a perfect generator (k = 5). The image
-    # families' sweeps carry `augment` too, fixed or searched, so a sweep hands it through
-    # spec, study and trial to the trainer (its effect: tests/test_augment.py)
+    # families' sweeps carry `augment` (and DCGAN's `r1_gamma`) too, fixed or searched, so a
+    # sweep hands them through spec, study and trial to the trainer (their effect:
+    # tests/test_augment.py, tests/test_stabilisers.py)
     "dcgan": {**IMAGE, "fixed": {**IMAGE["fixed"], "augment": "translation,cutout"},
+              "space": {"r1_gamma": {"low": 0.1, "high": 10.0, "log": True}},
               "threshold": 1.0},
     "wgan": {**IMAGE, "fixed": {**IMAGE["fixed"], "n_critic": 1}, "threshold": 1.0,
              "space": {"augment": {"choices": ["translation", "cutout"]}}},
@@ -220,9 +222,13 @@ def test_collapse_stops_a_trial_of_every_family(ray_local, tmp_path, trainer):
     trained = json.loads((root / "trials" / key / "config.json").read_text())["config"]
     if "augment" in f["fixed"]:
         assert trained["augment"] == f["fixed"]["augment"]
-    if "space" in f:
-        assert trained["augment"] in f["space"]["augment"]["choices"]
-        assert study(root).trials[0].params["augment"] == trained["augment"]
+    for name, dist in f.get("space", {}).items():
+        value = trained[name]
+        assert value in dist["choices"] if "choices" in dist else \
+            dist["low"] <= value <= dist["high"]
+        assert study(root).trials[0].params[name] == value
+    if trainer == "dcgan":  # the penalty it trained with is reported at every report
+        assert all(float(x["r1"]) >= 0 for x in rows(root, key))
     stop = expected_stop(grace, patience, every)
     assert r["stop_reason"] == "collapsed" and r["stop_step"] == stop < steps
     signal_name = "unit_utilization" if trainer == "som" else "mode_diversity"
