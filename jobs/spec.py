@@ -260,7 +260,7 @@ def parse_spec(raw: Any, source: str = "spec") -> SweepSpec:
     if "gpu_seconds" in metrics and not resources["gpu"]:
         raise ConfigError("metric: gpu_seconds counts the GPUs a trial holds, and "
                           "resources.gpu is 0; use train_seconds on CPU")
-    from gansweep.jobs.stopping import validate_early_stop
+    from gansweep.jobs.early_stop import validate_early_stop
 
     early_stop = validate_early_stop(raw.get("early_stop"), trainer)
     if (early_stop["collapse"] or {}).get("revive") and budget["steps"] is None:

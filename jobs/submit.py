@@ -11,11 +11,11 @@ from pathlib import Path
 from gansweep.analysis import layout
 from gansweep.analysis.records import DriverRun, SweepMeta
 from gansweep.jobs import sweep_dir as sd
+from gansweep.jobs.early_stop import collapse_rule
 from gansweep.jobs.provenance import driver_versions
 from gansweep.jobs.ray_address import check_reachable, resolve
 from gansweep.jobs.resources import check_gpus
 from gansweep.jobs.spec import SweepSpec
-from gansweep.jobs.stopping import collapse_rule
 from gansweep.jobs.trial import TrialControl
 from gansweep.trainers.data import dataset_label
 from gansweep.trainers.errors import ConfigError, Interrupted

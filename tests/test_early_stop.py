@@ -118,7 +118,7 @@ def test_the_trend_rule_spares_a_run_gaining_modes_and_stops_a_flat_one():
 
 
 def test_trend_goes_from_the_spec_to_the_trials_rule_and_only_when_asked():
-    from gansweep.jobs.stopping import collapse_rule, validate_early_stop
+    from gansweep.jobs.early_stop import collapse_rule, validate_early_stop
 
     asked = validate_early_stop({"collapse": {"trend": True}}, "gan")
     assert asked["collapse"]["trend"] is True

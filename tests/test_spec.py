@@ -175,6 +175,22 @@ def test_sets_override_the_file_as_dotted_yaml_values(tmp_path):
         load_spec(path, sets=["trainer.lr=1"])
 
 
+def test_a_spec_is_checked_without_importing_ray():
+    """Parsing a spec, early_stop and ASHA included, imports no Ray (Ray Tune alone costs about
+    a second): a bad spec is refused, and a sweep's status read, without it."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from gansweep.jobs.spec import parse_spec; parse_spec({'name': 't', "
+            "'trainer': 'gan', 'dataset': 'ring8', 'trials': 2, 'steps': 40, "
+            "'report_every': 20, 'metric': 'modes_captured', 'storage': '/nonexistent', "
+            "'early_stop': {'collapse': {'threshold': 0.3}, 'asha': {'grace_steps': 20}}}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'ray'))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
 def test_finish_leaders_is_a_budget_option_outside_the_fingerprint():
     on = parse_spec(spec_with(budget={"hours": 1, "finish_leaders": True}))
     off = parse_spec(spec_with(budget={"hours": 1}))
