@@ -27,15 +27,14 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from benchmarks.quality import returned_by  # noqa: E402
-from gansweep.trainers.hparams import COMMON  # noqa: E402
+from gansweep.trainers.hparams import parse_sets  # noqa: E402
 from gansweep.trainers.registry import build, get_trainer  # noqa: E402
 
 
 def returned_config() -> dict:
     """The digits DCGAN search's answer, typed as the trainer takes it."""
     _, sets = returned_by("digits-dcgan", ROOT / "benchmarks/results/quality.json")
-    schema = get_trainer("dcgan").HPARAMS
-    return {k: (schema.get(k) or COMMON[k]).parse(v) for k, v in (kv.split("=", 1) for kv in sets)}
+    return parse_sets(get_trainer("dcgan").HPARAMS, sets, "dcgan")
 
 
 def per_step(trainer, steps: int) -> tuple[float, float]:
@@ -54,11 +53,12 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     config = returned_config()
-    arms = {0.0: None, args.gamma: None}
-    for g in arms:
-        arms[g] = build("dcgan", {"name": "digits", "image_size": config["image_size"]},
-                        {**config, "r1_gamma": g}, seed=0, device="cpu")
-        arms[g].train(5)  # warm-up: allocator, first-call paths
+    if args.gamma <= 0:
+        p.error("--gamma: give the penalty weight to compare with none, a number > 0")
+    arms = {g: build("dcgan", {"name": "digits", "image_size": config["image_size"]},
+                     {**config, "r1_gamma": g}, seed=0, device="cpu") for g in (0.0, args.gamma)}
+    for trainer in arms.values():
+        trainer.train(5)  # warm-up: allocator, first-call paths
     times: dict = {g: [] for g in arms}
     order = list(arms)
     for r in range(args.rounds):

@@ -37,7 +37,7 @@ class DCGAN(TwoPlayer):
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, minimax, r1 = c["batch_size"], c["loss"] == "minimax", c.get("r1_gamma", 0.0)
+        n, minimax, r1 = c["batch_size"], c["loss"] == "minimax", c["r1_gamma"]
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": [],
                                                  **({"r1": []} if r1 else {})}
         for _ in range(steps):
