@@ -253,6 +253,12 @@ def cache_path(data: Dataset, directory: str | Path | None = None) -> Path:
     return evaluator_dir(directory) / f"{cache_key(data)}.pt"
 
 
+def scores_through(output: str, data: Dataset) -> bool:
+    """Whether a trainer whose runs leave `output` (its `OUTPUT`) is scored in this module's
+    features on `data`: samples of images are; a map's weights (SOM) are scored in data space."""
+    return output == "samples" and data.kind == "image"
+
+
 def for_dataset(data: Dataset, directory: str | Path | None = None) -> Evaluator | None:
     """The dataset's evaluator (None for vector data, whose own space is the feature space),
     from `directory` or the per-machine cache.

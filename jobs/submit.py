@@ -49,12 +49,14 @@ def check_data(spec: SweepSpec):
     return data
 
 
-def prepare_evaluator(data, root: Path, log=print) -> None:
+def prepare_evaluator(data, root: Path, output: str, log=print) -> None:
     """Train the image evaluator once, in the sweep directory, before any trial starts; every
-    trial on every node then loads that one copy instead of training its own."""
-    if data.kind != "image":
+    trial on every node then loads that one copy instead of training its own. `output`: what
+    the trainer's runs are scored on (a SOM's map needs no evaluator)."""
+    from gansweep.analysis.evaluator import load_or_train, scores_through
+
+    if not scores_through(output, data):
         return
-    from gansweep.analysis.evaluator import load_or_train
 
     where = root / layout.EVALUATORS
     log(f"[gansweep] evaluator features for {data.name} ({'x'.join(map(str, data.shape))}) "
@@ -319,7 +321,9 @@ def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Pa
     if resumed:
         log(f"[gansweep] {resumed} interrupted run(s) resume from their checkpoints")
     if not spec.features:  # the group's own features replace the built-in evaluator
-        prepare_evaluator(data, root, log)
+        from gansweep.trainers.registry import get_trainer
+
+        prepare_evaluator(data, root, get_trainer(spec.trainer).OUTPUT, log)
     init_ray(address, log, spec.py_modules)
     log(f"[gansweep] sweep {spec.name}: {spec.trainer} on {dataset_label(spec.dataset)}, objective "
         + " and ".join(f"{m} ({d})" for m, d in zip(spec.metrics, spec.modes))

@@ -148,7 +148,7 @@ def trainable(config: dict, control: TrialControl) -> None:
     import torch
     from ray import tune
 
-    from gansweep.analysis.evaluator import for_dataset
+    from gansweep.analysis.evaluator import for_dataset, scores_through
     from gansweep.analysis.features import load as load_features
     from gansweep.jobs.loop import train_loop
     from gansweep.jobs.provenance import node_info
@@ -185,7 +185,8 @@ def trainable(config: dict, control: TrialControl) -> None:
     trainer = build(control.trainer, control.dataset, control.hyperparameters(config), seed,
                     device=device, steps=control.steps, loader=_load)
     evaluator = (load_features(control.features, device) if control.features
-                 else for_dataset(trainer.data, control.evaluators))
+                 else for_dataset(trainer.data, control.evaluators)
+                 if scores_through(trainer.OUTPUT, trainer.data) else None)
     # A revived run (revived.json, which survives a kill mid-revival) trains to its end.
     revived = store.revival(key) is not None
     rule = dataclasses.replace(control.collapse, enabled=False) if revived else control.collapse

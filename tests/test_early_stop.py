@@ -327,6 +327,8 @@ def test_a_som_that_diverges_ends_at_once_and_the_sweep_goes_on(ray_local, tmp_p
     root = submit(spec, **QUIET)
     check_divergence(root, spec, lambda row: not math.isfinite(float(row["quantization_error"])),
                      lambda config: config["eta0"] == 10.0)
+    # a map is scored in data space: no image evaluator was trained for it, by driver or trial
+    assert not (root / "evaluators").exists()
 
 
 def test_a_gan_whose_loss_overflows_ends_at_once_and_the_sweep_goes_on(ray_local, tmp_path):
