@@ -267,6 +267,7 @@ def kept(name: str, sweep_dir: Path) -> dict:
 
 def scored(name: str, spec, root: Path, search_s: float, work: Path) -> dict:
     """The search's record and what it returned, trained on fresh seeds in `work`."""
+    from gansweep.jobs.frozen import thaw
     from gansweep.jobs.status import collect
     from gansweep.jobs.train_cmd import returned_configuration
 
@@ -276,8 +277,9 @@ def scored(name: str, spec, root: Path, search_s: float, work: Path) -> dict:
     t1 = time.perf_counter()
     runs = fresh_seed_runs(work, fresh, ["--from", str(root)])
     out = {"search": name, "trainer": spec.trainer, "dataset": spec.dataset,
-           "steps": spec.steps, "metric": spec.metric, "space": SEARCHES[name]["space"],
-           "fixed": SEARCHES[name]["fixed"], "seeds_rule": dict(spec.seeds),
+           # the spec's own: a lever's --set may have changed them
+           "steps": spec.steps, "metric": spec.metric, "space": thaw(spec.space),
+           "fixed": thaw(spec.fixed), "seeds_rule": dict(spec.seeds),
            "search_wall_s": round(search_s, 1), "hours_budget": spec.budget["hours"],
            "search_seed": spec.seed, "levers": levers(spec), "steps_spent": s["steps_spent"],
            "sweep_dir": str(root),

@@ -182,7 +182,7 @@ def test_score_kept_trains_what_the_kept_search_returned_on_fresh_seeds(tmp_path
 
     import yaml
 
-    from benchmarks.quality import ROOT, table
+    from benchmarks.quality import ROOT, SEARCHES, table
     from tests.conftest import run_cli, tiny_spec
 
     raw = tiny_spec(tmp_path / "sweeps", name="quality-ring8", trials=2,
@@ -203,5 +203,6 @@ def test_score_kept_trains_what_the_kept_search_returned_on_fresh_seeds(tmp_path
     returned = dict(kv.split("=", 1) for kv in res["returned"]["set"])
     assert all(str(r["config"][k]) == v for r in res["fresh_runs"] for k, v in returned.items())
     assert 0 < res["search_wall_s"] < 600 and res["configurations"] == 2
+    assert res["fixed"] == raw["fixed"] != SEARCHES["ring8"]["fixed"]  # the spec that ran
     assert res["search_wall_from"].startswith("the sweep's driver runs")
     assert any(line.startswith("| kept | - |") for line in table(tmp_path / "r.json").split("\n"))
