@@ -139,7 +139,8 @@ def means(losses: dict[str, list[torch.Tensor]]) -> dict[str, float]:
     Collected as tensors rather than floats: a .item() per step would stall a GPU, and a
     running sum would cost an extra kernel per loss per step.
     """
-    if not any(losses.values()):
+    losses = {k: v for k, v in losses.items() if v}  # a loss not taken in these steps (lazy R1)
+    if not losses:
         return {}
     values = torch.stack([torch.stack(v).mean() for v in losses.values()]).tolist()
     return dict(zip(losses, values))

@@ -3,7 +3,8 @@
 Follows PyTorch's examples/dcgan step for step: one discriminator update on a real and a fake
 batch, then one generator update through the updated discriminator on the same fake batch.
 The stabilisers (`ema`, `pac`, `lr_half_life`; trainers/stabilisers.py), `augment`
-(trainers/augment.py) and the R1 penalty on D (`r1_gamma`) are off by default.
+(trainers/augment.py) and the R1 penalty on D (`r1_gamma`, lazily with `r1_every`) are off by
+default.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class DCGAN(TwoPlayer):
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "loss",
                    "image_size", "width", "ema", "pac", "lr_half_life", "augment", "r1_gamma",
-                   "amp", width=32)
+                   "r1_every", "amp", width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
                  seed: int = 0):
@@ -37,10 +38,13 @@ class DCGAN(TwoPlayer):
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
-        n, minimax, r1 = c["batch_size"], c["loss"] == "minimax", c["r1_gamma"]
+        n, minimax, gamma, every = (c["batch_size"], c["loss"] == "minimax", c["r1_gamma"],
+                                    c["r1_every"])
         losses: dict[str, list[torch.Tensor]] = {"loss_g": [], "loss_d": [],
-                                                 **({"r1": []} if r1 else {})}
+                                                 **({"r1": []} if gamma else {})}
         for _ in range(steps):
+            # the step counter is in the checkpoint, so a resumed run penalises the same steps
+            r1 = gamma * every if gamma and self.step % every == 0 else 0.0
             self.decay_lrs()
             real = self.batch(n)
             z = uniform_code(self.gen, n, c["code_length"], self.device)

@@ -166,6 +166,10 @@ COMMON: dict[str, HParam] = {
                     "gradient of D's logit at the real images it judges, added to D's loss; "
                     "keeps D smooth around a small training set it would otherwise "
                     "memorise; 0 = off"),
+        HParam("r1_every", int, 1, low=1, high=256, neutral=1,
+               help="lazy R1 (Karras et al. 2020, StyleGAN2): the penalty on every r1_every-th "
+                    "step only, weighted by r1_every so its mean pull is the same, for "
+                    "a fraction of the double backward's cost; 1 = every step"),
         HParam("depth", int, 2, low=1, high=8, neutral=2,
                help="hidden layers of the MLP generator and of the MLP discriminator"),
     ]
