@@ -227,16 +227,29 @@ def issue_rows(name: str, out: dict, hours: float, wall_s: float) -> list[dict]:
         if "modes" in bar:
             quality = (out["modes_mean"] >= bar["modes"] and out["hq_mean"] >= bar["hq"]
                        and out["reverse_kl_mean"] <= bar.get("reverse_kl", float("inf")))
+            other = {}
         else:
             hists = [[r.get(f"class_hist_{i}", 0.0) for i in range(10)]
                      for r in out["fresh_runs"]]
-            quality = (out["coverage_mean"] >= bar["coverage_of_real"] *
-                       out["real_vs_real_coverage"] and all(min(h) >= bar["every_class"]
-                                                            for h in hists))
+            coverage = out["coverage_mean"] >= bar["coverage_of_real"] * \
+                out["real_vs_real_coverage"]
+            quality = coverage and all(min(h) >= bar["every_class"] for h in hists)
+            # The issue's targets are means over the fresh seeds; the floor is judged on every
+            # seed (stricter), and on the seeds' mean class shares beside it.
+            other = {"quality_met_on_mean_classes": bool(
+                coverage and min(np.mean(hists, axis=0)) >= bar["every_class"])}
         in_time = wall_s <= 60 * limit
-        judged.append({"minutes": limit, **bar, "quality_met": bool(quality),
+        judged.append({"minutes": limit, **bar, "quality_met": bool(quality), **other,
                        "in_time": bool(in_time), "met": bool(quality and in_time)})
     return judged
+
+
+def met_cell(j: dict) -> str:
+    """An issue row's quality verdict; where the class floor holds on the seeds' mean but not
+    on every seed, both."""
+    if not j["quality_met"] and j.get("quality_met_on_mean_classes"):
+        return "no (yes on the seeds' mean classes)"
+    return "yes" if j["quality_met"] else "no"
 
 
 def run(name: str, work: Path, seed: int = 0, hours: float | None = None,
@@ -400,7 +413,7 @@ def table(path: Path) -> str:
                 "-", "-", "-", f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}" +
                 (" (development)" if dev else ""), *quality, *(unjudged or [
                     "; ".join(f"≤ {j['minutes']} min" for j in rows) or "-",
-                    "; ".join("yes" if j["quality_met"] else "no" for j in rows) or "-",
+                    "; ".join(met_cell(j) for j in rows) or "-",
                     "; ".join("yes" if j["in_time"] else "no" for j in rows) or "-"])]) + " |")
             continue
         lv = r.get("levers") or {}
@@ -416,7 +429,7 @@ def table(path: Path) -> str:
             f"{r.get('steps_spent', 0) / 1000:.0f} k", f"{r['configurations']} / {r['runs']}",
             ",".join(map(str, r["returned"]["sweep_seeds"])),
             f"{r['fresh_seeds'][0]}-{r['fresh_seeds'][-1]}", *quality, bar,
-            *(["-", "-"] if row is None else ["yes" if row["quality_met"] else "no",
+            *(["-", "-"] if row is None else [met_cell(row),
                                               "yes" if row["in_time"] else "no"])]) + " |")
     return "\n".join(lines)
 
