@@ -426,7 +426,7 @@ def test_a_configuration_keeps_its_key_when_hyperparameters_are_added():
 
 
 def test_r1_cost_times_the_digits_dcgan_answer_with_and_without_the_penalty(tmp_path):
-    """benchmarks/r1_cost.py: the search's answer (not the defaults), the three arms timed;
+    """benchmarks/r1_cost.py: the search's answer (not the defaults), the four arms timed;
     the double backward costs more CPU than the plain step, and less taken lazily."""
     import subprocess
     import sys
