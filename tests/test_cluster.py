@@ -118,11 +118,18 @@ def test_ray_job_submit_to_a_running_head(ray_head, tmp_path):
     url, auth = ray_head
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "store", name="viajob", trials=2)))
-    proc = subprocess.run(
-        [str(BIN / "ray"), "job", "submit", "--address", url, "--",
-         sys.executable, "-m", "gansweep", "submit", str(spec)],
-        cwd=ROOT, env={**_env(), **auth}, capture_output=True, text=True,
-        timeout=420)
+    # The dashboard answers before the node's job agent has registered with it; a submit in
+    # between is refused without starting anything, and Ray says to try again.
+    deadline = time.monotonic() + 60
+    while True:
+        proc = subprocess.run(
+            [str(BIN / "ray"), "job", "submit", "--address", url, "--",
+             sys.executable, "-m", "gansweep", "submit", str(spec)],
+            cwd=ROOT, env={**_env(), **auth}, capture_output=True, text=True,
+            timeout=420)
+        if "No available agent" not in proc.stdout + proc.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(2)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "joining the Ray cluster" in proc.stdout
     sweep = tmp_path / "store" / "viajob"
