@@ -8,7 +8,7 @@ PacGAN/VEEGAN definitions); the evaluator's class histogram and coverage on digi
 the coverage of real held-out digits against real training digits at the same n.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/quality.py --dataset ring8
-    (ring8, grid25, digits-dcgan, digits-wgan-gp; one at a time)
+    (ring8, grid25, digits-dcgan, digits-dcgan-r1, digits-wgan-gp; one at a time)
 
 A lever or a shorter search: `--hours 0.25`, `--set seeds.reserve=true`, `--warm-start DIR`
 (an earlier sweep kept with `--keep DIR`), `--seed N` (the search's seed), each result named
@@ -50,6 +50,7 @@ ISSUE_31 = {"ring8": [(10, {"modes": 8.0, "hq": 0.96}),
                       (30, {"modes": 8.0, "hq": 0.983, "reverse_kl": 0.01})],
             "grid25": [(15, {"modes": 25.0, "hq": 0.96}), (45, {"modes": 25.0, "hq": 0.98})],
             "digits-dcgan": [(30, {"coverage_of_real": 0.9, "every_class": 0.07})],
+            "digits-dcgan-r1": [(30, {"coverage_of_real": 0.9, "every_class": 0.07})],
             "digits-wgan-gp": [(30, {"coverage_of_real": 0.9, "every_class": 0.07})]}
 IMAGE = {"name": "digits", "image_size": 16}
 # Chosen from benchmarks/stabilisers_probe.py on development seeds 0-2 (README, "Stabilisers
@@ -84,6 +85,18 @@ SEARCHES = {
                                "batch_size": {"choices": [64, 128]}},
                      "fixed": {"width": 64, "code_length": 100, "beta1": 0.5,
                                "loss": "nonsaturating"}},
+    # The R1 penalty lets D run fast (an unpenalised fast D falls to 0.58): two searches over
+    # it (quality_short.json, `-r1-search`, `-s1`) scored highest where lr_d and lr_g were
+    # highest and always chose r1_gamma 1 and half-life 4000, so this one looks only there.
+    "digits-dcgan-r1": {"trainer": "dcgan", "dataset": IMAGE, "metric": "coverage",
+                        "steps": 4000, "report_every": 500, "hours": 0.495,
+                        "space": {"lr_g": {"low": 4e-4, "high": 1.2e-3, "log": True},
+                                  "lr_d": {"low": 1.2e-4, "high": 4e-4, "log": True},
+                                  "r1_gamma": {"choices": [0.3, 1.0]}},
+                        "fixed": {"width": 64, "code_length": 100, "beta1": 0.5,
+                                  "loss": "nonsaturating", "ema": 0.99, "batch_size": 128,
+                                  "lr_half_life": 4000.0},
+                        "budget": {"finish_leaders": True}},
     "digits-wgan-gp": {"trainer": "wgan-gp", "dataset": IMAGE, "metric": "coverage",
                        "steps": 2500, "report_every": 500, "hours": 0.5,
                        "space": {"n_critic": {"low": 2, "high": 5},
@@ -100,7 +113,7 @@ def spec_for(name: str, storage: str, seed: int = 0, hours: float | None = None)
     return {"name": f"quality-{name}", "trainer": s["trainer"], "dataset": s["dataset"],
             "metric": s["metric"], "steps": s["steps"], "report_every": s["report_every"],
             "seed": seed, "space": s["space"], "fixed": s["fixed"],
-            "budget": {"hours": hours or s["hours"]},
+            "budget": {**s.get("budget", {}), "hours": hours or s["hours"]},
             "seeds": dict(s.get("seeds", {"count": 3, "top": 3})), "max_concurrent": 2,
             "storage": storage}
 

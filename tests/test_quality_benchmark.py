@@ -7,7 +7,8 @@ import os
 import pytest
 
 
-@pytest.mark.parametrize("name", ["ring8", "grid25", "digits-dcgan", "digits-wgan-gp"])
+@pytest.mark.parametrize("name", ["ring8", "grid25", "digits-dcgan", "digits-dcgan-r1",
+                                  "digits-wgan-gp"])
 def test_every_search_is_a_valid_spec(name, tmp_path):
     from benchmarks.quality import SEARCHES, spec_for
     from gansweep.jobs.spec import parse_spec
@@ -17,6 +18,7 @@ def test_every_search_is_a_valid_spec(name, tmp_path):
     known = set(get_trainer(spec.trainer).HPARAMS)
     assert set(SEARCHES[name]["space"]) | set(SEARCHES[name]["fixed"]) <= known
     assert spec.budget["hours"] <= 0.75 and spec.seeds["count"] == 3
+    assert spec.budget.get("finish_leaders", False) == ("budget" in SEARCHES[name])
 
 
 def test_a_lever_is_a_spec_override_and_is_recorded(tmp_path):
