@@ -1,6 +1,6 @@
 """The stabilisers (`ema`, `pac`, `lr_half_life`, the MLP GAN's `depth`, the image families'
-`augment`, DCGAN's `r1_gamma` and `r1_every`): honoured from step 0, resumable bit for bit,
-validated, and invisible at their neutral values."""
+`augment`, DCGAN's `r1_gamma` and `r1_every`, WGAN-GP's `gp_center`): honoured from step 0,
+resumable bit for bit, validated, and invisible at their neutral values."""
 from __future__ import annotations
 
 import copy
@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from gansweep.jobs.cli import main as cli_main
+from gansweep.trainers.convnets import uniform_code
 from gansweep.trainers.errors import ConfigError
 from gansweep.trainers.hparams import COMMON, NO_NEUTRAL, keyed, resolve
 from gansweep.trainers.registry import TRAINERS, build, get_trainer
@@ -28,7 +29,7 @@ TINY = {"dcgan": {"image_size": 16, "width": 8, "batch_size": 32},
         "wgan-gp": {"image_size": 16, "width": 8, "batch_size": 32, "n_critic": 2},
         "gan": {"batch_size": 16}}
 NEW = {"ema": 0.0, "pac": 1, "lr_half_life": None, "depth": 2, "augment": "none",
-       "r1_gamma": 0.0, "r1_every": 1}
+       "r1_gamma": 0.0, "r1_every": 1, "gp_center": 1.0}
 
 
 def make(family: str, seed: int = 0, **changes):
@@ -44,10 +45,10 @@ def test_new_hyperparameters_default_to_their_neutral_value_everywhere():
             if h.neutral is not NO_NEUTRAL:
                 assert h.default == h.neutral, (name, h.name)
     honoured = {name: set(NEW) & set(get_trainer(name).HPARAMS) for name in TRAINERS}
-    r1 = {"r1_gamma", "r1_every"}
-    conv = set(NEW) - {"depth"} - r1  # the WGANs' critics have their own constraint
-    assert honoured == {"gan": set(NEW) - {"augment"} - r1, "dcgan": conv | r1,
-                        "wgan": conv, "wgan-gp": conv, "som": set()}
+    r1, gp = {"r1_gamma", "r1_every"}, {"gp_center"}
+    conv = set(NEW) - {"depth"} - r1 - gp  # the WGANs' critics have their own constraint
+    assert honoured == {"gan": set(NEW) - {"augment"} - r1 - gp, "dcgan": conv | r1,
+                        "wgan": conv, "wgan-gp": conv | gp, "som": set()}
 
 
 def test_keyed_leaves_out_exactly_the_neutral_values():
@@ -325,6 +326,24 @@ def test_lazy_r1_is_the_penalty_times_r1_every_on_every_r1_every_th_step_only():
                                                     lazy.D.parameters()))
 
 
+@pytest.mark.parametrize("center", [0.0, 0.5, 1.0])
+def test_gp_center_is_the_norm_the_critic_gradient_is_pulled_to(center):
+    """The penalty of the same draw, computed here from the critic's gradient directly."""
+    t = make("wgan-gp", seed=4, gp_center=center)
+    real = t.judged(t.batch(32))
+    fake = t.judged(t.G(uniform_code(t.gen, 32, t.config["code_length"], "cpu"))).detach()
+    drawn = t.gen.get_state()
+    got = t.penalty(real, fake)
+    t.gen.set_state(drawn)
+    eps = torch.rand(32, 1, 1, 1, generator=t.gen)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grad,) = torch.autograd.grad(t.D(x_hat).sum(), x_hat)
+    norm = grad.flatten(1).norm(dim=1)
+    assert float(got.detach()) == pytest.approx(float((norm - center).square().mean()), rel=1e-5)
+    got.backward()  # it trains: a finite gradient for every critic weight
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in t.D.parameters())
+
+
 @pytest.mark.parametrize("family", GAN_FAMILIES)
 def test_lr_half_life_sets_both_rates_from_step_0(family):
     h = 3.0
@@ -388,7 +407,8 @@ def test_resume_with_every_stabiliser_on_is_bit_for_bit(tmp_path):
 def test_conv_resume_with_every_stabiliser_on_is_bit_for_bit(family):
     on = {**ALL_ON, "augment": "color,translation,cutout",  # its draws come from the state too
           # lazy R1 on steps 0 and 3: the resumed half must take it at 3 from the state's count
-          **({"r1_gamma": 1.0, "r1_every": 3} if family == "dcgan" else {})}
+          **({"r1_gamma": 1.0, "r1_every": 3} if family == "dcgan" else {}),
+          **({"gp_center": 0.0} if family == "wgan-gp" else {})}
     once = make(family, **on)
     once.train(4)
     half = make(family, **on)

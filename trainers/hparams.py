@@ -121,6 +121,11 @@ COMMON: dict[str, HParam] = {
         HParam("n_critic", int, 5, low=1, high=100, help="critic steps per generator step"),
         HParam("clip_value", float, 0.01, low=1e-6, high=10.0, help="WGAN weight clip"),
         HParam("gp_lambda", float, 10.0, low=0.0, high=1000.0, help="gradient-penalty weight"),
+        HParam("gp_center", float, 1.0, low=0.0, high=1.0, neutral=1.0,
+               help="the norm the gradient penalty pulls the critic's gradient towards between "
+                    "real and fake images: 1 = WGAN-GP (Gulrajani et al. 2017); 0 = zero-centred "
+                    "(Thanh-Tung et al. 2019), which does not ask the critic to slope where "
+                    "real and fake already meet"),
         HParam("loss", str, "nonsaturating", choices=("minimax", "nonsaturating"),
                help="generator loss"),
         HParam("image_size", int, 32, choices=IMAGE_SIZES, help="side of generated images"),

@@ -1,9 +1,11 @@
 """WGAN-GP (Gulrajani et al. 2017): a critic kept 1-Lipschitz by a gradient penalty.
 
-The penalty pushes the critic's gradient norm towards 1 at random points between real and
-fake images. It is per-sample, so the critic has no batch norm (layer norm over (C, H, W)
-instead, as the paper suggests). Reports `loss_d = -wasserstein + gp_lambda * gp`, with
-`wasserstein` = E[D(real)] - E[D(fake)] and `gp` = E[(|grad D(x_hat)| - 1)^2], unweighted.
+The penalty pushes the critic's gradient norm towards 1 (`gp_center`; 0 is the zero-centred
+penalty of Thanh-Tung et al. 2019) at random points between real and fake images. It is
+per-sample, so the critic has no batch norm (layer norm over (C, H, W) instead, as the paper
+suggests). Reports `loss_d = -wasserstein + gp_lambda * gp`, with
+`wasserstein` = E[D(real)] - E[D(fake)] and `gp` = E[(|grad D(x_hat)| - gp_center)^2],
+unweighted.
 """
 from __future__ import annotations
 
@@ -21,8 +23,8 @@ class WGANGP(TwoPlayer):
     name = "wgan-gp"
     data_kinds = ("image",)
     HPARAMS = pick("batch_size", "code_length", "lr_g", "lr_d", "beta1", "beta2", "n_critic",
-                   "gp_lambda", "image_size", "width", "ema", "pac", "lr_half_life", "augment",
-                   "amp",
+                   "gp_lambda", "gp_center", "image_size", "width", "ema", "pac",
+                   "lr_half_life", "augment", "amp",
                    lr_g=1e-4, lr_d=1e-4, beta1=0.0, beta2=0.9, width=32)
 
     def __init__(self, config: dict[str, Any], data: Dataset, device: torch.device | str = "cpu",
@@ -36,15 +38,18 @@ class WGANGP(TwoPlayer):
         self.start_average()
 
     def penalty(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-        """E[(|grad D(x_hat)| - 1)^2] at x_hat uniformly between paired real and fake images
-        (packs, with `pac` > 1: the critic's input is the pack, so is its gradient's).
+        """E[(|grad D(x_hat)| - gp_center)^2] at x_hat uniformly between paired real and fake
+        images (packs, with `pac` > 1: the critic's input is the pack, so is its gradient's).
 
         Run in float32 outside autocast: a bf16 gradient norm is too coarse to hold near 1.
         """
         eps = torch.rand(len(real), 1, 1, 1, generator=self.gen).to(self.device)
         x_hat = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
         (grad,) = torch.autograd.grad(self.D(x_hat).sum(), x_hat, create_graph=True)
-        return (grad.flatten(1).norm(dim=1) - 1.0).square().mean()
+        center = self.config["gp_center"]
+        if center == 0.0:  # |g|^2 directly: the square root has no gradient where g = 0
+            return grad.flatten(1).square().sum(dim=1).mean()
+        return (grad.flatten(1).norm(dim=1) - center).square().mean()
 
     def train(self, steps: int) -> dict[str, float]:
         G, D, c = self.G, self.D, self.config
