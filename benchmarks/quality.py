@@ -551,11 +551,20 @@ def machine() -> dict:
 
 def save(path: Path, entry: str, res: dict) -> None:
     """`res` as `entry` of the results file at `path` (others kept)."""
+    import fcntl
+
     res["load_average"] = os.getloadavg()
     res["machine"] = machine()
-    merged = json.loads(path.read_text()) if path.is_file() else {}
-    merged[entry] = res
-    path.write_text(json.dumps(merged, indent=1))
+    # Runs writing one file may end together: each reads, merges and writes under a lock on
+    # the folder, which exists before the file does.
+    folder = os.open(path.parent, os.O_RDONLY)
+    try:
+        fcntl.flock(folder, fcntl.LOCK_EX)
+        merged = json.loads(path.read_text()) if path.is_file() else {}
+        merged[entry] = res
+        path.write_text(json.dumps(merged, indent=1))
+    finally:
+        os.close(folder)  # releases the lock
     print(json.dumps({k: v for k, v in res.items() if k != "fresh_runs"}, indent=1))
 
 
