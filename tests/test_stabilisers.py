@@ -284,7 +284,7 @@ def test_r1_penalty_is_the_mean_squared_gradient_at_each_real_image():
     assert float(r1_penalty(x.flatten(1) @ w, x)) == pytest.approx(float(w.square().sum()))
     # per image: D(x) = |x|^2 / 2 has gradient x there
     got = r1_penalty(0.5 * x.flatten(1).square().sum(1), x)
-    assert float(got) == pytest.approx(float(x.detach().flatten(1).square().sum(1).mean()))
+    assert float(got.detach()) == pytest.approx(float(x.detach().flatten(1).square().sum(1).mean()))
     got.backward()  # differentiable, as D's update needs
     assert torch.allclose(x.grad, 2 * x.detach() / len(x))
 
