@@ -8,7 +8,7 @@ import pytest
 
 
 @pytest.mark.parametrize("name", ["ring8", "grid25", "digits-dcgan", "digits-dcgan-r1",
-                                  "digits-wgan-gp"])
+                                  "digits-dcgan-r1-3k", "digits-wgan-gp"])
 def test_every_search_is_a_valid_spec(name, tmp_path):
     from benchmarks.quality import SEARCHES, spec_for
     from gansweep.jobs.spec import parse_spec
@@ -177,8 +177,9 @@ def test_score_kept_refuses_a_folder_that_is_not_that_search(tmp_path):
 
 def test_score_kept_trains_what_the_kept_search_returned_on_fresh_seeds(tmp_path):
     """--score-kept on a real kept search (a tiny `quality-ring8` sweep made by `gansweep
-    submit`): its answer trained on five seeds the sweep never used, judged by the time its
-    driver runs recorded, and tabled as a search."""
+    submit`): its answer trained on five seeds the sweep never used, for the --answer-steps
+    asked rather than its runs' 40, judged by the time its driver runs recorded, and tabled
+    as a search with that lever."""
     import subprocess
     import sys
 
@@ -194,20 +195,22 @@ def test_score_kept_trains_what_the_kept_search_returned_on_fresh_seeds(tmp_path
     sweep = tmp_path / "sweeps" / "quality-ring8"
     proc = subprocess.run(
         [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--score-kept",
-         str(sweep), "--as", "kept", "--out", str(tmp_path / "r.json")], cwd=ROOT,
+         str(sweep), "--answer-steps", "60", "--as", "kept", "--out", str(tmp_path / "r.json")], cwd=ROOT,
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((tmp_path / "r.json").read_text())["kept"]
     used = {json.loads(p.read_text())["seed"] for p in sweep.glob("trials/*/config.json")}
     assert len(res["fresh_seeds"]) == 5 and not used & set(res["fresh_seeds"])
     assert [r["seed"] for r in res["fresh_runs"]] == res["fresh_seeds"]
-    assert all(r["step"] == 40 for r in res["fresh_runs"])
+    assert all(r["step"] == 60 for r in res["fresh_runs"])
+    assert (res["steps"], res["answer_steps"]) == (40, 60)
     returned = dict(kv.split("=", 1) for kv in res["returned"]["set"])
     assert all(str(r["config"][k]) == v for r in res["fresh_runs"] for k, v in returned.items())
     assert 0 < res["search_wall_s"] < 600 and res["configurations"] == 2
     assert res["fixed"] == raw["fixed"] != SEARCHES["ring8"]["fixed"]  # the spec that ran
     assert res["search_wall_from"].startswith("the sweep's driver runs")
-    assert any(line.startswith("| kept | - |") for line in table(tmp_path / "r.json").split("\n"))
+    assert any(line.startswith("| kept | answer trained 60 steps |")
+               for line in table(tmp_path / "r.json").split("\n"))
 
 
 def test_the_class_floor_is_judged_on_every_seed_and_shown_on_the_seeds_mean(tmp_path):
