@@ -82,10 +82,33 @@ def init_ray(address: str | None, log=print, py_modules: tuple = ()) -> None:
                  runtime_env=env)
     else:
         log(f"[gansweep] starting a local Ray on this machine ({os.cpu_count()} CPUs)")
+        free_agent_port()
         # "local": without it ray.init() joins whatever cluster the last `ray start` here
         # recorded, and the sweep would run on it while saying it started its own
         ray.init(address="local", include_dashboard=False, log_to_driver=False,
                  runtime_env=env)
+
+
+def free_agent_port() -> None:
+    """A Ray started here binds its node agent's HTTP server to one fixed port (52365). With
+    another Ray on the machine (a second sweep, the group's own Ray, a notebook) that port is
+    taken: the agent retries for about 3.4 s, logs a traceback and goes on without it, and the
+    node is not ready until it gives up (ray.init 7.6 s against 5.2 s, measured beside a
+    running sweep). An embedded Ray serves nothing on that port, so any free one will do, as
+    `ray start --dashboard-agent-listen-port=0` and Ray's own test clusters ask. Ray has no
+    option for it in `ray.init`: the default its node parameters take is changed instead."""
+    import inspect
+
+    try:
+        from ray._private.parameter import RayParams
+    except ImportError:  # a Ray laid out otherwise: it keeps its own default
+        return
+    init = RayParams.__init__
+    names = [p.name for p in inspect.signature(init).parameters.values()
+             if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty]
+    if "dashboard_agent_listen_port" in names and len(names) == len(init.__defaults__):
+        init.__defaults__ = tuple(None if n == "dashboard_agent_listen_port" else d
+                                  for n, d in zip(names, init.__defaults__))
 
 
 def _skip_callback_census() -> None:

@@ -57,6 +57,9 @@ def ray_local():
     """One real local Ray for the whole session (starting one costs seconds)."""
     import ray
 
+    from gansweep.jobs.submit import free_agent_port
+
+    free_agent_port()
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()

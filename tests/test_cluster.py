@@ -185,7 +185,9 @@ def test_cluster_addresses_are_read_as_ray_reads_them():
 
 def test_the_local_ray_is_a_new_one_where_ray_start_left_a_cluster(tmp_path):
     """A bare `ray.init()` joins the cluster the last `ray start` on this machine recorded; a
-    sweep given no address must start its own Ray, as it says, not run on someone else's."""
+    sweep given no address must start its own Ray, as it says, not run on someone else's.
+    And while another process holds the port Ray's node agent binds by default (52365), the
+    sweep's Ray takes a free one instead of retrying that one for seconds."""
     import yaml
 
     temp = Path("/tmp") / f"gsl{uuid.uuid4().hex[:6]}"  # RAY_TMPDIR: where both look
@@ -209,10 +211,20 @@ def test_the_local_ray_is_a_new_one_where_ray_start_left_a_cluster(tmp_path):
         head_logs = next((temp / "ray").glob("session_2*")) / "logs"
         spec = tmp_path / "spec.yaml"
         spec.write_text(yaml.safe_dump(tiny_spec(tmp_path / "store", trials=2)))
-        proc = subprocess.run([sys.executable, "-m", "gansweep", "submit", str(spec)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        with socket.socket() as taken:
+            try:
+                taken.bind(("0.0.0.0", 52365))
+                taken.listen()
+            except OSError:  # another Ray here has it: taken all the same
+                pass
+            proc = subprocess.run([sys.executable, "-m", "gansweep", "submit", str(spec)],
+                                  cwd=ROOT, env=env, capture_output=True, text=True,
+                                  timeout=300)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "starting a local Ray" in proc.stdout
+        own = [d for d in (temp / "ray").glob("session_2*") if d != head_logs.parent]
+        agent_log = (own[0] / "logs" / "dashboard_agent.log").read_text()
+        assert len(own) == 1 and "Failed to bind" not in agent_log, agent_log[-2000:]
         # a driver that joins a node writes its log among that node's
         assert not list(head_logs.glob("python-core-driver-*")), "the sweep joined the head"
         assert len(list((tmp_path / "store" / "tiny").glob("trials/*/result.json"))) == 2

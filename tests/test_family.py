@@ -36,6 +36,8 @@ SWEEP = """
 import os, sys, ray
 from tests.standin_family import NAME, register
 register()
+from gansweep.jobs.submit import free_agent_port
+free_agent_port()
 ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
          runtime_env={"worker_process_setup_hook": "tests.standin_family.register",
                       "env_vars": {"PYTHONPATH": os.getcwd()}})
