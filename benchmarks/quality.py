@@ -443,7 +443,7 @@ def table(path: Path) -> str:
             continue
         lv = r.get("levers") or {}
         on = [k for k in ("finish_leaders",) if lv.get(k)]
-        if r.get("answer_steps", r["steps"]) != r["steps"]:
+        if r.get("answer_steps") not in (None, r.get("steps")):  # None: written before it
             on.append(f"answer trained {r['answer_steps']:,} steps")
         if lv.get("warm_start"):
             on.append("warm_start")
