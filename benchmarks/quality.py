@@ -13,9 +13,11 @@ the coverage of real held-out digits against real training digits at the same n.
 A lever or a shorter search: `--hours 0.25`, `--set seeds.reserve=true`, `--warm-start DIR`
 (an earlier sweep kept with `--keep DIR`), `--seed N` (the search's seed), each result named
 with `--as NAME` in `--out FILE`; `--table --out FILE` prints a results file as the docs show it.
-No search: `--given-from [FILE:]ENTRY --steps N --fresh SEEDS --as NAME` trains what a recorded
-search returned (a lever such as longer runs), judged by that search's wall time;
-`--given KEY=VALUE` sets a configuration by hand or changes one setting of it.
+`--answer-steps N` trains the returned configuration N steps on the fresh seeds (ranked on
+shorter runs, trained longer). No search: `--given-from [FILE:]ENTRY --steps N --fresh SEEDS
+--as NAME` trains what a recorded search returned (a lever such as longer runs), judged by
+that search's wall time; `--given KEY=VALUE` sets a configuration by hand or changes one
+setting of it.
 
 Writes benchmarks/results/quality.json (merged per search), including each returned
 configuration with every hyperparameter as `gansweep train --set` takes it.
@@ -107,9 +109,9 @@ SEARCHES = {
                        "fixed": {"width": 64, "batch_size": 64, "code_length": 100,
                                  "beta1": 0.0, "gp_lambda": 10.0}},
 }
-# In the three R1 searches so far the configuration ranked first at 3000 steps was the one
-# ranked first at 4000 (and the answers gained most from 4000 to 5000 steps), so this one ranks on
-# 3000-step runs to try more configurations in the same time and trains its answer 5000.
+# In the three R1 searches before it, the configuration ranked first at 3000 steps was the
+# one ranked first at 4000, and the answers gained from 4000 to 5000 steps: this one ranks on
+# 3000-step runs to try more configurations in the same time, and trains its answer 5000.
 SEARCHES["digits-dcgan-r1-3k"] = {**SEARCHES["digits-dcgan-r1"], "steps": 3000,
                                   "answer_steps": 5000}
 
@@ -513,6 +515,9 @@ def main() -> None:
             p.error(f"--given-from {args.given_from} is a {source['search']} search, "
                     f"not --dataset {args.dataset}")
         sets = overridden(returned, args.given)
+    if sets and args.answer_steps:
+        p.error("--answer-steps trains what a search returned; with --given or --given-from, "
+                "give the steps with --steps")
     if sets and not (args.fresh and args.entry):
         p.error("--given and --given-from need --fresh SEED... and --as NAME")
     if sets and args.keep:  # the runs stay there: a later call continues them to more steps

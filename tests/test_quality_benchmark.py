@@ -157,6 +157,22 @@ def test_given_from_a_search_the_file_lacks_names_the_ones_it_has(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def test_answer_steps_with_a_given_configuration_is_refused_for_steps(tmp_path):
+    """--answer-steps is the length of a search's answer; a given configuration's is --steps,
+    and taking one for the other would train a length nobody asked for."""
+    import subprocess
+    import sys
+
+    from benchmarks.quality import ROOT
+
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--given", "width=16",
+         "--answer-steps", "60", "--fresh", "11", "--as", "x", "--out",
+         str(tmp_path / "r.json")], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2 and "give the steps with --steps" in proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "r.json").exists()
+
+
 def test_score_kept_refuses_a_folder_that_is_not_that_search(tmp_path):
     """--score-kept trains what a kept search returned; anything else is refused up front."""
     import subprocess
@@ -195,7 +211,8 @@ def test_score_kept_trains_what_the_kept_search_returned_on_fresh_seeds(tmp_path
     sweep = tmp_path / "sweeps" / "quality-ring8"
     proc = subprocess.run(
         [sys.executable, "benchmarks/quality.py", "--dataset", "ring8", "--score-kept",
-         str(sweep), "--answer-steps", "60", "--as", "kept", "--out", str(tmp_path / "r.json")], cwd=ROOT,
+         str(sweep), "--answer-steps", "60", "--as", "kept", "--out", str(tmp_path / "r.json")],
+        cwd=ROOT,
         capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     res = json.loads((tmp_path / "r.json").read_text())["kept"]
