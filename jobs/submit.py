@@ -82,11 +82,18 @@ def init_ray(address: str | None, log=print, py_modules: tuple = ()) -> None:
                  runtime_env=env)
     else:
         log(f"[gansweep] starting a local Ray on this machine ({os.cpu_count()} CPUs)")
-        free_agent_port()
-        # "local": without it ray.init() joins whatever cluster the last `ray start` here
-        # recorded, and the sweep would run on it while saying it started its own
-        ray.init(address="local", include_dashboard=False, log_to_driver=False,
-                 runtime_env=env)
+        local_ray(runtime_env=env)
+
+
+def local_ray(**options) -> None:
+    """Start a Ray of this process's own on this machine (`options`: `num_cpus`,
+    `runtime_env`, ... as `ray.init` takes them). "local": without it ray.init() joins
+    whatever cluster the last `ray start` here recorded, and a sweep would run on it while
+    saying it started its own."""
+    import ray
+
+    free_agent_port()
+    ray.init(address="local", include_dashboard=False, log_to_driver=False, **options)
 
 
 def free_agent_port() -> None:

@@ -57,10 +57,9 @@ def ray_local():
     """One real local Ray for the whole session (starting one costs seconds)."""
     import ray
 
-    from gansweep.jobs.submit import free_agent_port
+    from gansweep.jobs.submit import local_ray
 
-    free_agent_port()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    local_ray(num_cpus=2)
     yield ray
     ray.shutdown()
 

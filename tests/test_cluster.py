@@ -223,8 +223,9 @@ def test_the_local_ray_is_a_new_one_where_ray_start_left_a_cluster(tmp_path):
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert "starting a local Ray" in proc.stdout
         own = [d for d in (temp / "ray").glob("session_2*") if d != head_logs.parent]
+        assert len(own) == 1, own
         agent_log = (own[0] / "logs" / "dashboard_agent.log").read_text()
-        assert len(own) == 1 and "Failed to bind" not in agent_log, agent_log[-2000:]
+        assert "Failed to bind" not in agent_log, agent_log[-2000:]
         # a driver that joins a node writes its log among that node's
         assert not list(head_logs.glob("python-core-driver-*")), "the sweep joined the head"
         assert len(list((tmp_path / "store" / "tiny").glob("trials/*/result.json"))) == 2

@@ -36,11 +36,10 @@ SWEEP = """
 import os, sys, ray
 from tests.standin_family import NAME, register
 register()
-from gansweep.jobs.submit import free_agent_port
-free_agent_port()
-ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-         runtime_env={"worker_process_setup_hook": "tests.standin_family.register",
-                      "env_vars": {"PYTHONPATH": os.getcwd()}})
+from gansweep.jobs.submit import local_ray
+local_ray(num_cpus=2,
+          runtime_env={"worker_process_setup_hook": "tests.standin_family.register",
+                       "env_vars": {"PYTHONPATH": os.getcwd()}})
 from gansweep.jobs.spec import parse_spec
 from gansweep.jobs.submit import submit
 submit(parse_spec({"name": "standin", "trainer": NAME, "dataset": "gauss1d", "trials": 3,

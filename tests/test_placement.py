@@ -48,7 +48,7 @@ SCRIPT = textwrap.dedent("""
     import json, sys
     import ray
     from gansweep.jobs.spec import parse_spec
-    from gansweep.jobs.submit import free_agent_port, submit
+    from gansweep.jobs.submit import local_ray, submit
 
     def pretend_cuda():
         # the worker's torch believes it sits on a GPU node; no CUDA work can actually run
@@ -57,10 +57,8 @@ SCRIPT = textwrap.dedent("""
         torch.cuda.device_count = lambda: 1
 
     raw, pretend = json.loads(sys.argv[1]), sys.argv[2] == "1"
-    free_agent_port()
-    ray.init(address="local", num_cpus=2, num_gpus=1, include_dashboard=False,
-             log_to_driver=False,
-             runtime_env={"worker_process_setup_hook": pretend_cuda} if pretend else None)
+    local_ray(num_cpus=2, num_gpus=1,
+              runtime_env={"worker_process_setup_hook": pretend_cuda} if pretend else None)
     try:
         submit(parse_spec(raw), log=lambda *a: print(*a, flush=True))
     except Exception as exc:  # a sweep whose every run failed says so, with the first error
