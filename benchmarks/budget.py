@@ -550,9 +550,9 @@ def main() -> None:
         res = json.loads(Path(args.out).read_text())[args.dataset]
         print(table(res), json.dumps(res["targets"], indent=1), sep="\n")
         return
-    import ray
+    from gansweep.jobs.submit import local_ray
 
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    local_ray(num_cpus=2)
     t0 = time.perf_counter()
     with contextlib.ExitStack() as stack:
         work = args.work or stack.enter_context(tempfile.TemporaryDirectory(prefix="budget-"))

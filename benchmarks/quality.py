@@ -545,12 +545,12 @@ def main() -> None:
             p.error(str(e))
         save(Path(args.out), args.entry or args.dataset, res)
         return
-    import ray
+    from gansweep.jobs.submit import local_ray
 
     sets = list(args.set)
     if args.warm_start:
         sets.append(f"warm_start={Path(args.warm_start).resolve()}")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    local_ray(num_cpus=2)
     if args.keep:
         Path(args.keep).mkdir(parents=True, exist_ok=True)
         res = run(args.dataset, Path(args.keep).resolve(), args.seed, args.hours, sets,

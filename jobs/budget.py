@@ -132,6 +132,13 @@ class Budget:
         return self.out_of_time() or (self.steps is not None
                                       and self.spent_steps + smallest_run > self.steps)
 
+    def cut_short(self) -> int:
+        """Runs still held when the hours ran out whose last report is before their last
+        planned step: Tune stops them without ending them here. One whose last report came as
+        the budget expired ended on its own."""
+        return sum(1 for t, left in self.committed.items()
+                   if t not in self.trained or self.trained[t][1] - self.trained[t][0] < left)
+
     def spent_text(self) -> str:
         """What is spent of each limit, for the driver's lines ('' without a budget)."""
         text = ""

@@ -7,7 +7,7 @@ import optuna
 import pytest
 
 from gansweep.analysis import layout
-from gansweep.jobs.budget import Budget
+from gansweep.jobs.budget import Budget, BudgetStopper
 from gansweep.jobs.collapse import CollapseRule
 from gansweep.jobs.samplers import make_sampler
 from gansweep.jobs.search import SweepSearch
@@ -140,6 +140,23 @@ def test_finish_leaders_in_hours_reserves_a_leaders_seeds_one_after_another():
     assert b.room_for_new(100, {"fast": [100, 100]}) is True  # 200 s at its 1 step/s
     assert b.room_for_new(100, {"slow": [100, 100]}) is False  # 400 s at its 0.5
     assert Budget(None, 1.0, 0, 3590.0).room_for_new(100, {"a": [100]}) is True  # lever off
+
+
+def test_the_hour_budget_counts_only_the_runs_it_cut_short():
+    """Tune stops the running trials when the hours run out without ending them in the
+    searcher: the runs still held then were cut unless their last report was their last
+    planned step (it came as the budget expired: the run ended on its own)."""
+    b = Budget(None, 1.0, 0, 3600.0)
+    b.place("done", 0, 100)
+    b.place("cut", 40, 100)  # resumed at step 40
+    b.place("silent", 0, 100)  # placed, no report yet
+    b.place("before", 0, 100)
+    b.reported("before", 30)
+    b.release("before", 30)  # ended before the hours ran out: not held
+    b.reported("done", 100)
+    b.reported("cut", 60)
+    assert BudgetStopper(b).stop_all() and b.expired
+    assert b.cut_short() == 2
 
 
 @pytest.mark.parametrize("left, started", [(250.0, True), (150.0, False)])

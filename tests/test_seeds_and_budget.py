@@ -329,11 +329,16 @@ def test_an_hour_budget_stops_running_trials_which_resume_later(ray_local, tmp_p
                                 report_every=200, budget={"hours": 8 / 3600},
                                 fixed={"width": 8, "batch_size": 16},
                                 early_stop={"collapse": False}))
-    root = submit(spec, **QUIET)
+    lines: list[str] = []
+    root = submit(spec, log=lines.append)
 
     def steps() -> dict[str, int]:
         return {t["key"]: t["step"] for t in collect(root)["trials"]}
 
+    [spent] = [ln for ln in lines if "budget is spent" in ln]
+    if any(steps().values()):  # a run that trained was cut: none of 500 000 steps ends in 8 s
+        assert "running trial was stopped" in spent or "running trials were stopped" in spent
+    assert f"gansweep resume {root} --budget hours=H" in spent
     assert more_hours(root, 8, lambda: max(steps().values(), default=0) > 0)
     s = collect(root)
     assert s["counts"]["unfinished"] == s["runs"] >= 1 and not results(root)
