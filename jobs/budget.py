@@ -137,7 +137,7 @@ class Budget:
         planned step: Tune stops them without ending them here. One whose last report came as
         the budget expired ended on its own."""
         return sum(1 for t, left in self.committed.items()
-                   if t not in self.trained or self.trained[t][1] - self.trained[t][0] < left)
+                   if self.trained[t][1] - self.trained[t][0] < left)
 
     def spent_text(self) -> str:
         """What is spent of each limit, for the driver's lines ('' without a budget)."""
