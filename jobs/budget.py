@@ -139,6 +139,15 @@ class Budget:
         return sum(1 for t, left in self.committed.items()
                    if self.trained[t][1] - self.trained[t][0] < left)
 
+    def expiry_text(self) -> str:
+        """What the hour budget's end did to the running runs, for the driver's last line."""
+        cut = self.cut_short()
+        if not cut:
+            return "no running trial was cut short. To try more configurations:"
+        if cut == 1:
+            return "1 running trial was stopped and keeps its checkpoint. Continue with:"
+        return f"{cut} running trials were stopped and keep their checkpoints. Continue with:"
+
     def spent_text(self) -> str:
         """What is spent of each limit, for the driver's lines ('' without a budget)."""
         text = ""

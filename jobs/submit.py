@@ -371,13 +371,8 @@ def _run(spec: SweepSpec, root: Path, meta: SweepMeta, data, address, log) -> Pa
         log(f"[gansweep] {per_experiment} trials in one Ray Tune experiment: continuing in a "
             f"fresh one ({search.summary()})")
     if search.budget.expired:
-        cut = search.budget.cut_short()
-        stopped = ("no running trial was cut short. To try more configurations:" if not cut
-                   else "1 running trial was stopped and keeps its checkpoint. Continue with:"
-                   if cut == 1 else
-                   f"{cut} running trials were stopped and keep their checkpoints. Continue "
-                   "with:")
-        log(f"[gansweep] the {part.limits['hours']:g} h budget is spent; {stopped}\n"
+        log(f"[gansweep] the {part.limits['hours']:g} h budget is spent; "
+            f"{search.budget.expiry_text()}\n"
             f"  gansweep resume {root} --budget hours=H")
     if all(len(g) and len(g.errors) == len(g) for _, g in grids):  # exit 1, not "done"
         experiment, grid = next((e, g) for e, g in grids if len(g))

@@ -157,6 +157,11 @@ def test_the_hour_budget_counts_only_the_runs_it_cut_short():
     b.reported("cut", 60)
     assert BudgetStopper(b).stop_all() and b.expired
     assert b.cut_short() == 2
+    assert b.expiry_text().startswith("2 running trials were stopped")
+    b.release("silent", None)
+    assert b.expiry_text().startswith("1 running trial was stopped and keeps its checkpoint")
+    b.release("cut", None)
+    assert b.expiry_text().startswith("no running trial was cut short")  # "done" ended
 
 
 @pytest.mark.parametrize("left, started", [(250.0, True), (150.0, False)])
