@@ -88,6 +88,19 @@ def refresh_summary(root, summary: dict[str, dict] | None = None,
             summary[key] = d
             added += 1
     if added or not (root / layout.SUMMARY).exists():
-        layout.write_file(root / layout.SUMMARY, json.dumps(
-            layout.json_safe({"version": VERSION, "runs": summary})).encode())
+        _write(root, summary)
     return summary
+
+
+def reopen_in_summary(root, summary: dict[str, dict], key: str) -> None:
+    """A revival starts: the run it trains on has not ended any more, whatever its digest
+    says. Taken out now, not when the revival ends: an hour budget stops a revival without
+    Tune telling any callback that it ended, and a reader would go on seeing a collapsed run
+    (`early_stop.collapse.revive`)."""
+    if summary.pop(key, None) is not None:
+        _write(sweep_path(root), summary)
+
+
+def _write(root, summary: dict[str, dict]) -> None:
+    layout.write_file(root / layout.SUMMARY, json.dumps(
+        layout.json_safe({"version": VERSION, "runs": summary})).encode())

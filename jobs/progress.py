@@ -129,15 +129,19 @@ def tensorboard_logger():
     return FiniteTBXLogger()
 
 
+SUMMARY_EVERY_S = 30.0  # how often summary.json takes in the runs ended since its last write
+
+
 class Summarize(Callback):
     """Keeps SWEEP_DIR/summary.json (analysis/layout.py): the ended runs' digests, so a reader
     of a ten-thousand-run sweep reads one file. Written every `every_s` and at the end; runs
     ended since the last write are read from their own files by readers meanwhile."""
 
-    def __init__(self, root, control, every_s: float = 30.0):
+    def __init__(self, root, control, every_s: float | None = None):
         from gansweep.analysis.summary import refresh_summary
 
-        self.root, self.control, self.every_s = root, control, every_s
+        self.root, self.control = root, control
+        self.every_s = SUMMARY_EVERY_S if every_s is None else every_s
         self.summary = refresh_summary(root)  # runs a killed driver ended are caught up here
         self.pending: set[str] = set()
         self.last = time.monotonic()
@@ -157,6 +161,15 @@ class Summarize(Callback):
         if self.pending:
             refresh_summary(self.root, self.summary, keys=sorted(self.pending))
             self.pending.clear()
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        from gansweep.analysis.summary import reopen_in_summary
+        from gansweep.jobs.trial import REVIVE
+
+        if (trial.config or {}).get(REVIVE):
+            key = self.control.key_of(trial)
+            if key is not None:
+                reopen_in_summary(self.root, self.summary, key)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._ended(trial)
