@@ -1,5 +1,5 @@
 """`python -m gansweep ...` is the `gansweep` command."""
-from gansweep.jobs.cli import main
+from gansweep.jobs.cli import command
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    command()

@@ -271,5 +271,34 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def command() -> None:
+    """The `gansweep` command: main(), then an exit without the interpreter's teardown. Once
+    a command has finished there is nothing left to do but free memory, and tearing down
+    torch's, Ray's and pandas' modules object by object cost a sweep's driver 1.6 s of wall
+    and 1.4 s of CPU after its last line (measured side by side on a tiny sweep). What the
+    teardown would otherwise do first is done here: other threads are waited for and the
+    exit handlers run (Ray's shutdown, logging's flush), then the output is flushed."""
+    import atexit
+    import threading
+
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse's own errors and --help
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that left (`| head`), or a closed stream
+            pass
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()

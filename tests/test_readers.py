@@ -79,3 +79,25 @@ def test_status_into_a_pipe_that_closes_early_ends_quietly(tmp_path):
                           shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120,
                           executable="/bin/bash")
     assert proc.stdout == "{" and proc.stderr == "", proc.stderr
+
+
+def test_the_command_exits_without_teardown_after_threads_and_exit_handlers(tmp_path):
+    """`gansweep` skips the interpreter's teardown (jobs/cli.py, command): what that teardown
+    does first still happens, in its order: a thread still running is waited for, then the
+    exit handlers run, and the exit code and the output are the command's."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    code = ("import atexit, sys, threading, time\n"
+            "atexit.register(lambda: print('exit handler', flush=True))\n"
+            "threading.Thread(target=lambda: (time.sleep(1), print('thread ended'))).start()\n"
+            f"sys.argv = ['gansweep', 'status', {str(tmp_path / 'none')!r}]\n"
+            "from gansweep.jobs.cli import command\n"
+            "command()\n"
+            "print('not reached')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and "is not a gansweep sweep directory" in proc.stderr
+    assert proc.stdout.splitlines() == ["thread ended", "exit handler"], proc.stdout
