@@ -134,14 +134,13 @@ SUMMARY_EVERY_S = 30.0  # how often summary.json takes in the runs ended since i
 
 class Summarize(Callback):
     """Keeps SWEEP_DIR/summary.json (analysis/layout.py): the ended runs' digests, so a reader
-    of a ten-thousand-run sweep reads one file. Written every `every_s` and at the end; runs
+    of a ten-thousand-run sweep reads one file. Written every SUMMARY_EVERY_S and at the end; runs
     ended since the last write are read from their own files by readers meanwhile."""
 
-    def __init__(self, root, control, every_s: float | None = None):
+    def __init__(self, root, control):
         from gansweep.analysis.summary import refresh_summary
 
-        self.root, self.control = root, control
-        self.every_s = SUMMARY_EVERY_S if every_s is None else every_s
+        self.root, self.control, self.every_s = root, control, SUMMARY_EVERY_S
         self.summary = refresh_summary(root)  # runs a killed driver ended are caught up here
         self.pending: set[str] = set()
         self.last = time.monotonic()
