@@ -272,9 +272,9 @@ def test_an_hour_budget_that_runs_out_mid_revival_leaves_it_to_go_on_first(
     is not told a revived value, the paused result stays aside and no result is written. A
     resume with more hours continues the revival from its checkpoint with detection still off
     (threshold 1.0 would stop it at its next report), as the same run, trained nowhere twice.
-    summary.json takes in each ended run at once (as a driver does whose first run ends 30 s
-    after it started: CI's did), so the collapse is in it before the revival starts, and
-    readers must see the revived run as unfinished all the same."""
+    summary.json takes in each ended run at once (as it does for a run that ends 30 s or more
+    after the driver started: CI's did), so the collapse is in it before the revival starts,
+    and readers must see the revived run as unfinished all the same."""
     from gansweep.jobs import progress
     from gansweep.jobs.feedback import REVIVED_ATTR
 
