@@ -40,7 +40,7 @@ from gansweep.analysis.sweeps import (
     rerun_summary,
     trials_table,
 )
-from gansweep.analysis.vocabulary import DIRECTIONS
+from gansweep.analysis.vocabulary import COST_METRICS, DIRECTIONS
 
 TOP_CURVES, COLLAPSED_CURVES, TOP_SAMPLES, MAX_SCATTER = 5, 3, 4, 4
 # Columns shown beside the objective, per OUTPUT kind.
@@ -833,10 +833,12 @@ def _metric_name(s: Sweep, metric: str) -> str:
 def comparable_groups(group: list[Sweep]) -> list[list[Sweep]]:
     """Sweeps of one dataset split into groups that share at least one measured metric (the
     GAN families' sample-quality scores; the SOMs' map errors) and the features fid and the
-    k-NN scores are measured in (`features`), in the order given."""
+    k-NN scores are measured in (`features`), in the order given. What a run cost is measured
+    by every family alike, so it does not make two comparable (a SOM and a GAN both time
+    their runs)."""
     clusters: list[tuple[list[Sweep], set[str]]] = []
     for s in group:
-        ms = _measured(s)
+        ms = _measured(s) - COST_METRICS
         for members, shared in clusters:
             same_space = features.space(members[0].features) == features.space(s.features)
             if shared & ms and same_space:

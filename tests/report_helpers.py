@@ -115,8 +115,10 @@ def fake_sweep(root: Path, n: int, trainer: str = "gan", dataset: str = "ring8",
             else:
                 signals = {"loss_g": 1 + rng.normal(0, 0.1), "loss_d": 1.3 - 0.3 * s / steps,
                            "mode_diversity": 0.05 if collapsed else min(1.0, good)}
+            # every real report carries what the run cost so far (jobs/loop.py)
             rows.append({"step": s, **signals, metric: value, "diverged": False,
-                         "time_s": s * 0.01, "collapsed": collapsed and s == stop})
+                         "time_s": s * 0.01, "train_seconds": s * 0.01,
+                         "steps_per_second": 100.0, "collapsed": collapsed and s == stop})
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(rows[0]))
         w.writeheader()

@@ -277,6 +277,8 @@ def test_families_on_one_dataset_compare_on_shared_metrics(tmp_path):
         cells = [c.strip() for c in rows[fam].split("|")]
         assert float(cells[6]) == pytest.approx(vals.min(), rel=1e-3)  # best fid (min)
         assert float(cells[7]) == pytest.approx(vals.median(), rel=1e-3)
+    # both time their runs (train_seconds, steps_per_second in every report), which must not
+    # group the SOM with the GANs: `make demo`'s report divided by zero panels when it did
     assert "som-digits (som) measured no metric in common with the other sweeps" in part
     assert "| som | som-digits | digits | quantization_error (min) | 6 |" in part
     assert "no Optuna study" in index.read_text()  # with_study=False: said so, not crashed

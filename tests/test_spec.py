@@ -200,3 +200,17 @@ def test_finish_leaders_is_a_budget_option_outside_the_fingerprint():
         parse_spec(spec_with(budget={"hours": 1, "finish_leaders": 3}))
     with pytest.raises(ConfigError, match="budget: .* is not valid"):
         parse_spec(spec_with(budget={"finish_leaders": True}))  # a lever with nothing to keep
+
+
+def test_the_demo_specs_are_valid_and_make_nothing(tmp_path):
+    """`make demo`'s four specs parse, name the families the README says, and put their
+    sweeps under the output folder (its sweeps take minutes, so the suite runs no demo; the
+    report over the same families is tests/test_report.py's family comparison)."""
+    from pathlib import Path
+
+    from gansweep.jobs.demo import demo_specs
+
+    specs = list(demo_specs(tmp_path))
+    assert [s.trainer for s in specs] == ["gan", "dcgan", "wgan-gp", "som"]
+    assert all(Path(s.sweep_dir).parent == tmp_path / "sweeps" for s in specs)
+    assert not (tmp_path / "sweeps").exists()
